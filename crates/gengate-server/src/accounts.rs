@@ -1,0 +1,103 @@
+//! Accounts and API keys: the operator's side. A key's secret is returned
+//! once, here, and never stored.
+
+use gengate_core::Timestamp;
+use gengate_core::apikey;
+use gengate_core::credits::LedgerKind;
+use gengate_core::ids::AccountId;
+use gengate_core::scope::Scope;
+use gengate_store::{
+    Account, ApiKeyRecord, CreateTaskError, NewApiKey, RateOverrides, Store, StoreError,
+};
+
+pub struct IssuedKey {
+    pub record: ApiKeyRecord,
+    /// The full key: show it once.
+    pub secret: String,
+}
+
+pub async fn create_account(
+    store: &dyn Store,
+    name: &str,
+    credits: i64,
+    now: Timestamp,
+) -> Result<Account, CreateTaskError> {
+    if name.trim().is_empty() {
+        return Err(StoreError::Conflict("an account needs a name".into()).into());
+    }
+    if store.find_account_by_name(name).await?.is_some() {
+        return Err(StoreError::Conflict(format!("an account named {name:?} exists")).into());
+    }
+    let mut account = store.create_account(name, now).await?;
+    if credits > 0 {
+        account.balance = store
+            .change_credits(
+                &account.id,
+                LedgerKind::Grant,
+                credits,
+                "initial grant",
+                now,
+            )
+            .await?;
+    }
+    Ok(account)
+}
+
+pub async fn issue_key(
+    store: &dyn Store,
+    account: &AccountId,
+    name: &str,
+    scopes: Vec<Scope>,
+    expires_at: Option<Timestamp>,
+    rates: RateOverrides,
+    now: Timestamp,
+) -> Result<IssuedKey, StoreError> {
+    if store.get_account(account).await?.is_none() {
+        return Err(StoreError::NotFound(format!("account {account}")));
+    }
+    let material = apikey::generate();
+    let record = store
+        .create_api_key(&NewApiKey {
+            account_id: account.clone(),
+            name: name.to_owned(),
+            visible_prefix: material.visible_prefix,
+            key_hash: material.hash,
+            scopes: if scopes.is_empty() {
+                Scope::ALL.to_vec()
+            } else {
+                scopes
+            },
+            rates,
+            expires_at,
+            now,
+        })
+        .await?;
+    Ok(IssuedKey {
+        record,
+        secret: material.secret,
+    })
+}
+
+/// On an empty database: the `default` account with `credits` and a key
+/// with every scope. Returns the key to print, once.
+pub async fn bootstrap(
+    store: &dyn Store,
+    credits: i64,
+    now: Timestamp,
+) -> Result<Option<(Account, IssuedKey)>, CreateTaskError> {
+    if !store.list_accounts().await?.is_empty() {
+        return Ok(None);
+    }
+    let account = create_account(store, "default", credits, now).await?;
+    let key = issue_key(
+        store,
+        &account.id,
+        "default",
+        Scope::ALL.to_vec(),
+        None,
+        RateOverrides::default(),
+        now,
+    )
+    .await?;
+    Ok(Some((account, key)))
+}

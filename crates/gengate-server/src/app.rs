@@ -1,0 +1,191 @@
+//! Wiring: builds the shared state from the configuration, starts the HTTP
+//! server and the background workers, and stops them.
+
+use crate::blobs::Blobs;
+use crate::config::{Role, ServeConfig};
+use crate::events::TaskEvents;
+use crate::files::FilesService;
+use crate::limits::{Limiter, LocalLimiter};
+use crate::providers::ProviderRouting;
+use crate::providers::sandbox::SandboxProvider;
+use crate::signing::{MediaLinks, SigningKey};
+use anyhow::Context;
+use gengate_core::catalog::Catalog;
+use gengate_core::clock::{SharedClock, SystemClock};
+use gengate_store::DynStore;
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+/// Settings the request path reads, resolved once at start.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    pub public_base_url: String,
+    pub public_api_disabled: bool,
+    pub rate_create_per_min: u32,
+    pub rate_read_per_min: u32,
+    pub rate_upload_per_min: u32,
+    pub max_json_bytes: usize,
+    pub idempotency_keep: Duration,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: DynStore,
+    pub catalog: Arc<Catalog>,
+    pub clock: SharedClock,
+    pub limiter: Arc<dyn Limiter>,
+    pub config: Arc<RuntimeConfig>,
+    pub metrics: PrometheusHandle,
+    pub links: Arc<MediaLinks>,
+    pub files: Arc<FilesService>,
+    pub providers: Arc<ProviderRouting>,
+    pub blobs: Blobs,
+    pub events: Arc<TaskEvents>,
+    /// Poked when a job is enqueued so an idle runner looks at once.
+    pub runner_wakeup: Arc<Notify>,
+}
+
+/// `bound` is the address actually listened on (it differs from the
+/// configured one when that asks for port 0).
+pub async fn build_state(
+    cfg: &ServeConfig,
+    clock: SharedClock,
+    bound: Option<SocketAddr>,
+) -> anyhow::Result<AppState> {
+    let catalog = match &cfg.catalog {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading catalog {}", p.display()))?;
+            Catalog::from_json(&text)?
+        }
+        None => Catalog::builtin()?,
+    };
+    std::fs::create_dir_all(&cfg.db.data_dir)
+        .with_context(|| format!("creating data dir {}", cfg.db.data_dir.display()))?;
+    let store = gengate_store::connect(&cfg.db.url(), &cfg.db.connect_options())
+        .await
+        .with_context(|| format!("connecting to {}", crate::config::redact_url(&cfg.db.url())))?;
+    store.migrate().await.context("running migrations")?;
+    let key = SigningKey::load_or_create(
+        std::env::var("GENGATE_SIGNING_KEY").ok().as_deref(),
+        &cfg.db.data_dir,
+    )
+    .context("loading the signing key")?;
+    let public_base_url = match (&cfg.public_base_url, bound) {
+        (None, Some(addr)) => format!("http://{addr}"),
+        _ => cfg.public_base_url(),
+    };
+    let links = Arc::new(MediaLinks {
+        key,
+        base_url: public_base_url.clone(),
+        ttl: Duration::from_secs(24 * 3600),
+        clock: clock.clone(),
+    });
+    let config = Arc::new(RuntimeConfig {
+        public_base_url,
+        public_api_disabled: cfg.public_api_disabled,
+        rate_create_per_min: cfg.rate_create_per_min,
+        rate_read_per_min: cfg.rate_read_per_min,
+        rate_upload_per_min: cfg.rate_upload_per_min,
+        max_json_bytes: cfg.max_json_bytes,
+        idempotency_keep: Duration::from_secs(cfg.idempotency_hours.max(24) * 3600),
+    });
+    let blobs = match &cfg.blob_url {
+        Some(url) => Blobs::s3(url)?,
+        None => Blobs::local(&cfg.db.data_dir.join("blobs"))?,
+    };
+    let sandbox: Arc<dyn crate::providers::Provider> =
+        Arc::new(SandboxProvider::new(cfg.sandbox_concurrency, clock.clone()));
+    let routes = [("kling".to_owned(), "sandbox")].into_iter().collect();
+    let providers = ProviderRouting::new(vec![sandbox], routes, "sandbox");
+    tracing::info!("{}", providers.describe());
+    Ok(AppState {
+        files: Arc::new(FilesService::new(
+            store.clone(),
+            links.clone(),
+            blobs.clone(),
+            Duration::from_secs(cfg.file_ttl_hours.max(1) * 3600),
+        )),
+        providers: Arc::new(providers),
+        blobs,
+        events: Arc::new(TaskEvents::new()),
+        store,
+        catalog: Arc::new(catalog),
+        clock,
+        limiter: Arc::new(LocalLimiter::new()),
+        config,
+        metrics: crate::telemetry::prometheus(),
+        links,
+        runner_wakeup: Arc::new(Notify::new()),
+    })
+}
+
+/// A started server: its address, state, and a way to stop it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub bootstrap: Option<crate::accounts::IssuedKey>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+pub async fn start(cfg: &ServeConfig) -> anyhow::Result<Running> {
+    start_with_clock(cfg, Arc::new(SystemClock)).await
+}
+
+pub async fn start_with_clock(cfg: &ServeConfig, clock: SharedClock) -> anyhow::Result<Running> {
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let state = build_state(cfg, clock, Some(addr)).await?;
+    let bootstrap = if cfg.no_bootstrap {
+        None
+    } else {
+        crate::accounts::bootstrap(
+            state.store.as_ref(),
+            cfg.bootstrap_credits,
+            state.clock.now(),
+        )
+        .await
+        .context("creating the default account")?
+        .map(|(_, key)| key)
+    };
+    let (stop, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    if cfg.role != Role::Worker {
+        let router = crate::http::router(state.clone());
+        let mut rx = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "HTTP server stopped");
+            }
+        }));
+    }
+    tasks.extend(crate::background::spawn(&state, cfg, stop_rx));
+    Ok(Running {
+        addr,
+        state,
+        bootstrap,
+        stop,
+        tasks,
+    })
+}

@@ -1,0 +1,76 @@
+//! The background loops of a node: the runner, the deadline sweeper and
+//! housekeeping. Each stops when the stop signal flips.
+
+use crate::app::AppState;
+use crate::config::{Role, ServeConfig};
+use crate::runner::{Runner, RunnerConfig, fail, timeout_error};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub fn spawn(st: &AppState, cfg: &ServeConfig, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    // The deadline sweeper and housekeeping run on every node: a task must
+    // end by its deadline even when no worker is up.
+    let mut out = vec![
+        tokio::spawn(deadline_sweeper(
+            st.clone(),
+            Duration::from_millis(cfg.sweep_ms),
+            stop.clone(),
+        )),
+        tokio::spawn(housekeeping(st.clone(), stop.clone())),
+    ];
+    if cfg.role == Role::Api || cfg.no_runner {
+        return out;
+    }
+    let runner_cfg = RunnerConfig {
+        lease: Duration::from_millis(cfg.lease_ms),
+        idle_poll: Duration::from_millis(cfg.runner_poll_ms),
+        ..Default::default()
+    };
+    out.push(tokio::spawn(
+        Runner::new(st.clone(), runner_cfg).run(stop.clone()),
+    ));
+    out.push(tokio::spawn(deadline_sweeper(
+        st.clone(),
+        Duration::from_millis(cfg.sweep_ms),
+        stop.clone(),
+    )));
+    out.push(tokio::spawn(housekeeping(st.clone(), stop)));
+    out
+}
+
+/// Fails open tasks past their deadline, whoever was (or was not) working on
+/// them: a task ends even if every worker was down for a while.
+async fn deadline_sweeper(st: AppState, every: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        match st.store.overdue_tasks(st.clock.now(), 100).await {
+            Ok(ids) => {
+                for id in ids {
+                    if let Ok(Some(task)) = st.store.get_task_unscoped(&id).await {
+                        if let Err(e) = fail(&st, &id, timeout_error(&task)).await {
+                            tracing::warn!(task = %id, error = %e, "could not time out task");
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "deadline sweep failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn housekeeping(st: AppState, mut stop: watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = st.store.purge_expired_idempotency(st.clock.now()).await {
+            tracing::warn!(error = %e, "purging idempotency keys failed");
+        }
+        st.files.sweep_expired().await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(300)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Blob storage behind `object_store`: local disk by default, any
+//! S3-compatible store by configuration. Keys are ours (`results/…`,
+//! `files/…`), never caller input.
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload};
+use std::ops::Range;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("blob not found")]
+    NotFound,
+    #[error("blob storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<object_store::Error> for BlobError {
+    fn from(e: object_store::Error) -> Self {
+        match e {
+            object_store::Error::NotFound { .. } => BlobError::NotFound,
+            other => BlobError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Blobs {
+    inner: Arc<dyn ObjectStore>,
+}
+
+pub struct BlobRead {
+    pub size: u64,
+    pub range: Range<u64>,
+    pub stream: BoxStream<'static, Result<Bytes, BlobError>>,
+}
+
+impl Blobs {
+    pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
+        Self { inner }
+    }
+
+    pub fn local(dir: &std::path::Path) -> Result<Self, BlobError> {
+        std::fs::create_dir_all(dir).map_err(|e| BlobError::Unavailable(e.to_string()))?;
+        let fs = object_store::local::LocalFileSystem::new_with_prefix(dir)?
+            .with_automatic_cleanup(true);
+        Ok(Self::new(Arc::new(fs)))
+    }
+
+    /// `s3://bucket[/prefix]`; credentials, region and endpoint come from the
+    /// usual `AWS_*` environment variables (any S3-compatible service).
+    pub fn s3(url: &str) -> Result<Self, BlobError> {
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| BlobError::Unavailable("blob URL must start with s3://".into()))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let s3 = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .build()?;
+        let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            Arc::new(s3)
+        } else {
+            Arc::new(object_store::prefix::PrefixStore::new(
+                s3,
+                prefix.trim_end_matches('/'),
+            ))
+        };
+        Ok(Self::new(inner))
+    }
+
+    pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), BlobError> {
+        self.inner
+            .put(&Path::from(key), PutPayload::from_bytes(bytes))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Bytes, BlobError> {
+        Ok(self.inner.get(&Path::from(key)).await?.bytes().await?)
+    }
+
+    pub async fn size(&self, key: &str) -> Result<u64, BlobError> {
+        Ok(self.inner.head(&Path::from(key)).await?.size)
+    }
+
+    /// Streams a blob or a byte range of it.
+    pub async fn read(&self, key: &str, range: Option<Range<u64>>) -> Result<BlobRead, BlobError> {
+        let opts = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..Default::default()
+        };
+        let r = self.inner.get_opts(&Path::from(key), opts).await?;
+        let size = r.meta.size;
+        let range = r.range.clone();
+        let stream = r.into_stream().map(|c| c.map_err(BlobError::from)).boxed();
+        Ok(BlobRead {
+            size,
+            range,
+            stream,
+        })
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        match self.inner.delete(&Path::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Configuration: one struct, read once from flags and `GENGATE_*`
+//! environment variables, printed redacted at start.
+
+use clap::{Args, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// API, runner and webhook dispatcher in one process.
+    All,
+    /// HTTP API only.
+    Api,
+    /// Runner and dispatcher only.
+    Worker,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// `sqlite://PATH` or `postgres://…`. Default: SQLite in the data directory.
+    #[arg(long, env = "GENGATE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Directory for the embedded database, blobs and the signing key.
+    #[arg(long, env = "GENGATE_DATA_DIR", default_value = "./gengate-data")]
+    pub data_dir: PathBuf,
+    /// Connections in the database pool (PostgreSQL) or reader pool (SQLite).
+    #[arg(long, env = "GENGATE_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+    /// SQLite: fsync every commit (survives power loss) instead of at WAL
+    /// checkpoints (survives process crashes, faster).
+    #[arg(long, env = "GENGATE_SQLITE_SYNC_FULL", default_value_t = false)]
+    pub sqlite_sync_full: bool,
+}
+
+impl DatabaseArgs {
+    pub fn url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("gengate.db").display()))
+    }
+
+    pub fn connect_options(&self) -> gengate_store::ConnectOptions {
+        gengate_store::ConnectOptions {
+            max_connections: self.db_max_connections,
+            sqlite_synchronous_full: self.sqlite_sync_full,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// Address to listen on.
+    #[arg(long, env = "GENGATE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// How callers (and upstream vendors) reach this server; used in signed
+    /// URLs. Default: http://LISTEN.
+    #[arg(long, env = "GENGATE_PUBLIC_BASE_URL")]
+    pub public_base_url: Option<String>,
+    #[arg(long, env = "GENGATE_ROLE", value_enum, default_value_t = Role::All)]
+    pub role: Role,
+    /// A catalog file to use instead of the built-in one.
+    #[arg(long, env = "GENGATE_CATALOG")]
+    pub catalog: Option<PathBuf>,
+    /// Switch the public API off (answers 503 public_api_disabled).
+    #[arg(long, env = "GENGATE_PUBLIC_API_DISABLED", default_value_t = false)]
+    pub public_api_disabled: bool,
+    /// Credits granted to the `default` account created on first start.
+    #[arg(long, env = "GENGATE_BOOTSTRAP_CREDITS", default_value_t = 1000)]
+    pub bootstrap_credits: i64,
+    /// Skip creating the `default` account and key on an empty database.
+    #[arg(long, env = "GENGATE_NO_BOOTSTRAP", default_value_t = false)]
+    pub no_bootstrap: bool,
+    /// Default request budgets per API key, per minute, by request class.
+    #[arg(long, env = "GENGATE_RATE_CREATE_PER_MIN", default_value_t = 600)]
+    pub rate_create_per_min: u32,
+    #[arg(long, env = "GENGATE_RATE_READ_PER_MIN", default_value_t = 6000)]
+    pub rate_read_per_min: u32,
+    #[arg(long, env = "GENGATE_RATE_UPLOAD_PER_MIN", default_value_t = 120)]
+    pub rate_upload_per_min: u32,
+    /// Hard cap on JSON request bodies.
+    #[arg(long, env = "GENGATE_MAX_JSON_BYTES", default_value_t = 1024 * 1024)]
+    pub max_json_bytes: usize,
+    /// How long idempotency keys are kept (hours, at least 24).
+    #[arg(long, env = "GENGATE_IDEMPOTENCY_HOURS", default_value_t = 24)]
+    pub idempotency_hours: u64,
+    /// Blob storage: `s3://bucket[/prefix]` (AWS_* variables configure the
+    /// endpoint and credentials). Default: the data directory.
+    #[arg(long, env = "GENGATE_BLOB_URL")]
+    pub blob_url: Option<String>,
+    /// How long uploaded files (and their links) live, in hours.
+    #[arg(long, env = "GENGATE_FILE_TTL_HOURS", default_value_t = 168)]
+    pub file_ttl_hours: u64,
+    /// Sandbox renders this node runs at once.
+    #[arg(long, env = "GENGATE_SANDBOX_CONCURRENCY", default_value_t = 2)]
+    pub sandbox_concurrency: usize,
+    /// Do not run tasks on this node (they stay queued); for API-only nodes and benchmarks.
+    #[arg(long, env = "GENGATE_NO_RUNNER", default_value_t = false)]
+    pub no_runner: bool,
+    /// A leased job is retaken by another worker this long after its last heartbeat.
+    #[arg(long, env = "GENGATE_LEASE_MS", default_value_t = 30_000)]
+    pub lease_ms: u64,
+    /// How often an idle runner looks for due jobs.
+    #[arg(long, env = "GENGATE_RUNNER_POLL_MS", default_value_t = 500)]
+    pub runner_poll_ms: u64,
+    /// How often overdue tasks are timed out.
+    #[arg(long, env = "GENGATE_SWEEP_MS", default_value_t = 1_000)]
+    pub sweep_ms: u64,
+    /// Log format: json (default) or text.
+    #[arg(long, env = "GENGATE_LOG_FORMAT", default_value = "json")]
+    pub log_format: String,
+}
+
+impl ServeConfig {
+    pub fn public_base_url(&self) -> String {
+        self.public_base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    /// The configuration as printed at start: secrets and credentials in
+    /// URLs are masked.
+    pub fn redacted(&self) -> String {
+        let url = redact_url(&self.db.url());
+        format!(
+            "listen={} public_base_url={} role={:?} database={} data_dir={} catalog={} public_api_disabled={} \
+             rate_per_min(create/read/upload)={}/{}/{} max_json_bytes={} idempotency_hours={}",
+            self.listen,
+            self.public_base_url(),
+            self.role,
+            url,
+            self.db.data_dir.display(),
+            self.catalog
+                .as_ref()
+                .map_or("built-in".to_owned(), |p| p.display().to_string()),
+            self.public_api_disabled,
+            self.rate_create_per_min,
+            self.rate_read_per_min,
+            self.rate_upload_per_min,
+            self.max_json_bytes,
+            self.idempotency_hours,
+        )
+    }
+}
+
+/// Masks the password of `scheme://user:password@host/…`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((creds, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match creds.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(
+            super::redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(super::redact_url("sqlite://./x.db"), "sqlite://./x.db");
+    }
+}

@@ -1,0 +1,45 @@
+//! Task change notifications for long polls. The runner in this process
+//! notifies directly; waiters also re-read the store on a short interval, so
+//! changes made by other nodes are seen too.
+
+use dashmap::DashMap;
+use gengate_core::ids::TaskId;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+#[derive(Default)]
+pub struct TaskEvents {
+    waiters: DashMap<TaskId, Arc<Notify>>,
+}
+
+impl TaskEvents {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A handle to wait on; drop it when done.
+    pub fn subscribe(&self, id: &TaskId) -> Arc<Notify> {
+        self.waiters
+            .entry(id.clone())
+            .or_insert_with(|| Arc::new(Notify::new()))
+            .clone()
+    }
+
+    pub fn changed(&self, id: &TaskId) {
+        if let Some(n) = self.waiters.get(id) {
+            n.notify_waiters();
+        }
+        // Forget entries nobody holds any more.
+        self.waiters.remove_if(id, |_, n| Arc::strong_count(n) == 1);
+    }
+
+    /// Drops the entry once its last waiter is gone.
+    pub fn unsubscribe(&self, id: &TaskId, handle: Arc<Notify>) {
+        drop(handle);
+        self.waiters.remove_if(id, |_, n| Arc::strong_count(n) == 1);
+    }
+
+    pub fn waiting(&self) -> usize {
+        self.waiters.len()
+    }
+}

@@ -1,0 +1,157 @@
+//! Bearer keys, scopes and request budgets, applied per route group. The
+//! guard puts an `Auth` in the request's extensions and stamps the
+//! `RateLimit-*` headers on whatever the handler answers.
+
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::limits::Decision;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use gengate_core::apikey;
+use gengate_core::error::ErrorCode;
+use gengate_core::ids::{AccountId, ApiKeyId};
+use gengate_core::scope::{RequestClass, Scope};
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub account_id: AccountId,
+    pub key_id: ApiKeyId,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Auth {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Auth>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal("route is missing its auth guard"))
+    }
+}
+
+#[derive(Clone)]
+pub struct Guard {
+    pub state: AppState,
+    pub scope: Scope,
+    pub class: RequestClass,
+}
+
+pub async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Response {
+    let st = &g.state;
+    if st.config.public_api_disabled {
+        return ApiError::new(
+            ErrorCode::PublicApiDisabled,
+            "the public API is switched off by the operator",
+        )
+        .into_response();
+    }
+    let record = match authenticate(st, req.headers()).await {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    if !record.scopes.contains(&g.scope) {
+        return ApiError::new(
+            ErrorCode::ApiScopeDenied,
+            format!("this API key lacks the {} scope", g.scope.as_str()),
+        )
+        .into_response();
+    }
+    let per_minute = match g.class {
+        RequestClass::Create => record
+            .rates
+            .create_per_min
+            .unwrap_or(st.config.rate_create_per_min),
+        RequestClass::Read => record
+            .rates
+            .read_per_min
+            .unwrap_or(st.config.rate_read_per_min),
+        RequestClass::Upload => record
+            .rates
+            .upload_per_min
+            .unwrap_or(st.config.rate_upload_per_min),
+    };
+    let decision = st
+        .limiter
+        .check(record.id.as_str(), g.class, per_minute)
+        .await;
+    if !decision.allowed {
+        let mut e = ApiError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "over this key's {} budget of {} requests a minute",
+                g.class.as_str(),
+                decision.limit
+            ),
+        );
+        e.retry_after_secs = decision.retry_after_secs;
+        let mut resp = e.into_response();
+        stamp(resp.headers_mut(), &decision);
+        return resp;
+    }
+    req.extensions_mut().insert(Auth {
+        account_id: record.account_id,
+        key_id: record.id,
+    });
+    let mut resp = next.run(req).await;
+    stamp(resp.headers_mut(), &decision);
+    resp
+}
+
+async fn authenticate(
+    st: &AppState,
+    headers: &HeaderMap,
+) -> Result<gengate_store::ApiKeyRecord, ApiError> {
+    let Some(raw) = headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::new(
+            ErrorCode::ApiKeyMissing,
+            "send the API key as Authorization: Bearer <key>",
+        ));
+    };
+    let invalid = || ApiError::new(ErrorCode::ApiKeyInvalid, "the API key is not valid");
+    let raw = raw.to_str().map_err(|_| invalid())?;
+    let Some((scheme, key)) = raw.split_once(' ') else {
+        return Err(invalid());
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(invalid());
+    }
+    let key = key.trim();
+    let prefix = apikey::visible_prefix(key).ok_or_else(invalid)?;
+    let record = st
+        .store
+        .find_api_key_by_prefix(prefix)
+        .await?
+        .ok_or_else(invalid)?;
+    if !apikey::hashes_equal(&apikey::hash(key), &record.key_hash) {
+        return Err(invalid());
+    }
+    if record.revoked_at.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::ApiKeyRevoked,
+            "the API key was revoked",
+        ));
+    }
+    if record.expires_at.is_some_and(|e| e <= st.clock.now()) {
+        return Err(ApiError::new(
+            ErrorCode::ApiKeyExpired,
+            "the API key has expired",
+        ));
+    }
+    Ok(record)
+}
+
+fn stamp(h: &mut HeaderMap, d: &Decision) {
+    for (name, v) in [
+        ("ratelimit-limit", u64::from(d.limit)),
+        ("ratelimit-remaining", u64::from(d.remaining)),
+        ("ratelimit-reset", d.reset_secs),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&v.to_string()) {
+            h.insert(name, v);
+        }
+    }
+}

@@ -1,0 +1,187 @@
+use super::auth::Auth;
+use super::body::JsonBody;
+use super::error::{ApiError, ErrorEnvelope};
+use super::idempotency::{self, IdemStart};
+use crate::app::AppState;
+use crate::generations::{self as domain, GenerationError};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gengate_core::error::{FieldIssue, ValidationErrors};
+use gengate_core::generation::{Generation, parse_create_request};
+use gengate_core::idempotency::canonical_json;
+use gengate_core::ids::TaskId;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::time::Duration;
+
+impl From<GenerationError> for ApiError {
+    fn from(e: GenerationError) -> Self {
+        match e {
+            GenerationError::Invalid(v) => v.into(),
+            GenerationError::Create(c) => c.into(),
+            GenerationError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// The request body (see `Params.<model id>` for each model's params).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct CreateGenerationBody {
+    #[schema(example = "kling-3-0")]
+    model: String,
+    #[schema(example = "A cinematic product reveal with smooth camera movement")]
+    prompt: String,
+    #[schema(value_type = Option<Object>)]
+    params: Option<serde_json::Value>,
+    #[schema(max_length = 128)]
+    client_request_id: Option<String>,
+}
+
+/// Create a generation task. Everything is validated first; then one
+/// transaction debits the price, inserts the task and its job, and records
+/// the idempotency key.
+#[utoipa::path(post, path = "/api/v1/generations", tag = "generations", security(("bearer" = [])),
+    request_body(content = CreateGenerationBody, content_type = "application/json"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1..=255 printable ASCII characters; replays the first answer")),
+    responses(
+        (status = 202, body = Generation, headers(("Location" = String))),
+        (status = 400, description = "validation_failed", body = ErrorEnvelope),
+        (status = 401, description = "api_key_missing | api_key_invalid | api_key_revoked | api_key_expired", body = ErrorEnvelope),
+        (status = 402, description = "insufficient_credits", body = ErrorEnvelope),
+        (status = 403, description = "api_scope_denied", body = ErrorEnvelope),
+        (status = 409, description = "idempotency_conflict", body = ErrorEnvelope),
+        (status = 413, description = "payload_too_large", body = ErrorEnvelope),
+        (status = 429, description = "rate_limited", body = ErrorEnvelope),
+        (status = 503, description = "service_unavailable | public_api_disabled", body = ErrorEnvelope),
+    ))]
+pub async fn create_generation(
+    State(st): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let key = idempotency::parse_key(&headers);
+    let parsed = parse_create_request(&st.catalog, &body);
+    // Report header and body problems together.
+    let (key, req) = match (key, parsed) {
+        (Ok(k), Ok(r)) => (k, r),
+        (Err(e), Ok(_)) => return Err(e),
+        (Ok(_), Err(v)) => return Err(v.into()),
+        (Err(mut e), Err(v)) => {
+            e.details.extend(v.into_problems());
+            e.message = format!("{} (and more problems in the body)", e.message);
+            return Err(e);
+        }
+    };
+    let references =
+        domain::resolve_references(&st, &auth.account_id, &req.model, &req.references).await?;
+    let path = "/api/v1/generations";
+    let hold = match idempotency::begin(
+        &st,
+        &auth,
+        key,
+        "POST",
+        path,
+        canonical_json(&body).as_bytes(),
+    )
+    .await?
+    {
+        IdemStart::Replay(resp) => return Ok(resp),
+        IdemStart::Proceed(h) => h,
+    };
+    match domain::create(
+        &st,
+        &auth.account_id,
+        req,
+        references,
+        hold.as_ref().map(|h| &h.scope),
+    )
+    .await
+    {
+        Ok((task, view)) => {
+            let mut resp = (StatusCode::ACCEPTED, Json(view)).into_response();
+            if let Ok(v) = HeaderValue::from_str(&domain::location(&task.id)) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            Ok(resp)
+        }
+        Err(e) => {
+            if let Some(h) = hold {
+                h.release(&st).await;
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// A generation task. With `?wait=N` (1..=60) the answer is held until the
+/// status changes or N seconds pass.
+#[utoipa::path(get, path = "/api/v1/generations/{task_id}", tag = "generations", security(("bearer" = [])),
+    params(("task_id" = String, Path), ("wait" = Option<u32>, Query, description = "long poll: seconds to wait for a status change, 1..=60")),
+    responses((status = 200, body = Generation), (status = 404, body = ErrorEnvelope), (status = 400, body = ErrorEnvelope)))]
+pub async fn get_generation(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(task_id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Generation>, ApiError> {
+    let wait = match q.get("wait") {
+        None => None,
+        Some(w) => match w.parse::<u64>() {
+            Ok(n) if (1..=60).contains(&n) => Some(Duration::from_secs(n)),
+            _ => {
+                return Err(ValidationErrors::single(
+                    "wait",
+                    FieldIssue::OutOfRange,
+                    "wait must be an integer from 1 to 60",
+                )
+                .into());
+            }
+        },
+    };
+    let id = TaskId::parse(&task_id).ok_or_else(|| ApiError::not_found("generation"))?;
+    let task = domain::get(&st, &auth.account_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("generation"))?;
+    let task = match wait {
+        Some(d) if !task.status.is_terminal() => {
+            domain::wait_for_change(&st, &auth.account_id, task, d).await?
+        }
+        _ => task,
+    };
+    Ok(Json(Generation::from_task(&task, st.links.as_ref())))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct GenerationList {
+    #[schema(example = "list")]
+    pub object: &'static str,
+    pub data: Vec<Generation>,
+    pub has_more: bool,
+}
+
+/// The account's generations, newest first.
+#[utoipa::path(get, path = "/api/v1/generations", tag = "generations", security(("bearer" = [])),
+    params(("limit" = Option<u32>, Query, description = "1..=100, default 20"),
+           ("starting_after" = Option<String>, Query, description = "a task id: list the ones older than it"),
+           ("status" = Option<String>, Query), ("client_request_id" = Option<String>, Query)),
+    responses((status = 200, body = GenerationList), (status = 400, body = ErrorEnvelope)))]
+pub async fn list_generations(
+    State(st): State<AppState>,
+    auth: Auth,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<GenerationList>, ApiError> {
+    let query = domain::parse_list_query(&q)?;
+    let (tasks, has_more) = domain::list(&st, &auth.account_id, &query).await?;
+    Ok(Json(GenerationList {
+        object: "list",
+        data: tasks
+            .iter()
+            .map(|t| Generation::from_task(t, st.links.as_ref()))
+            .collect(),
+        has_more,
+    }))
+}

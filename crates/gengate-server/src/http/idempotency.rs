@@ -1,0 +1,114 @@
+//! `Idempotency-Key` on POSTs: scope account + method + path, fingerprint of
+//! the canonical body. The store decides Started / Replay / Mismatch /
+//! InFlight atomically; this module turns that into HTTP.
+
+use super::auth::Auth;
+use super::error::ApiError;
+use crate::app::AppState;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use gengate_core::error::{ErrorCode, FieldIssue, ValidationErrors};
+use gengate_core::idempotency::{IdempotencyKey, fingerprint};
+use gengate_store::{IdemBegin, IdemScope, StoredResponse};
+use std::time::Duration;
+
+/// A request's hold on its idempotency key, if it sent one.
+pub struct IdemHold {
+    pub scope: IdemScope,
+}
+
+pub enum IdemStart {
+    /// Go ahead; complete or release the hold (if any) when done.
+    Proceed(Option<IdemHold>),
+    /// Answer with this stored response.
+    Replay(Response),
+}
+
+/// How long a running request holds its key before another attempt with the
+/// same request may take it over (the holder is presumed dead).
+const LOCK_FOR: Duration = Duration::from_secs(120);
+
+pub fn parse_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let s = v.to_str().map_err(|_| {
+        ApiError::from(ValidationErrors::single(
+            "Idempotency-Key",
+            FieldIssue::InvalidFormat,
+            "Idempotency-Key must be printable ASCII",
+        ))
+    })?;
+    IdempotencyKey::parse(s).map(Some).map_err(|m| {
+        ValidationErrors::single("Idempotency-Key", FieldIssue::InvalidFormat, m).into()
+    })
+}
+
+pub async fn begin(
+    st: &AppState,
+    auth: &Auth,
+    key: Option<IdempotencyKey>,
+    method: &str,
+    path: &str,
+    canonical_body: &[u8],
+) -> Result<IdemStart, ApiError> {
+    let Some(key) = key else {
+        return Ok(IdemStart::Proceed(None));
+    };
+    let scope = IdemScope {
+        account_id: auth.account_id.clone(),
+        method: method.to_owned(),
+        path: path.to_owned(),
+        key: key.as_str().to_owned(),
+    };
+    let fp = fingerprint(method, path, canonical_body);
+    let now = st.clock.now();
+    match st
+        .store
+        .idempotency_begin(&scope, &fp, now, LOCK_FOR, st.config.idempotency_keep)
+        .await?
+    {
+        IdemBegin::Started => Ok(IdemStart::Proceed(Some(IdemHold { scope }))),
+        IdemBegin::Replay(stored) => Ok(IdemStart::Replay(replay(stored))),
+        IdemBegin::Mismatch => Err(ApiError::new(
+            ErrorCode::IdempotencyConflict,
+            "this Idempotency-Key was already used with a different request",
+        )),
+        IdemBegin::InFlight => Err(ApiError::new(
+            ErrorCode::IdempotencyConflict,
+            "a request with this Idempotency-Key is still running; retry shortly",
+        )),
+    }
+}
+
+pub fn replay(stored: StoredResponse) -> Response {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let mut resp = (status, stored.body).into_response();
+    let h = resp.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("application/json"));
+    for (k, v) in stored.headers {
+        if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::from_str(&v)) {
+            h.insert(k, v);
+        }
+    }
+    h.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    resp
+}
+
+impl IdemHold {
+    /// Store the answer for replays.
+    pub async fn complete(self, st: &AppState, response: &StoredResponse) -> Result<(), ApiError> {
+        let expires = st.clock.now().plus(st.config.idempotency_keep);
+        st.store
+            .idempotency_complete(&self.scope, response, expires)
+            .await?;
+        Ok(())
+    }
+
+    /// Forget the key: the request failed and stored nothing, so a retry runs afresh.
+    pub async fn release(self, st: &AppState) {
+        if let Err(e) = st.store.idempotency_release(&self.scope).await {
+            tracing::warn!(error = %e, "could not release idempotency key; it frees itself when its lock lapses");
+        }
+    }
+}

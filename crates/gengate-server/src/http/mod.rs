@@ -1,0 +1,132 @@
+//! The HTTP face: routes grouped by the scope they need, each group behind
+//! its guard; the OpenAPI document is generated from the same route list.
+
+pub mod auth;
+pub mod body;
+pub mod context;
+pub mod credits;
+pub mod error;
+pub mod files;
+pub mod generations;
+pub mod idempotency;
+pub mod media;
+pub mod models;
+pub mod ops;
+
+use crate::app::AppState;
+use auth::{Guard, guard};
+use axum::Router;
+use axum::middleware::{from_fn, from_fn_with_state};
+use gengate_core::scope::{RequestClass, Scope};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "gengate — Rivya Public API v1", version = "1.0.0",
+         description = "Asynchronous AI media generation: API keys with scopes, a credit wallet, a Files API, idempotent generation tasks, signed webhooks and a model catalog."),
+    modifiers(&SecurityAddon),
+    components(schemas(error::ErrorEnvelope, gengate_core::error::FieldIssue)),
+    tags((name = "models"), (name = "generations"), (name = "files"), (name = "credits"), (name = "operations"))
+)]
+pub struct ApiDoc;
+
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("API key")
+                    .build(),
+            ),
+        );
+    }
+}
+
+fn guarded(
+    state: &AppState,
+    scope: Scope,
+    class: RequestClass,
+    r: OpenApiRouter<AppState>,
+) -> OpenApiRouter<AppState> {
+    r.route_layer(from_fn_with_state(
+        Guard {
+            state: state.clone(),
+            scope,
+            class,
+        },
+        guard,
+    ))
+}
+
+/// The route list, with its OpenAPI description.
+pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let public = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(models::list_models))
+        .routes(routes!(models::get_model))
+        .routes(routes!(ops::openapi_json));
+    let create = guarded(
+        state,
+        Scope::GenerationsCreate,
+        RequestClass::Create,
+        OpenApiRouter::new().routes(routes!(generations::create_generation)),
+    );
+    let read = guarded(
+        state,
+        Scope::GenerationsRead,
+        RequestClass::Read,
+        OpenApiRouter::new()
+            .routes(routes!(generations::get_generation))
+            .routes(routes!(generations::list_generations)),
+    );
+    let credits = guarded(
+        state,
+        Scope::CreditsRead,
+        RequestClass::Read,
+        OpenApiRouter::new().routes(routes!(credits::get_credits)),
+    );
+    let upload = guarded(
+        state,
+        Scope::FilesCreate,
+        RequestClass::Upload,
+        OpenApiRouter::new().routes(routes!(files::upload_file)),
+    )
+    .layer(axum::extract::DefaultBodyLimit::max(
+        (crate::files::MAX_UPLOAD_BYTES + 1024 * 1024) as usize,
+    ));
+    let read_files = guarded(
+        state,
+        Scope::FilesRead,
+        RequestClass::Read,
+        OpenApiRouter::new().routes(routes!(files::get_file)),
+    );
+    let (router, mut doc) = public
+        .merge(create)
+        .merge(read)
+        .merge(credits)
+        .merge(upload)
+        .merge(read_files)
+        .split_for_parts();
+    models::document_catalog(&mut doc, &state.catalog);
+    (router, doc)
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api_router, doc) = api(&state);
+    let doc = std::sync::Arc::new(doc);
+    api_router
+        .merge(ops::routes())
+        .merge(media::routes())
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::not_found)
+        .layer(axum::Extension(doc))
+        .layer(from_fn(context::request_context))
+        .with_state(state)
+}

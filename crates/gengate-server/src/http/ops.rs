@@ -1,0 +1,55 @@
+//! Health, readiness, metrics, the OpenAPI document and the JSON 404.
+
+use super::error::ApiError;
+use crate::app::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use gengate_core::error::ErrorCode;
+use std::sync::Arc;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Ready when the database answers.
+async fn readyz(State(st): State<AppState>) -> Response {
+    match st.store.ping().await {
+        Ok(()) => Json(serde_json::json!({"status": "ready"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            ApiError::unavailable("the database is not reachable").into_response()
+        }
+    }
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    let body = st.metrics.render();
+    (
+        StatusCode::OK,
+        [("content-type", "text/plain; version=0.0.4")],
+        body,
+    )
+        .into_response()
+}
+
+/// This document: OpenAPI 3.1, generated from the server's own routes and types.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1 document")))]
+pub async fn openapi_json(
+    Extension(doc): Extension<Arc<utoipa::openapi::OpenApi>>,
+) -> Json<utoipa::openapi::OpenApi> {
+    Json((*doc).clone())
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such route")
+}

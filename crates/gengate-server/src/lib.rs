@@ -1,0 +1,18 @@
+//! The gengate server: a thin HTTP layer over the domain, the runner that
+//! drives providers, and the operator commands. `app::App` wires them; the
+//! binary (`main.rs`) only parses the command line.
+
+pub mod accounts;
+pub mod app;
+pub mod background;
+pub mod blobs;
+pub mod config;
+pub mod events;
+pub mod files;
+pub mod generations;
+pub mod http;
+pub mod limits;
+pub mod providers;
+pub mod runner;
+pub mod signing;
+pub mod telemetry;

@@ -1,0 +1,362 @@
+//! `gengate`: the server and its operator commands.
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use gengate_core::Timestamp;
+use gengate_core::clock::{Clock, SystemClock};
+use gengate_core::credits::LedgerKind;
+use gengate_core::ids::ApiKeyId;
+use gengate_core::scope::Scope;
+use gengate_server::accounts;
+use gengate_server::config::{DatabaseArgs, ServeConfig};
+use gengate_store::{DynStore, RateOverrides};
+
+#[derive(Parser)]
+#[command(
+    name = "gengate",
+    version,
+    about = "Self-hosted API platform for asynchronous AI media generation"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API, the runner and the webhook dispatcher (the default).
+    Serve(Box<ServeConfig>),
+    /// Apply database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Accounts: create, list.
+    #[command(subcommand)]
+    Accounts(AccountsCmd),
+    /// API keys: create, list, revoke.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Credits: grant, adjust, show, audit.
+    #[command(subcommand)]
+    Credits(CreditsCmd),
+}
+
+#[derive(Subcommand)]
+enum AccountsCmd {
+    Create {
+        name: String,
+        /// Credits to grant at creation.
+        #[arg(long, default_value_t = 0)]
+        credits: i64,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    List {
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Create a key; its secret is printed once and never stored.
+    Create {
+        /// Account name.
+        #[arg(long)]
+        account: String,
+        #[arg(long, default_value = "key")]
+        name: String,
+        /// Comma-separated scopes (default: all).
+        #[arg(long)]
+        scopes: Option<String>,
+        /// Expiry as RFC 3339, e.g. 2027-01-01T00:00:00Z.
+        #[arg(long)]
+        expires_at: Option<String>,
+        #[arg(long)]
+        rate_create_per_min: Option<u32>,
+        #[arg(long)]
+        rate_read_per_min: Option<u32>,
+        #[arg(long)]
+        rate_upload_per_min: Option<u32>,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    List {
+        #[arg(long)]
+        account: Option<String>,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    Revoke {
+        key_id: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum CreditsCmd {
+    /// Add credits (a `grant` ledger row).
+    Grant {
+        #[arg(long)]
+        account: String,
+        amount: i64,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Correct a balance up or down (an `adjust` ledger row); never below zero.
+    Adjust {
+        #[arg(long)]
+        account: String,
+        #[arg(allow_hyphen_values = true)]
+        delta: i64,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Balance and ledger of an account.
+    Show {
+        #[arg(long)]
+        account: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Check that every balance equals the sum of its ledger.
+    Audit {
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+}
+
+async fn open(db: &DatabaseArgs) -> anyhow::Result<DynStore> {
+    std::fs::create_dir_all(&db.data_dir).ok();
+    let store = gengate_store::connect(&db.url(), &db.connect_options()).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+async fn account_id(store: &DynStore, name: &str) -> anyhow::Result<gengate_core::ids::AccountId> {
+    Ok(store
+        .find_account_by_name(name)
+        .await?
+        .with_context(|| format!("no account named {name:?}"))?
+        .id)
+}
+
+fn now() -> Timestamp {
+    SystemClock.now()
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // Bare `gengate` means `gengate serve` with flags from the environment.
+    let command = match cli.command {
+        Some(c) => c,
+        None => match Cli::parse_from(["gengate", "serve"]).command {
+            Some(c) => c,
+            None => bail!("no command"),
+        },
+    };
+    match command {
+        Command::Serve(cfg) => serve(*cfg).await,
+        Command::Migrate(db) => {
+            open(&db).await?;
+            println!(
+                "migrations applied to {}",
+                gengate_server::config::redact_url(&db.url())
+            );
+            Ok(())
+        }
+        Command::Accounts(AccountsCmd::Create { name, credits, db }) => {
+            let store = open(&db).await?;
+            let a = accounts::create_account(store.as_ref(), &name, credits, now()).await?;
+            println!("{}\t{}\t{} credits", a.id, a.name, a.balance);
+            Ok(())
+        }
+        Command::Accounts(AccountsCmd::List { db }) => {
+            let store = open(&db).await?;
+            for a in store.list_accounts().await? {
+                println!(
+                    "{}\t{}\t{} credits\tcreated {}",
+                    a.id,
+                    a.name,
+                    a.balance,
+                    a.created_at.rfc3339()
+                );
+            }
+            Ok(())
+        }
+        Command::Keys(KeysCmd::Create {
+            account,
+            name,
+            scopes,
+            expires_at,
+            rate_create_per_min,
+            rate_read_per_min,
+            rate_upload_per_min,
+            db,
+        }) => {
+            let store = open(&db).await?;
+            let acc = account_id(&store, &account).await?;
+            let scopes = match scopes {
+                Some(s) => Scope::parse_list(&s).map_err(anyhow::Error::msg)?,
+                None => Scope::ALL.to_vec(),
+            };
+            let expires = match expires_at {
+                Some(s) => Some(
+                    Timestamp::parse_rfc3339(&s)
+                        .with_context(|| format!("{s:?} is not an RFC 3339 time"))?,
+                ),
+                None => None,
+            };
+            let rates = RateOverrides {
+                create_per_min: rate_create_per_min,
+                read_per_min: rate_read_per_min,
+                upload_per_min: rate_upload_per_min,
+            };
+            let k = accounts::issue_key(store.as_ref(), &acc, &name, scopes, expires, rates, now())
+                .await?;
+            println!("key id:  {}", k.record.id);
+            println!(
+                "scopes:  {}",
+                k.record
+                    .scopes
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            println!("secret:  {}", k.secret);
+            println!("(the secret is shown once; gengate keeps only its hash)");
+            Ok(())
+        }
+        Command::Keys(KeysCmd::List { account, db }) => {
+            let store = open(&db).await?;
+            let acc = match account {
+                Some(a) => Some(account_id(&store, &a).await?),
+                None => None,
+            };
+            for k in store.list_api_keys(acc.as_ref()).await? {
+                let state = if k.revoked_at.is_some() {
+                    "revoked".to_owned()
+                } else if let Some(e) = k.expires_at {
+                    format!("expires {}", e.rfc3339())
+                } else {
+                    "active".to_owned()
+                };
+                println!(
+                    "{}\t{}…\t{}\t{}\t{}",
+                    k.id,
+                    k.visible_prefix,
+                    k.name,
+                    state,
+                    k.scopes
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+            }
+            Ok(())
+        }
+        Command::Keys(KeysCmd::Revoke { key_id, db }) => {
+            let store = open(&db).await?;
+            let id = ApiKeyId::parse(&key_id)
+                .with_context(|| format!("{key_id:?} is not a key id (key_…)"))?;
+            if !store.revoke_api_key(&id, now()).await? {
+                bail!("no active key {key_id}");
+            }
+            println!("revoked {key_id}");
+            Ok(())
+        }
+        Command::Credits(CreditsCmd::Grant {
+            account,
+            amount,
+            reason,
+            db,
+        }) => {
+            let store = open(&db).await?;
+            let acc = account_id(&store, &account).await?;
+            let b = store
+                .change_credits(&acc, LedgerKind::Grant, amount, &reason, now())
+                .await?;
+            println!("balance {b}");
+            Ok(())
+        }
+        Command::Credits(CreditsCmd::Adjust {
+            account,
+            delta,
+            reason,
+            db,
+        }) => {
+            let store = open(&db).await?;
+            let acc = account_id(&store, &account).await?;
+            let b = store
+                .change_credits(&acc, LedgerKind::Adjust, delta, &reason, now())
+                .await?;
+            println!("balance {b}");
+            Ok(())
+        }
+        Command::Credits(CreditsCmd::Show { account, db }) => {
+            let store = open(&db).await?;
+            let acc = account_id(&store, &account).await?;
+            println!("balance {}", store.balance(&acc).await?);
+            for e in store.ledger(&acc).await? {
+                println!(
+                    "{}\t{:>7}\t{:+}\t→ {}\t{}\t{}",
+                    e.created_at.rfc3339(),
+                    e.kind.as_str(),
+                    e.amount,
+                    e.balance_after,
+                    e.task_id.map(|t| t.to_string()).unwrap_or_default(),
+                    e.reason
+                );
+            }
+            Ok(())
+        }
+        Command::Credits(CreditsCmd::Audit { db }) => {
+            let store = open(&db).await?;
+            let bad = store.ledger_mismatches().await?;
+            if bad.is_empty() {
+                println!("ok: every balance equals the sum of its ledger");
+                Ok(())
+            } else {
+                for m in &bad {
+                    println!(
+                        "MISMATCH {}: balance {} ledger {}",
+                        m.account_id, m.balance, m.ledger_sum
+                    );
+                }
+                bail!("{} account(s) do not balance", bad.len())
+            }
+        }
+    }
+}
+
+async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
+    gengate_server::telemetry::init_logging(&cfg.log_format);
+    tracing::info!(config = %cfg.redacted(), "starting gengate");
+    let running = gengate_server::app::start(&cfg).await?;
+    let base = format!("http://{}", running.addr);
+    if let Some(key) = &running.bootstrap {
+        println!(
+            "\n\
+            gengate is listening on {base}\n\n\
+            First start: created account \"default\" with {} credits and an API key with every scope.\n\
+            The key is shown only this once — keep it:\n\n    {}\n\n\
+            Submit a Kling 3.0 generation (sandbox provider, renders a real MP4 offline):\n\n\
+            curl -sS {base}/api/v1/generations \\\n  -H 'Authorization: Bearer {}' \\\n  -H 'Content-Type: application/json' \\\n  -H 'Idempotency-Key: first-try' \\\n  -d '{{\"model\": \"kling-3-0\", \"prompt\": \"A cinematic product reveal with smooth camera movement\", \"params\": {{\"mode\": \"std\", \"duration\": \"5\", \"aspect_ratio\": \"16:9\"}}}}'\n\n\
+            Then wait for it (long poll up to 60 s) with the id it returns:\n\n\
+            curl -sS '{base}/api/v1/generations/TASK_ID?wait=60' -H 'Authorization: Bearer {}'\n",
+            cfg.bootstrap_credits, key.secret, key.secret, key.secret
+        );
+    } else {
+        println!("gengate is listening on {base} (API docs: {base}/api/v1/openapi.json)");
+    }
+    tokio::signal::ctrl_c().await.ok();
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,203 @@
+//! The shared harness: start the real server on 127.0.0.1:0 against a fresh
+//! SQLite file or a fresh PostgreSQL database, and talk HTTP to it.
+#![allow(dead_code)]
+
+use clap::Parser;
+use gengate_core::ids::AccountId;
+use gengate_core::scope::Scope;
+use gengate_server::app::{Running, start};
+use gengate_server::config::ServeConfig;
+use gengate_store::RateOverrides;
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Parser)]
+struct Wrapper {
+    #[command(flatten)]
+    cfg: ServeConfig,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub running: Running,
+    pub http: reqwest::Client,
+    pub engine: Engine,
+    pub database_url: String,
+    pub data_dir: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Builds a config the way the binary does, from flags.
+pub fn config(
+    engine: Engine,
+    dir: &std::path::Path,
+    database_url: &str,
+    extra: &[&str],
+) -> ServeConfig {
+    let mut args = vec![
+        "gengate".to_owned(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--data-dir".into(),
+        dir.display().to_string(),
+        "--database-url".into(),
+        database_url.to_owned(),
+        "--no-bootstrap".into(),
+        "--log-format".into(),
+        "text".into(),
+        "--runner-poll-ms".into(),
+        "50".into(),
+        "--sweep-ms".into(),
+        "200".into(),
+    ];
+    let _ = engine;
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    Wrapper::parse_from(args).cfg
+}
+
+pub async fn database_url(engine: Engine, dir: &std::path::Path) -> String {
+    match engine {
+        Engine::Sqlite => gengate_store::testing::fresh_sqlite_url(dir),
+        Engine::Postgres => gengate_store::testing::fresh_postgres_url().await,
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(engine: Engine) -> Self {
+        Self::spawn_with(engine, &[]).await
+    }
+
+    pub async fn spawn_with(engine: Engine, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = database_url(engine, dir.path()).await;
+        let cfg = config(engine, dir.path(), &url, extra);
+        let running = start(&cfg).await.expect("server starts");
+        let base = format!("http://{}", running.addr);
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("client");
+        Self {
+            base,
+            running,
+            http,
+            engine,
+            database_url: url,
+            data_dir: dir.path().to_owned(),
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A new account with `credits` and a key with every scope.
+    pub async fn account(&self, name: &str, credits: i64) -> (AccountId, String) {
+        let st = &self.running.state;
+        let a = gengate_server::accounts::create_account(
+            st.store.as_ref(),
+            name,
+            credits,
+            st.clock.now(),
+        )
+        .await
+        .expect("account");
+        let key = self
+            .key(&a.id, Scope::ALL.to_vec(), None, RateOverrides::default())
+            .await;
+        (a.id, key)
+    }
+
+    pub async fn key(
+        &self,
+        account: &AccountId,
+        scopes: Vec<Scope>,
+        expires: Option<gengate_core::Timestamp>,
+        rates: RateOverrides,
+    ) -> String {
+        let st = &self.running.state;
+        gengate_server::accounts::issue_key(
+            st.store.as_ref(),
+            account,
+            "test",
+            scopes,
+            expires,
+            rates,
+            st.clock.now(),
+        )
+        .await
+        .expect("key")
+        .secret
+    }
+
+    pub fn post(&self, path: &str, key: &str, body: &Value) -> reqwest::RequestBuilder {
+        self.http.post(self.url(path)).bearer_auth(key).json(body)
+    }
+
+    pub fn get(&self, path: &str, key: &str) -> reqwest::RequestBuilder {
+        self.http.get(self.url(path)).bearer_auth(key)
+    }
+
+    pub async fn balance(&self, account: &AccountId) -> i64 {
+        self.running
+            .state
+            .store
+            .balance(account)
+            .await
+            .expect("balance")
+            .get()
+    }
+
+    pub async fn assert_ledger_balances(&self) {
+        let bad = self
+            .running
+            .state
+            .store
+            .ledger_mismatches()
+            .await
+            .expect("audit");
+        assert!(bad.is_empty(), "ledger does not balance: {bad:?}");
+    }
+
+    /// Long-polls a task until it ends (or panics after `secs`).
+    pub async fn wait_terminal(&self, key: &str, id: &str, secs: u64) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let v: Value = self
+                .get(&format!("/api/v1/generations/{id}?wait=5"), key)
+                .send()
+                .await
+                .expect("get")
+                .json()
+                .await
+                .expect("json");
+            let s = v["status"].as_str().unwrap_or_default().to_owned();
+            if s == "succeeded" || s == "failed" {
+                return v;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "task {id} did not end in {secs}s: {v}"
+            );
+        }
+    }
+}
+
+pub fn kling(prompt: &str, params: Value) -> Value {
+    serde_json::json!({"model": "kling-3-0", "prompt": prompt, "params": params})
+}
+
+/// Expands test functions into one test per engine: `sqlite::name`, `postgres::name`.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(super::common::Engine::Sqlite).await } )* }
+        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(super::common::Engine::Postgres).await } )* }
+    };
+}

@@ -1,0 +1,805 @@
+//! The SQL both engines share, expanded once per engine by `impl_store!` so
+//! each keeps its concrete sqlx types (no `Any` driver). What differs — pool
+//! layout, migrations, the job-lease query — is passed in.
+
+pub(crate) const TASK_COLS: &str = "id, account_id, model, status, prompt, params, reference_files, reserved_credits, final_credits, client_request_id, result, error, created_at, updated_at, deadline_at";
+pub(crate) const KEY_COLS: &str = "id, account_id, name, visible_prefix, key_hash, scopes, rate_create, rate_read, rate_upload, created_at, expires_at, revoked_at";
+
+pub(crate) const FILE_COLS: &str = "id, account_id, kind, mime_type, name, size_bytes, sha256, blob_key, width, height, duration_seconds, model, client_request_id, created_at, expires_at";
+
+pub(crate) fn json_text<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".to_owned())
+}
+
+pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> crate::StoreError {
+    crate::StoreError::Internal(format!("stored {what} is unreadable: {e}"))
+}
+
+macro_rules! impl_store {
+    ($store:ty, $db:ty, engine = $engine:expr, lease_sql = $lease_sql:expr) => {
+        use $crate::engine::{corrupt, json_text, FILE_COLS, KEY_COLS, TASK_COLS};
+        use $crate::*;
+        use gengate_core::credits::LedgerKind;
+        use gengate_core::generation::{ClientRequestId, Prompt, StoredResult, Task, TaskError, TaskStatus};
+        use gengate_core::ids::{AccountId, ApiKeyId, TaskId};
+        use gengate_core::params::NormalizedParams;
+        use gengate_core::scope::Scope;
+        use gengate_core::{Credits, Timestamp};
+        use sqlx::{AssertSqlSafe, Row};
+
+        type DbRow = <$db as sqlx::Database>::Row;
+
+        fn ts(ms: i64) -> Timestamp {
+            Timestamp::from_millis(ms)
+        }
+
+        fn credits(v: i64, what: &str) -> StoreResult<Credits> {
+            Credits::new(v).map_err(|e| corrupt(what, e))
+        }
+
+        fn account_from_row(r: &DbRow) -> StoreResult<Account> {
+            Ok(Account {
+                id: AccountId::from_trusted(r.try_get("id")?),
+                name: r.try_get("name")?,
+                balance: credits(r.try_get("balance")?, "balance")?,
+                created_at: ts(r.try_get("created_at")?),
+            })
+        }
+
+        fn key_from_row(r: &DbRow) -> StoreResult<ApiKeyRecord> {
+            let scopes: String = r.try_get("scopes")?;
+            let scopes = Scope::parse_list(&scopes).map_err(|e| corrupt("scopes", e))?;
+            let rate = |c: &str| -> StoreResult<Option<u32>> {
+                Ok(r.try_get::<Option<i64>, _>(c)?.map(|v| u32::try_from(v).unwrap_or(u32::MAX)))
+            };
+            Ok(ApiKeyRecord {
+                id: ApiKeyId::from_trusted(r.try_get("id")?),
+                account_id: AccountId::from_trusted(r.try_get("account_id")?),
+                name: r.try_get("name")?,
+                visible_prefix: r.try_get("visible_prefix")?,
+                key_hash: r.try_get("key_hash")?,
+                scopes,
+                rates: RateOverrides {
+                    create_per_min: rate("rate_create")?,
+                    read_per_min: rate("rate_read")?,
+                    upload_per_min: rate("rate_upload")?,
+                },
+                created_at: ts(r.try_get("created_at")?),
+                expires_at: r.try_get::<Option<i64>, _>("expires_at")?.map(ts),
+                revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(ts),
+            })
+        }
+
+        fn task_from_row(r: &DbRow) -> StoreResult<Task> {
+            let status: String = r.try_get("status")?;
+            let params: String = r.try_get("params")?;
+            let refs: String = r.try_get("reference_files")?;
+            let result: Option<String> = r.try_get("result")?;
+            let error: Option<String> = r.try_get("error")?;
+            Ok(Task {
+                id: TaskId::from_trusted(r.try_get("id")?),
+                account_id: AccountId::from_trusted(r.try_get("account_id")?),
+                model: r.try_get("model")?,
+                status: TaskStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+                prompt: Prompt::from_stored(r.try_get("prompt")?),
+                params: NormalizedParams::from_stored(serde_json::from_str(&params).map_err(|e| corrupt("params", e))?),
+                references: serde_json::from_str(&refs).map_err(|e| corrupt("reference_files", e))?,
+                reserved_credits: credits(r.try_get("reserved_credits")?, "reserved_credits")?,
+                final_credits: credits(r.try_get("final_credits")?, "final_credits")?,
+                client_request_id: r.try_get::<Option<String>, _>("client_request_id")?.map(ClientRequestId::from_stored),
+                result: result
+                    .map(|s| serde_json::from_str::<StoredResult>(&s))
+                    .transpose()
+                    .map_err(|e| corrupt("result", e))?,
+                error: error.map(|s| serde_json::from_str::<TaskError>(&s)).transpose().map_err(|e| corrupt("error", e))?,
+                created_at: ts(r.try_get("created_at")?),
+                updated_at: ts(r.try_get("updated_at")?),
+                deadline_at: ts(r.try_get("deadline_at")?),
+            })
+        }
+
+        fn ledger_from_row(r: &DbRow) -> StoreResult<LedgerEntry> {
+            let kind: String = r.try_get("kind")?;
+            Ok(LedgerEntry {
+                seq: r.try_get("seq")?,
+                account_id: AccountId::from_trusted(r.try_get("account_id")?),
+                kind: LedgerKind::parse(&kind).ok_or_else(|| corrupt("ledger kind", &kind))?,
+                amount: r.try_get("amount")?,
+                balance_after: credits(r.try_get("balance_after")?, "balance_after")?,
+                task_id: r.try_get::<Option<String>, _>("task_id")?.map(TaskId::from_trusted),
+                reason: r.try_get("reason")?,
+                created_at: ts(r.try_get("created_at")?),
+            })
+        }
+
+        fn file_from_row(r: &DbRow) -> StoreResult<FileRecord> {
+            let dim = |c: &str| -> StoreResult<Option<u32>> { Ok(r.try_get::<Option<i64>, _>(c)?.and_then(|v| u32::try_from(v).ok())) };
+            Ok(FileRecord {
+                id: gengate_core::ids::FileId::from_trusted(r.try_get("id")?),
+                account_id: AccountId::from_trusted(r.try_get("account_id")?),
+                kind: r.try_get("kind")?,
+                mime_type: r.try_get("mime_type")?,
+                name: r.try_get("name")?,
+                size_bytes: u64::try_from(r.try_get::<i64, _>("size_bytes")?).unwrap_or(0),
+                sha256: r.try_get("sha256")?,
+                blob_key: r.try_get("blob_key")?,
+                width: dim("width")?,
+                height: dim("height")?,
+                duration_seconds: r.try_get("duration_seconds")?,
+                model: r.try_get("model")?,
+                client_request_id: r.try_get("client_request_id")?,
+                created_at: ts(r.try_get("created_at")?),
+                expires_at: ts(r.try_get("expires_at")?),
+            })
+        }
+
+        fn headers_text(h: &[(String, String)]) -> String {
+            json_text(&h.iter().map(|(k, v)| [k.as_str(), v.as_str()]).collect::<Vec<_>>())
+        }
+
+        fn headers_parse(s: Option<String>) -> Vec<(String, String)> {
+            s.and_then(|s| serde_json::from_str::<Vec<[String; 2]>>(&s).ok())
+                .map(|v| v.into_iter().map(|[a, b]| (a, b)).collect())
+                .unwrap_or_default()
+        }
+
+        fn ms(d: std::time::Duration) -> i64 {
+            i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+        }
+
+        #[async_trait::async_trait]
+        impl Store for $store {
+            fn engine(&self) -> Engine {
+                $engine
+            }
+
+            async fn migrate(&self) -> StoreResult<()> {
+                self.run_migrations().await
+            }
+
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.reader).await?;
+                sqlx::query("SELECT 1").execute(&self.writer).await?;
+                Ok(())
+            }
+
+            async fn create_account(&self, name: &str, now: Timestamp) -> StoreResult<Account> {
+                let id = AccountId::generate();
+                let r = sqlx::query("INSERT INTO accounts (id, name, balance, created_at) VALUES ($1, $2, 0, $3) RETURNING id, name, balance, created_at")
+                    .bind(id.as_str())
+                    .bind(name)
+                    .bind(now.as_millis())
+                    .fetch_one(&self.writer)
+                    .await?;
+                account_from_row(&r)
+            }
+
+            async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
+                let r = sqlx::query("SELECT id, name, balance, created_at FROM accounts WHERE id = $1")
+                    .bind(id.as_str())
+                    .fetch_optional(&self.reader)
+                    .await?;
+                r.as_ref().map(account_from_row).transpose()
+            }
+
+            async fn find_account_by_name(&self, name: &str) -> StoreResult<Option<Account>> {
+                let r = sqlx::query("SELECT id, name, balance, created_at FROM accounts WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                r.as_ref().map(account_from_row).transpose()
+            }
+
+            async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
+                let rows = sqlx::query("SELECT id, name, balance, created_at FROM accounts ORDER BY created_at, id")
+                    .fetch_all(&self.reader)
+                    .await?;
+                rows.iter().map(account_from_row).collect()
+            }
+
+            async fn create_api_key(&self, k: &NewApiKey) -> StoreResult<ApiKeyRecord> {
+                let id = ApiKeyId::generate();
+                let scopes = k.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",");
+                let sql = format!(
+                    "INSERT INTO api_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL) RETURNING {KEY_COLS}"
+                );
+                let r = sqlx::query(AssertSqlSafe(sql))
+                    .bind(id.as_str())
+                    .bind(k.account_id.as_str())
+                    .bind(&k.name)
+                    .bind(&k.visible_prefix)
+                    .bind(&k.key_hash)
+                    .bind(scopes)
+                    .bind(k.rates.create_per_min.map(i64::from))
+                    .bind(k.rates.read_per_min.map(i64::from))
+                    .bind(k.rates.upload_per_min.map(i64::from))
+                    .bind(k.now.as_millis())
+                    .bind(k.expires_at.map(Timestamp::as_millis))
+                    .fetch_one(&self.writer)
+                    .await?;
+                key_from_row(&r)
+            }
+
+            async fn find_api_key_by_prefix(&self, visible_prefix: &str) -> StoreResult<Option<ApiKeyRecord>> {
+                let sql = format!("SELECT {KEY_COLS} FROM api_keys WHERE visible_prefix = $1");
+                let r = sqlx::query(AssertSqlSafe(sql)).bind(visible_prefix).fetch_optional(&self.reader).await?;
+                r.as_ref().map(key_from_row).transpose()
+            }
+
+            async fn list_api_keys(&self, account: Option<&AccountId>) -> StoreResult<Vec<ApiKeyRecord>> {
+                let sql = format!(
+                    "SELECT {KEY_COLS} FROM api_keys WHERE CAST($1 AS TEXT) IS NULL OR account_id = $1 ORDER BY created_at, id"
+                );
+                let rows = sqlx::query(AssertSqlSafe(sql))
+                    .bind(account.map(|a| a.as_str().to_owned()))
+                    .fetch_all(&self.reader)
+                    .await?;
+                rows.iter().map(key_from_row).collect()
+            }
+
+            async fn revoke_api_key(&self, id: &ApiKeyId, now: Timestamp) -> StoreResult<bool> {
+                let r = sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                    .bind(id.as_str())
+                    .bind(now.as_millis())
+                    .execute(&self.writer)
+                    .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn change_credits(
+                &self,
+                account: &AccountId,
+                kind: LedgerKind,
+                delta: i64,
+                reason: &str,
+                now: Timestamp,
+            ) -> Result<Credits, CreateTaskError> {
+                if !matches!(kind, LedgerKind::Grant | LedgerKind::Adjust) || (kind == LedgerKind::Grant && delta <= 0) {
+                    return Err(StoreError::Internal(format!("{} of {delta} is not an operator change", kind.as_str())).into());
+                }
+                let mut tx = self.writer.begin().await.map_err(StoreError::from)?;
+                let row = sqlx::query("UPDATE accounts SET balance = balance + $1 WHERE id = $2 AND balance + $1 >= 0 RETURNING balance")
+                    .bind(delta)
+                    .bind(account.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(StoreError::from)?;
+                let Some(row) = row else {
+                    let bal: Option<i64> = sqlx::query_scalar("SELECT balance FROM accounts WHERE id = $1")
+                        .bind(account.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(StoreError::from)?;
+                    return match bal {
+                        None => Err(StoreError::NotFound(format!("account {account}")).into()),
+                        Some(b) => Err(CreateTaskError::InsufficientCredits {
+                            balance: credits(b, "balance")?,
+                            price: Credits::new(delta.saturating_neg()).unwrap_or_default(),
+                        }),
+                    };
+                };
+                let balance: i64 = row.try_get("balance").map_err(StoreError::from)?;
+                sqlx::query(
+                    "INSERT INTO ledger_entries (account_id, kind, amount, balance_after, task_id, reason, created_at) VALUES ($1, $2, $3, $4, NULL, $5, $6)",
+                )
+                .bind(account.as_str())
+                .bind(kind.as_str())
+                .bind(delta)
+                .bind(balance)
+                .bind(reason)
+                .bind(now.as_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from)?;
+                tx.commit().await.map_err(StoreError::from)?;
+                Ok(credits(balance, "balance")?)
+            }
+
+            async fn balance(&self, account: &AccountId) -> StoreResult<Credits> {
+                let b: Option<i64> = sqlx::query_scalar("SELECT balance FROM accounts WHERE id = $1")
+                    .bind(account.as_str())
+                    .fetch_optional(&self.reader)
+                    .await?;
+                credits(b.ok_or_else(|| StoreError::NotFound(format!("account {account}")))?, "balance")
+            }
+
+            async fn ledger(&self, account: &AccountId) -> StoreResult<Vec<LedgerEntry>> {
+                let rows = sqlx::query(
+                    "SELECT seq, account_id, kind, amount, balance_after, task_id, reason, created_at FROM ledger_entries WHERE account_id = $1 ORDER BY seq",
+                )
+                .bind(account.as_str())
+                .fetch_all(&self.reader)
+                .await?;
+                rows.iter().map(ledger_from_row).collect()
+            }
+
+            async fn ledger_mismatches(&self) -> StoreResult<Vec<LedgerMismatch>> {
+                let rows = sqlx::query(
+                    "SELECT a.id, a.balance, CAST(COALESCE((SELECT SUM(l.amount) FROM ledger_entries l WHERE l.account_id = a.id), 0) AS BIGINT) AS ledger_sum FROM accounts a",
+                )
+                .fetch_all(&self.writer)
+                .await?;
+                let mut out = Vec::new();
+                for r in rows {
+                    let balance: i64 = r.try_get("balance")?;
+                    let ledger_sum: i64 = r.try_get("ledger_sum")?;
+                    if balance != ledger_sum {
+                        out.push(LedgerMismatch { account_id: AccountId::from_trusted(r.try_get("id")?), balance, ledger_sum });
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn idempotency_begin(
+                &self,
+                scope: &IdemScope,
+                fingerprint: &str,
+                now: Timestamp,
+                lock_for: std::time::Duration,
+                keep_for: std::time::Duration,
+            ) -> StoreResult<IdemBegin> {
+                let locked_until = now.as_millis() + ms(lock_for);
+                let expires_at = now.as_millis() + ms(keep_for);
+                let inserted = sqlx::query(
+                    "INSERT INTO idempotency_keys (account_id, method, path, idem_key, fingerprint, state, locked_until, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'in_flight', $6, $7, $8) ON CONFLICT (account_id, method, path, idem_key) DO NOTHING",
+                )
+                .bind(scope.account_id.as_str())
+                .bind(&scope.method)
+                .bind(&scope.path)
+                .bind(&scope.key)
+                .bind(fingerprint)
+                .bind(locked_until)
+                .bind(now.as_millis())
+                .bind(expires_at)
+                .execute(&self.writer)
+                .await?;
+                if inserted.rows_affected() == 1 {
+                    return Ok(IdemBegin::Started);
+                }
+                // Take over a record that expired, or an in-flight one whose
+                // holder died (lock lapsed) for the same request.
+                let taken = sqlx::query(
+                    "UPDATE idempotency_keys SET fingerprint = $5, state = 'in_flight', locked_until = $6, response_status = NULL, \
+                     response_headers = NULL, response_body = NULL, created_at = $7, expires_at = $8 \
+                     WHERE account_id = $1 AND method = $2 AND path = $3 AND idem_key = $4 \
+                       AND (expires_at < $7 OR (state = 'in_flight' AND locked_until < $7 AND fingerprint = $5))",
+                )
+                .bind(scope.account_id.as_str())
+                .bind(&scope.method)
+                .bind(&scope.path)
+                .bind(&scope.key)
+                .bind(fingerprint)
+                .bind(locked_until)
+                .bind(now.as_millis())
+                .bind(expires_at)
+                .execute(&self.writer)
+                .await?;
+                if taken.rows_affected() == 1 {
+                    return Ok(IdemBegin::Started);
+                }
+                let r = sqlx::query(
+                    "SELECT fingerprint, state, response_status, response_headers, response_body FROM idempotency_keys \
+                     WHERE account_id = $1 AND method = $2 AND path = $3 AND idem_key = $4",
+                )
+                .bind(scope.account_id.as_str())
+                .bind(&scope.method)
+                .bind(&scope.path)
+                .bind(&scope.key)
+                .fetch_optional(&self.writer)
+                .await?;
+                let Some(r) = r else {
+                    // Released between our insert and read: the caller may retry.
+                    return Ok(IdemBegin::InFlight);
+                };
+                let fp: String = r.try_get("fingerprint")?;
+                let state: String = r.try_get("state")?;
+                if fp != fingerprint {
+                    return Ok(IdemBegin::Mismatch);
+                }
+                if state != "completed" {
+                    return Ok(IdemBegin::InFlight);
+                }
+                let status: Option<i64> = r.try_get("response_status")?;
+                Ok(IdemBegin::Replay(StoredResponse {
+                    status: status.and_then(|s| u16::try_from(s).ok()).unwrap_or(200),
+                    headers: headers_parse(r.try_get("response_headers")?),
+                    body: r.try_get::<Option<String>, _>("response_body")?.unwrap_or_default(),
+                }))
+            }
+
+            async fn idempotency_complete(&self, scope: &IdemScope, response: &StoredResponse, expires_at: Timestamp) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE idempotency_keys SET state = 'completed', locked_until = NULL, response_status = $5, response_headers = $6, \
+                     response_body = $7, expires_at = $8 WHERE account_id = $1 AND method = $2 AND path = $3 AND idem_key = $4",
+                )
+                .bind(scope.account_id.as_str())
+                .bind(&scope.method)
+                .bind(&scope.path)
+                .bind(&scope.key)
+                .bind(i64::from(response.status))
+                .bind(headers_text(&response.headers))
+                .bind(&response.body)
+                .bind(expires_at.as_millis())
+                .execute(&self.writer)
+                .await?;
+                Ok(())
+            }
+
+            async fn idempotency_release(&self, scope: &IdemScope) -> StoreResult<()> {
+                sqlx::query(
+                    "DELETE FROM idempotency_keys WHERE account_id = $1 AND method = $2 AND path = $3 AND idem_key = $4 AND state = 'in_flight'",
+                )
+                .bind(scope.account_id.as_str())
+                .bind(&scope.method)
+                .bind(&scope.path)
+                .bind(&scope.key)
+                .execute(&self.writer)
+                .await?;
+                Ok(())
+            }
+
+            async fn purge_expired_idempotency(&self, now: Timestamp) -> StoreResult<u64> {
+                let r = sqlx::query("DELETE FROM idempotency_keys WHERE expires_at < $1 AND state = 'completed'")
+                    .bind(now.as_millis())
+                    .execute(&self.writer)
+                    .await?;
+                Ok(r.rows_affected())
+            }
+
+            async fn create_task(&self, t: &NewTask, idem: Option<&IdemCompletion>) -> Result<Task, CreateTaskError> {
+                let mut tx = self.writer.begin().await.map_err(StoreError::from)?;
+                let price = t.price.get();
+                let debited = sqlx::query("UPDATE accounts SET balance = balance - $1 WHERE id = $2 AND balance >= $1 RETURNING balance")
+                    .bind(price)
+                    .bind(t.account_id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(StoreError::from)?;
+                let Some(debited) = debited else {
+                    let bal: Option<i64> = sqlx::query_scalar("SELECT balance FROM accounts WHERE id = $1")
+                        .bind(t.account_id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(StoreError::from)?;
+                    let balance = credits(bal.unwrap_or(0), "balance")?;
+                    return Err(CreateTaskError::InsufficientCredits { balance, price: t.price });
+                };
+                let balance_after: i64 = debited.try_get("balance").map_err(StoreError::from)?;
+                sqlx::query(
+                    "INSERT INTO ledger_entries (account_id, kind, amount, balance_after, task_id, reason, created_at) VALUES ($1, 'reserve', $2, $3, $4, $5, $6)",
+                )
+                .bind(t.account_id.as_str())
+                .bind(-price)
+                .bind(balance_after)
+                .bind(t.id.as_str())
+                .bind(format!("reserve for {} ({})", t.id, t.model))
+                .bind(t.now.as_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from)?;
+                let sql = format!(
+                    "INSERT INTO tasks (id, account_id, model, status, prompt, params, reference_files, reserved_credits, final_credits, \
+                     client_request_id, result, error, provider, upstream, created_at, updated_at, deadline_at) \
+                     VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, 0, $8, NULL, NULL, $9, NULL, $10, $10, $11) RETURNING {TASK_COLS}"
+                );
+                let row = sqlx::query(AssertSqlSafe(sql))
+                    .bind(t.id.as_str())
+                    .bind(t.account_id.as_str())
+                    .bind(&t.model)
+                    .bind(t.prompt.as_str())
+                    .bind(json_text(&t.params))
+                    .bind(json_text(&t.references))
+                    .bind(price)
+                    .bind(t.client_request_id.as_ref().map(|c| c.as_str().to_owned()))
+                    .bind(&t.provider)
+                    .bind(t.now.as_millis())
+                    .bind(t.deadline_at.as_millis())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(StoreError::from)?;
+                let task = task_from_row(&row)?;
+                sqlx::query("INSERT INTO jobs (task_id, provider, run_at, lease_owner, lease_until, attempts, created_at) VALUES ($1, $2, $3, NULL, NULL, 0, $3)")
+                    .bind(t.id.as_str())
+                    .bind(&t.provider)
+                    .bind(t.now.as_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::from)?;
+                if let Some(c) = idem {
+                    let done = sqlx::query(
+                        "UPDATE idempotency_keys SET state = 'completed', locked_until = NULL, response_status = $5, response_headers = $6, \
+                         response_body = $7, expires_at = $8 WHERE account_id = $1 AND method = $2 AND path = $3 AND idem_key = $4 AND state = 'in_flight'",
+                    )
+                    .bind(c.scope.account_id.as_str())
+                    .bind(&c.scope.method)
+                    .bind(&c.scope.path)
+                    .bind(&c.scope.key)
+                    .bind(i64::from(c.response.status))
+                    .bind(headers_text(&c.response.headers))
+                    .bind(&c.response.body)
+                    .bind(c.expires_at.as_millis())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::from)?;
+                    if done.rows_affected() != 1 {
+                        // Our hold on the key lapsed and someone else took it:
+                        // roll everything back rather than answer twice.
+                        return Err(StoreError::Conflict("idempotency key was taken over".into()).into());
+                    }
+                }
+                tx.commit().await.map_err(StoreError::from)?;
+                Ok(task)
+            }
+
+            async fn get_task(&self, account: &AccountId, id: &TaskId) -> StoreResult<Option<Task>> {
+                let sql = format!("SELECT {TASK_COLS} FROM tasks WHERE id = $1 AND account_id = $2");
+                let r = sqlx::query(AssertSqlSafe(sql))
+                    .bind(id.as_str())
+                    .bind(account.as_str())
+                    .fetch_optional(&self.reader)
+                    .await?;
+                r.as_ref().map(task_from_row).transpose()
+            }
+
+            async fn get_task_unscoped(&self, id: &TaskId) -> StoreResult<Option<Task>> {
+                let sql = format!("SELECT {TASK_COLS} FROM tasks WHERE id = $1");
+                let r = sqlx::query(AssertSqlSafe(sql)).bind(id.as_str()).fetch_optional(&self.reader).await?;
+                r.as_ref().map(task_from_row).transpose()
+            }
+
+            async fn list_tasks(&self, account: &AccountId, f: &TaskFilter) -> StoreResult<(Vec<Task>, bool)> {
+                let before: Option<i64> = match &f.starting_after {
+                    None => None,
+                    Some(id) => Some(
+                        sqlx::query_scalar("SELECT seq FROM tasks WHERE id = $1 AND account_id = $2")
+                            .bind(id.as_str())
+                            .bind(account.as_str())
+                            .fetch_optional(&self.reader)
+                            .await?
+                            .ok_or_else(|| StoreError::NotFound(format!("task {id}")))?,
+                    ),
+                };
+                let sql = format!(
+                    "SELECT {TASK_COLS} FROM tasks WHERE account_id = $1 \
+                     AND (CAST($2 AS BIGINT) IS NULL OR seq < $2) \
+                     AND (CAST($3 AS TEXT) IS NULL OR status = $3) \
+                     AND (CAST($4 AS TEXT) IS NULL OR client_request_id = $4) \
+                     ORDER BY seq DESC LIMIT $5"
+                );
+                let rows = sqlx::query(AssertSqlSafe(sql))
+                    .bind(account.as_str())
+                    .bind(before)
+                    .bind(f.status.map(|s| s.as_str().to_owned()))
+                    .bind(f.client_request_id.clone())
+                    .bind(i64::from(f.limit) + 1)
+                    .fetch_all(&self.reader)
+                    .await?;
+                let has_more = rows.len() > f.limit as usize;
+                let tasks = rows.iter().take(f.limit as usize).map(task_from_row).collect::<StoreResult<Vec<_>>>()?;
+                Ok((tasks, has_more))
+            }
+
+            async fn lease_jobs(
+                &self,
+                worker: &str,
+                providers: &[String],
+                now: Timestamp,
+                lease_for: std::time::Duration,
+                limit: u32,
+            ) -> StoreResult<Vec<LeasedJob>> {
+                let rows = sqlx::query($lease_sql)
+                    .bind(worker)
+                    .bind(now.as_millis() + ms(lease_for))
+                    .bind(now.as_millis())
+                    .bind(i64::from(limit))
+                    .bind(providers.join(","))
+                    .fetch_all(&self.writer)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(LeasedJob {
+                            task_id: TaskId::from_trusted(r.try_get("task_id")?),
+                            provider: r.try_get("provider")?,
+                            attempts: r.try_get("attempts")?,
+                            lease_until: ts(r.try_get("lease_until")?),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn renew_lease(&self, task_id: &TaskId, worker: &str, until: Timestamp) -> StoreResult<bool> {
+                let r = sqlx::query("UPDATE jobs SET lease_until = $3 WHERE task_id = $1 AND lease_owner = $2")
+                    .bind(task_id.as_str())
+                    .bind(worker)
+                    .bind(until.as_millis())
+                    .execute(&self.writer)
+                    .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn release_job(&self, task_id: &TaskId, worker: &str, run_at: Timestamp) -> StoreResult<()> {
+                sqlx::query("UPDATE jobs SET lease_owner = NULL, lease_until = NULL, run_at = $3 WHERE task_id = $1 AND lease_owner = $2")
+                    .bind(task_id.as_str())
+                    .bind(worker)
+                    .bind(run_at.as_millis())
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
+
+            async fn mark_processing(&self, task_id: &TaskId, now: Timestamp) -> StoreResult<Transition> {
+                let r = sqlx::query("UPDATE tasks SET status = 'processing', updated_at = $2 WHERE id = $1 AND status = 'queued'")
+                    .bind(task_id.as_str())
+                    .bind(now.as_millis())
+                    .execute(&self.writer)
+                    .await?;
+                Ok(if r.rows_affected() == 1 { Transition::Won } else { Transition::Lost })
+            }
+
+            async fn save_upstream(&self, task_id: &TaskId, upstream: &serde_json::Value, now: Timestamp) -> StoreResult<()> {
+                let _ = now;
+                sqlx::query("UPDATE tasks SET upstream = $2 WHERE id = $1")
+                    .bind(task_id.as_str())
+                    .bind(upstream.to_string())
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
+
+            async fn load_upstream(&self, task_id: &TaskId) -> StoreResult<Option<serde_json::Value>> {
+                let s: Option<Option<String>> = sqlx::query_scalar("SELECT upstream FROM tasks WHERE id = $1")
+                    .bind(task_id.as_str())
+                    .fetch_optional(&self.writer)
+                    .await?;
+                s.flatten().map(|s| serde_json::from_str(&s).map_err(|e| corrupt("upstream", e))).transpose()
+            }
+
+            async fn succeed_task(&self, task_id: &TaskId, result: &StoredResult, now: Timestamp) -> StoreResult<Transition> {
+                let mut tx = self.writer.begin().await?;
+                let r = sqlx::query(
+                    "UPDATE tasks SET status = 'succeeded', result = $2, final_credits = reserved_credits, updated_at = $3 \
+                     WHERE id = $1 AND status = 'processing'",
+                )
+                .bind(task_id.as_str())
+                .bind(json_text(result))
+                .bind(now.as_millis())
+                .execute(&mut *tx)
+                .await?;
+                if r.rows_affected() != 1 {
+                    return Ok(Transition::Lost);
+                }
+                sqlx::query("DELETE FROM jobs WHERE task_id = $1").bind(task_id.as_str()).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(Transition::Won)
+            }
+
+            async fn fail_task(&self, task_id: &TaskId, error: &TaskError, now: Timestamp) -> StoreResult<Transition> {
+                let mut tx = self.writer.begin().await?;
+                let row = sqlx::query(
+                    "UPDATE tasks SET status = 'failed', error = $2, final_credits = 0, updated_at = $3 \
+                     WHERE id = $1 AND status IN ('queued', 'processing') RETURNING account_id, reserved_credits",
+                )
+                .bind(task_id.as_str())
+                .bind(json_text(error))
+                .bind(now.as_millis())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = row else {
+                    return Ok(Transition::Lost);
+                };
+                let account: String = row.try_get("account_id")?;
+                let reserved: i64 = row.try_get("reserved_credits")?;
+                let balance: i64 = sqlx::query_scalar("UPDATE accounts SET balance = balance + $1 WHERE id = $2 RETURNING balance")
+                    .bind(reserved)
+                    .bind(&account)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO ledger_entries (account_id, kind, amount, balance_after, task_id, reason, created_at) VALUES ($1, 'refund', $2, $3, $4, $5, $6)",
+                )
+                .bind(&account)
+                .bind(reserved)
+                .bind(balance)
+                .bind(task_id.as_str())
+                .bind(format!("refund for {task_id}: {:?}", error.code))
+                .bind(now.as_millis())
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("DELETE FROM jobs WHERE task_id = $1").bind(task_id.as_str()).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(Transition::Won)
+            }
+
+            async fn overdue_tasks(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<TaskId>> {
+                let ids: Vec<String> = sqlx::query_scalar(
+                    "SELECT id FROM tasks WHERE status IN ('queued', 'processing') AND deadline_at < $1 ORDER BY deadline_at LIMIT $2",
+                )
+                .bind(now.as_millis())
+                .bind(i64::from(limit))
+                .fetch_all(&self.reader)
+                .await?;
+                Ok(ids.into_iter().map(TaskId::from_trusted).collect())
+            }
+
+            async fn task_updated_at(&self, task_id: &TaskId) -> StoreResult<Option<(TaskStatus, Timestamp)>> {
+                let r = sqlx::query("SELECT status, updated_at FROM tasks WHERE id = $1")
+                    .bind(task_id.as_str())
+                    .fetch_optional(&self.reader)
+                    .await?;
+                let Some(r) = r else { return Ok(None) };
+                let status: String = r.try_get("status")?;
+                Ok(Some((TaskStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?, ts(r.try_get("updated_at")?))))
+            }
+
+            async fn insert_file(&self, f: &FileRecord) -> StoreResult<()> {
+                let sql = format!("INSERT INTO files ({FILE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)");
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(f.id.as_str())
+                    .bind(f.account_id.as_str())
+                    .bind(&f.kind)
+                    .bind(&f.mime_type)
+                    .bind(f.name.clone())
+                    .bind(i64::try_from(f.size_bytes).unwrap_or(i64::MAX))
+                    .bind(&f.sha256)
+                    .bind(&f.blob_key)
+                    .bind(f.width.map(i64::from))
+                    .bind(f.height.map(i64::from))
+                    .bind(f.duration_seconds)
+                    .bind(f.model.clone())
+                    .bind(f.client_request_id.clone())
+                    .bind(f.created_at.as_millis())
+                    .bind(f.expires_at.as_millis())
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
+
+            async fn get_file(&self, account: &AccountId, id: &gengate_core::ids::FileId, now: Timestamp) -> StoreResult<Option<FileRecord>> {
+                let sql = format!("SELECT {FILE_COLS} FROM files WHERE id = $1 AND account_id = $2 AND expires_at > $3");
+                let r = sqlx::query(AssertSqlSafe(sql))
+                    .bind(id.as_str())
+                    .bind(account.as_str())
+                    .bind(now.as_millis())
+                    .fetch_optional(&self.reader)
+                    .await?;
+                r.as_ref().map(file_from_row).transpose()
+            }
+
+            async fn find_file_by_blob(&self, account: &AccountId, blob_key: &str, now: Timestamp) -> StoreResult<Option<FileRecord>> {
+                let sql = format!(
+                    "SELECT {FILE_COLS} FROM files WHERE account_id = $1 AND blob_key = $2 AND expires_at > $3 ORDER BY created_at DESC LIMIT 1"
+                );
+                let r = sqlx::query(AssertSqlSafe(sql))
+                    .bind(account.as_str())
+                    .bind(blob_key)
+                    .bind(now.as_millis())
+                    .fetch_optional(&self.reader)
+                    .await?;
+                r.as_ref().map(file_from_row).transpose()
+            }
+
+            async fn expire_files(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<String>> {
+                let mut tx = self.writer.begin().await?;
+                let keys: Vec<String> = sqlx::query_scalar(
+                    "DELETE FROM files WHERE id IN (SELECT id FROM files WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2) RETURNING blob_key",
+                )
+                .bind(now.as_millis())
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut orphans = Vec::new();
+                for k in keys {
+                    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM files WHERE blob_key = $1").bind(&k).fetch_one(&mut *tx).await?;
+                    if left == 0 && !orphans.contains(&k) {
+                        orphans.push(k);
+                    }
+                }
+                tx.commit().await?;
+                Ok(orphans)
+            }
+        }
+    };
+}
+
+pub(crate) use impl_store;

@@ -1,0 +1,508 @@
+//! The `Store` trait speaks the domain's language (`create_task`,
+//! `refund_and_fail`), not SQL's. Each engine implements it with its own
+//! tools: SQLite with one writer connection and WAL readers, PostgreSQL with
+//! a pool and `FOR UPDATE SKIP LOCKED`. The SQL text is shared where it is
+//! identical (`engine.rs`); one conformance suite runs against both.
+
+mod engine;
+pub mod postgres;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use gengate_core::credits::LedgerKind;
+use gengate_core::generation::{ClientRequestId, Prompt, TaskStatus};
+use gengate_core::generation::{StoredResult, Task, TaskError, TaskReference};
+use gengate_core::ids::{AccountId, ApiKeyId, TaskId};
+use gengate_core::params::NormalizedParams;
+use gengate_core::scope::Scope;
+use gengate_core::{Credits, Timestamp};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or is overloaded: answered 503 with
+    /// Retry-After; nothing was half-done.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("database error: {0}")]
+    Internal(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                StoreError::Conflict(d.message().to_owned())
+            }
+            sqlx::Error::Database(d) if is_unavailable_code(d.code().as_deref()) => {
+                StoreError::Unavailable(d.message().to_owned())
+            }
+            _ => StoreError::Internal(e.to_string()),
+        }
+    }
+}
+
+/// SQLite busy/locked, PostgreSQL admin shutdown / cannot connect / too many connections.
+fn is_unavailable_code(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "5" | "6" | "517" | "57P01" | "57P02" | "57P03" | "53300" | "08006" | "08001" | "08004"
+        )
+    )
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: AccountId,
+    pub name: String,
+    pub balance: Credits,
+    pub created_at: Timestamp,
+}
+
+/// Per-key request budgets in requests per minute; `None` uses the server default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateOverrides {
+    pub create_per_min: Option<u32>,
+    pub read_per_min: Option<u32>,
+    pub upload_per_min: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: ApiKeyId,
+    pub account_id: AccountId,
+    pub name: String,
+    pub visible_prefix: String,
+    pub key_hash: String,
+    pub scopes: Vec<Scope>,
+    pub rates: RateOverrides,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub account_id: AccountId,
+    pub name: String,
+    pub visible_prefix: String,
+    pub key_hash: String,
+    pub scopes: Vec<Scope>,
+    pub rates: RateOverrides,
+    pub expires_at: Option<Timestamp>,
+    pub now: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub seq: i64,
+    pub account_id: AccountId,
+    pub kind: LedgerKind,
+    pub amount: i64,
+    pub balance_after: Credits,
+    pub task_id: Option<TaskId>,
+    pub reason: String,
+    pub created_at: Timestamp,
+}
+
+/// An account whose balance differs from the sum of its ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerMismatch {
+    pub account_id: AccountId,
+    pub balance: i64,
+    pub ledger_sum: i64,
+}
+
+/// Where an idempotency key applies: account + method + path + key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdemScope {
+    pub account_id: AccountId,
+    pub method: String,
+    pub path: String,
+    pub key: String,
+}
+
+/// The first answer, kept to be replayed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    /// Headers worth replaying (e.g. Location), as name/value pairs.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdemBegin {
+    /// The key is now held by this request.
+    Started,
+    /// Same key, same request, already answered.
+    Replay(StoredResponse),
+    /// Same key, different request.
+    Mismatch,
+    /// Same key, the first request is still running.
+    InFlight,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub id: TaskId,
+    pub account_id: AccountId,
+    pub model: String,
+    pub prompt: Prompt,
+    pub params: NormalizedParams,
+    pub references: Vec<TaskReference>,
+    pub price: Credits,
+    pub client_request_id: Option<ClientRequestId>,
+    pub provider: String,
+    pub now: Timestamp,
+    pub deadline_at: Timestamp,
+}
+
+/// The idempotency record completed in the same transaction as the task.
+#[derive(Debug, Clone)]
+pub struct IdemCompletion {
+    pub scope: IdemScope,
+    pub response: StoredResponse,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateTaskError {
+    #[error("insufficient credits: balance {balance}, price {price}")]
+    InsufficientCredits { balance: Credits, price: Credits },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    pub limit: u32,
+    /// Only tasks older than this one (cursor); `None` starts at the newest.
+    pub starting_after: Option<TaskId>,
+    pub status: Option<TaskStatus>,
+    pub client_request_id: Option<String>,
+}
+
+/// A job leased by a worker until `lease_until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeasedJob {
+    pub task_id: TaskId,
+    pub provider: String,
+    pub attempts: i64,
+    pub lease_until: Timestamp,
+}
+
+/// Why a terminal transition did or did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// This caller won the compare-and-set and settled the money.
+    Won,
+    /// The task was already past that point; nothing changed.
+    Lost,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn engine(&self) -> Engine;
+    async fn migrate(&self) -> StoreResult<()>;
+    async fn ping(&self) -> StoreResult<()>;
+
+    // Accounts and keys.
+    async fn create_account(&self, name: &str, now: Timestamp) -> StoreResult<Account>;
+    async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>>;
+    async fn find_account_by_name(&self, name: &str) -> StoreResult<Option<Account>>;
+    async fn list_accounts(&self) -> StoreResult<Vec<Account>>;
+    async fn create_api_key(&self, key: &NewApiKey) -> StoreResult<ApiKeyRecord>;
+    async fn find_api_key_by_prefix(
+        &self,
+        visible_prefix: &str,
+    ) -> StoreResult<Option<ApiKeyRecord>>;
+    async fn list_api_keys(&self, account: Option<&AccountId>) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// Returns false when the key does not exist or was already revoked.
+    async fn revoke_api_key(&self, id: &ApiKeyId, now: Timestamp) -> StoreResult<bool>;
+
+    // Credits. Grants and adjustments are ledger rows; a change that would
+    // take the balance below zero is refused by the database.
+    async fn change_credits(
+        &self,
+        account: &AccountId,
+        kind: LedgerKind,
+        delta: i64,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Credits, CreateTaskError>;
+    async fn balance(&self, account: &AccountId) -> StoreResult<Credits>;
+    async fn ledger(&self, account: &AccountId) -> StoreResult<Vec<LedgerEntry>>;
+    /// Every account whose balance is not the sum of its ledger (empty when all is well).
+    async fn ledger_mismatches(&self) -> StoreResult<Vec<LedgerMismatch>>;
+
+    // Idempotency.
+    async fn idempotency_begin(
+        &self,
+        scope: &IdemScope,
+        fingerprint: &str,
+        now: Timestamp,
+        lock_for: Duration,
+        keep_for: Duration,
+    ) -> StoreResult<IdemBegin>;
+    async fn idempotency_complete(
+        &self,
+        scope: &IdemScope,
+        response: &StoredResponse,
+        expires_at: Timestamp,
+    ) -> StoreResult<()>;
+    /// Forget an in-flight key whose request failed, so a retry can run.
+    async fn idempotency_release(&self, scope: &IdemScope) -> StoreResult<()>;
+    async fn purge_expired_idempotency(&self, now: Timestamp) -> StoreResult<u64>;
+
+    // Tasks.
+    /// One transaction: debit (never below zero), task row, reserve ledger
+    /// row, idempotency record, job row.
+    async fn create_task(
+        &self,
+        task: &NewTask,
+        idem: Option<&IdemCompletion>,
+    ) -> Result<Task, CreateTaskError>;
+    async fn get_task(&self, account: &AccountId, id: &TaskId) -> StoreResult<Option<Task>>;
+    async fn get_task_unscoped(&self, id: &TaskId) -> StoreResult<Option<Task>>;
+    /// Newest first; the bool says whether more follow.
+    async fn list_tasks(
+        &self,
+        account: &AccountId,
+        filter: &TaskFilter,
+    ) -> StoreResult<(Vec<Task>, bool)>;
+
+    // The runner.
+    async fn lease_jobs(
+        &self,
+        worker: &str,
+        providers: &[String],
+        now: Timestamp,
+        lease_for: Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<LeasedJob>>;
+    /// Extends the lease if the worker still holds it.
+    async fn renew_lease(
+        &self,
+        task_id: &TaskId,
+        worker: &str,
+        until: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Gives the job back to run again at `run_at` (polling, back-off).
+    async fn release_job(
+        &self,
+        task_id: &TaskId,
+        worker: &str,
+        run_at: Timestamp,
+    ) -> StoreResult<()>;
+    /// Compare-and-set queued → processing.
+    async fn mark_processing(&self, task_id: &TaskId, now: Timestamp) -> StoreResult<Transition>;
+    /// Provider bookkeeping (upstream ids, submit state), kept as JSON.
+    async fn save_upstream(
+        &self,
+        task_id: &TaskId,
+        upstream: &serde_json::Value,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    async fn load_upstream(&self, task_id: &TaskId) -> StoreResult<Option<serde_json::Value>>;
+    /// processing → succeeded; settles `final_credits = reserved_credits` and removes the job.
+    async fn succeed_task(
+        &self,
+        task_id: &TaskId,
+        result: &StoredResult,
+        now: Timestamp,
+    ) -> StoreResult<Transition>;
+    /// queued|processing → failed; refunds the reservation exactly once and removes the job.
+    async fn fail_task(
+        &self,
+        task_id: &TaskId,
+        error: &TaskError,
+        now: Timestamp,
+    ) -> StoreResult<Transition>;
+    /// Open tasks whose deadline has passed.
+    async fn overdue_tasks(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<TaskId>>;
+    /// `updated_at` of a task, for change detection by long polls.
+    async fn task_updated_at(
+        &self,
+        task_id: &TaskId,
+    ) -> StoreResult<Option<(TaskStatus, Timestamp)>>;
+
+    // Files.
+    async fn insert_file(&self, file: &FileRecord) -> StoreResult<()>;
+    async fn get_file(
+        &self,
+        account: &AccountId,
+        id: &gengate_core::ids::FileId,
+        now: Timestamp,
+    ) -> StoreResult<Option<FileRecord>>;
+    /// The newest live file of `account` stored under `blob_key`.
+    async fn find_file_by_blob(
+        &self,
+        account: &AccountId,
+        blob_key: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<FileRecord>>;
+    /// Deletes expired file rows; returns the blob keys no row uses any more.
+    async fn expire_files(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<String>>;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// A file uploaded through the Files API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileRecord {
+    pub id: gengate_core::ids::FileId,
+    pub account_id: AccountId,
+    pub kind: String,
+    pub mime_type: String,
+    pub name: Option<String>,
+    pub size_bytes: u64,
+    pub sha256: String,
+    pub blob_key: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub duration_seconds: Option<f64>,
+    pub model: Option<String>,
+    pub client_request_id: Option<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// Opens the store named by a URL: `sqlite://path` (created if missing) or
+/// `postgres://…`.
+pub async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<DynStore> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(url, options).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(url, options).await?))
+    } else {
+        Err(StoreError::Internal(format!(
+            "unsupported database URL {url:?}: use sqlite://… or postgres://…"
+        )))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub max_connections: u32,
+    /// SQLite: fsync on every commit (FULL) rather than at checkpoints (NORMAL).
+    /// Either way a committed transaction survives a process crash.
+    pub sqlite_synchronous_full: bool,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            sqlite_synchronous_full: false,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Fresh databases for tests: a temporary SQLite file, or a new PostgreSQL
+/// database on the server named by `GENGATE_TEST_POSTGRES_URL` (default
+/// `postgres://postgres@127.0.0.1:5432/postgres`). PostgreSQL being
+/// unreachable is an error, never a skip.
+pub mod testing {
+
+    use sqlx::{AssertSqlSafe, Connection};
+
+    pub fn postgres_admin_url() -> String {
+        std::env::var("GENGATE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    }
+
+    /// Creates an empty database and returns its URL.
+    pub async fn fresh_postgres_url() -> String {
+        let admin = postgres_admin_url();
+        let name = format!("gengate_test_{}", gengate_core::ids::random_token(12));
+        let mut conn = match sqlx::PgConnection::connect(&admin).await {
+            Ok(c) => c,
+            Err(e) => panic!(
+                "PostgreSQL is required for these tests and is not reachable at {admin}: {e}"
+            ),
+        };
+        if let Err(e) = sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+        {
+            panic!("cannot create test database {name}: {e}");
+        }
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        format!("{base}/{name}")
+    }
+
+    pub fn fresh_sqlite_url(dir: &std::path::Path) -> String {
+        format!(
+            "sqlite://{}",
+            dir.join(format!("t{}.db", gengate_core::ids::random_token(8)))
+                .display()
+        )
+    }
+
+    /// Counts rows with raw SQL (`SELECT COUNT(*) …`), bypassing the trait.
+    pub async fn raw_count(url: &str, sql: &str) -> Result<i64, String> {
+        if url.starts_with("postgres") {
+            let mut c = sqlx::PgConnection::connect(url)
+                .await
+                .map_err(|e| e.to_string())?;
+            sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql.to_owned()))
+                .fetch_one(&mut c)
+                .await
+                .map_err(|e| e.to_string())
+        } else {
+            let mut c = sqlx::SqliteConnection::connect(url)
+                .await
+                .map_err(|e| e.to_string())?;
+            sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql.to_owned()))
+                .fetch_one(&mut c)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    /// Runs raw SQL against the store's database, bypassing the trait: for
+    /// tests that prove the database itself refuses bad writes.
+    pub async fn raw_execute(url: &str, sql: &str) -> Result<u64, String> {
+        if url.starts_with("postgres") {
+            let mut c = sqlx::PgConnection::connect(url)
+                .await
+                .map_err(|e| e.to_string())?;
+            sqlx::query(AssertSqlSafe(sql.to_owned()))
+                .execute(&mut c)
+                .await
+                .map(|r| r.rows_affected())
+                .map_err(|e| e.to_string())
+        } else {
+            let mut c = sqlx::SqliteConnection::connect(url)
+                .await
+                .map_err(|e| e.to_string())?;
+            sqlx::query(AssertSqlSafe(sql.to_owned()))
+                .execute(&mut c)
+                .await
+                .map(|r| r.rows_affected())
+                .map_err(|e| e.to_string())
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! PostgreSQL: one pool for reads and writes; workers lease jobs with
+//! `FOR UPDATE SKIP LOCKED`, so any number of nodes share the queue without
+//! waiting on each other's rows.
+
+use crate::{ConnectOptions, StoreError, StoreResult};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Pool, Postgres};
+use std::str::FromStr;
+
+pub struct PgStore {
+    pub(crate) writer: Pool<Postgres>,
+    pub(crate) reader: Pool<Postgres>,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+const LEASE_SQL: &str = "UPDATE jobs SET lease_owner = $1, lease_until = $2, attempts = attempts + 1 \
+     WHERE task_id IN (SELECT task_id FROM jobs WHERE run_at <= $3 AND (lease_until IS NULL OR lease_until < $3) \
+       AND (',' || $5 || ',') LIKE ('%,' || provider || ',%') ORDER BY run_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+     RETURNING task_id, provider, attempts, lease_until";
+
+impl PgStore {
+    pub async fn connect(url: &str, o: &ConnectOptions) -> StoreResult<Self> {
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Internal(format!("bad PostgreSQL URL: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(o.max_connections.max(2))
+            .acquire_timeout(o.acquire_timeout)
+            .connect_with(opts)
+            .await
+            .map_err(StoreError::from)?;
+        Ok(Self {
+            writer: pool.clone(),
+            reader: pool,
+        })
+    }
+
+    async fn run_migrations(&self) -> StoreResult<()> {
+        MIGRATOR
+            .run(&self.writer)
+            .await
+            .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))
+    }
+}
+
+crate::engine::impl_store!(
+    PgStore,
+    Postgres,
+    engine = Engine::Postgres,
+    lease_sql = LEASE_SQL
+);

@@ -1,0 +1,634 @@
+//! One conformance suite, run against SQLite and PostgreSQL: every property
+//! the rest of gengate relies on from its store.
+
+use gengate_core::credits::LedgerKind;
+use gengate_core::generation::{
+    Prompt, StoredMedia, StoredResult, TaskError, TaskErrorCode, TaskStatus,
+};
+use gengate_core::ids::TaskId;
+use gengate_core::params::NormalizedParams;
+use gengate_core::{Credits, Timestamp};
+use gengate_store::testing::{fresh_postgres_url, fresh_sqlite_url, raw_execute};
+use gengate_store::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Db {
+    store: DynStore,
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn sqlite() -> Db {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_sqlite_url(dir.path());
+    let store = connect(&url, &ConnectOptions::default()).await.unwrap();
+    store.migrate().await.unwrap();
+    Db {
+        store,
+        url,
+        _dir: Some(dir),
+    }
+}
+
+async fn postgres() -> Db {
+    let url = fresh_postgres_url().await;
+    let store = connect(&url, &ConnectOptions::default()).await.unwrap();
+    store.migrate().await.unwrap();
+    Db {
+        store,
+        url,
+        _dir: None,
+    }
+}
+
+fn t(ms: i64) -> Timestamp {
+    Timestamp::from_millis(1_800_000_000_000 + ms)
+}
+
+fn new_task(account: &gengate_core::ids::AccountId, price: i64, now: Timestamp) -> NewTask {
+    NewTask {
+        id: TaskId::generate(),
+        account_id: account.clone(),
+        model: "kling-3-0".into(),
+        prompt: Prompt::from_stored("a cat — ک 🎬".into()),
+        params: NormalizedParams::from_stored(serde_json::json!({"duration": "5", "mode": "pro"})),
+        references: vec![],
+        price: Credits::new(price).unwrap(),
+        client_request_id: None,
+        provider: "sandbox".into(),
+        now,
+        deadline_at: now.plus(Duration::from_secs(60)),
+    }
+}
+
+macro_rules! both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(super::sqlite().await).await } )* }
+        mod on_postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(super::postgres().await).await } )* }
+    };
+}
+
+both_engines!(
+    accounts_keys_and_values_round_trip,
+    credits_never_go_negative_and_ledger_sums_match,
+    the_database_itself_refuses_negative_balances_and_ledger_edits,
+    create_task_debits_once_in_one_transaction,
+    failed_task_refunds_exactly_once,
+    state_machine_is_compare_and_set,
+    idempotency_keys_start_replay_conflict_and_release,
+    leases_are_exclusive_and_lapse,
+    listing_is_newest_first_with_cursor_and_filters,
+    concurrent_debits_never_overdraw,
+);
+
+async fn accounts_keys_and_values_round_trip(db: Db) {
+    let s = &db.store;
+    let a = s.create_account("acme", t(0)).await.unwrap();
+    assert_eq!(s.get_account(&a.id).await.unwrap().unwrap(), a);
+    assert!(matches!(
+        s.create_account("acme", t(1)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let k = s
+        .create_api_key(&NewApiKey {
+            account_id: a.id.clone(),
+            name: "ci".into(),
+            visible_prefix: "gg_live_abcdefgh".into(),
+            key_hash: "00ff".into(),
+            scopes: vec![
+                gengate_core::scope::Scope::FilesRead,
+                gengate_core::scope::Scope::CreditsRead,
+            ],
+            rates: RateOverrides {
+                create_per_min: Some(5),
+                read_per_min: None,
+                upload_per_min: Some(7),
+            },
+            expires_at: Some(t(1000)),
+            now: t(2),
+        })
+        .await
+        .unwrap();
+    let found = s
+        .find_api_key_by_prefix("gg_live_abcdefgh")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, k);
+    assert_eq!(found.expires_at, Some(t(1000)));
+    assert!(s.revoke_api_key(&k.id, t(3)).await.unwrap());
+    assert!(!s.revoke_api_key(&k.id, t(4)).await.unwrap());
+    assert_eq!(
+        s.find_api_key_by_prefix("gg_live_abcdefgh")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        Some(t(3))
+    );
+
+    // Unicode prompts, JSON params and millisecond timestamps come back as written.
+    s.change_credits(&a.id, LedgerKind::Grant, 100, "grant", t(5))
+        .await
+        .unwrap();
+    let nt = new_task(&a.id, 90, t(7));
+    let task = s.create_task(&nt, None).await.unwrap();
+    let back = s.get_task(&a.id, &nt.id).await.unwrap().unwrap();
+    assert_eq!(back, task);
+    assert_eq!(back.prompt.as_str(), "a cat — ک 🎬");
+    assert_eq!(back.created_at, t(7));
+    assert_eq!(back.params.get_str("duration"), Some("5"));
+}
+
+async fn credits_never_go_negative_and_ledger_sums_match(db: Db) {
+    let s = &db.store;
+    let a = s.create_account("a", t(0)).await.unwrap();
+    assert_eq!(
+        s.change_credits(&a.id, LedgerKind::Grant, 50, "g", t(1))
+            .await
+            .unwrap()
+            .get(),
+        50
+    );
+    assert_eq!(
+        s.change_credits(&a.id, LedgerKind::Adjust, -20, "fix", t(2))
+            .await
+            .unwrap()
+            .get(),
+        30
+    );
+    assert!(matches!(
+        s.change_credits(&a.id, LedgerKind::Adjust, -31, "too much", t(3))
+            .await,
+        Err(CreateTaskError::InsufficientCredits { .. })
+    ));
+    assert!(
+        s.change_credits(&a.id, LedgerKind::Grant, -5, "negative grant", t(3))
+            .await
+            .is_err()
+    );
+    assert_eq!(s.balance(&a.id).await.unwrap().get(), 30);
+    let ledger = s.ledger(&a.id).await.unwrap();
+    assert_eq!(
+        ledger.iter().map(|e| e.amount).collect::<Vec<_>>(),
+        [50, -20]
+    );
+    assert_eq!(ledger.last().unwrap().balance_after.get(), 30);
+    assert!(s.ledger_mismatches().await.unwrap().is_empty());
+}
+
+async fn the_database_itself_refuses_negative_balances_and_ledger_edits(db: Db) {
+    let s = &db.store;
+    let a = s.create_account("a", t(0)).await.unwrap();
+    s.change_credits(&a.id, LedgerKind::Grant, 10, "g", t(1))
+        .await
+        .unwrap();
+    let neg = raw_execute(
+        &db.url,
+        &format!("UPDATE accounts SET balance = -1 WHERE id = '{}'", a.id),
+    )
+    .await;
+    assert!(
+        neg.is_err(),
+        "a negative balance was accepted by the database"
+    );
+    let upd = raw_execute(&db.url, "UPDATE ledger_entries SET amount = 1000").await;
+    assert!(upd.is_err(), "the ledger accepted an update");
+    let del = raw_execute(&db.url, "DELETE FROM ledger_entries").await;
+    assert!(del.is_err(), "the ledger accepted a delete");
+    assert_eq!(s.balance(&a.id).await.unwrap().get(), 10);
+}
+
+async fn create_task_debits_once_in_one_transaction(db: Db) {
+    let s = &db.store;
+    let a = s.create_account("a", t(0)).await.unwrap();
+    s.change_credits(&a.id, LedgerKind::Grant, 100, "g", t(1))
+        .await
+        .unwrap();
+    let task = s
+        .create_task(&new_task(&a.id, 90, t(2)), None)
+        .await
+        .unwrap();
+    assert_eq!(task.status, TaskStatus::Queued);
+    assert_eq!(task.reserved_credits.get(), 90);
+    assert_eq!(task.final_credits.get(), 0);
+    assert_eq!(s.balance(&a.id).await.unwrap().get(), 10);
+    match s.create_task(&new_task(&a.id, 90, t(3)), None).await {
+        Err(CreateTaskError::InsufficientCredits { balance, price }) => {
+            assert_eq!((balance.get(), price.get()), (10, 90));
+        }
+        other => panic!("expected insufficient credits, got {other:?}"),
+    }
+    let (tasks, _) = s
+        .list_tasks(
+            &a.id,
+            &TaskFilter {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(tasks.len(), 1, "a refused task left a row behind");
+    // The same task id twice is refused and leaves the balance alone.
+    let mut dup = new_task(&a.id, 1, t(4));
+    dup.id = task.id.clone();
+    assert!(s.create_task(&dup, None).await.is_err());
+    assert_eq!(s.balance(&a.id).await.unwrap().get(), 10);
+    assert!(s.ledger_mismatches().await.unwrap().is_empty());
+    let jobs = s
+        .lease_jobs("w", &["sandbox".into()], t(10), Duration::from_secs(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].task_id, task.id);
+}
+
+async fn failed_task_refunds_exactly_once(db: Db) {
+    let s = &db.store;
+    let a = s.create_account("a", t(0)).await.unwrap();
+    s.change_credits(&a.id, LedgerKind::Grant, 90, "g", t(1))
+        .await
+        .unwrap();
+    let task = s
+        .create_task(&new_task(&a.id, 90, t(2)), None)
+        .await
+        .unwrap();
+    assert_eq!(s.balance(&a.id).await.unwrap().get(), 0);
+    let err = TaskError {
+        code: TaskErrorCode::GenerationFailed,
+        message: "boom".into(),
+    };
+    assert_eq!(
+        s.fail_task(&task.id, &err, t(3)).await.unwrap(),
+        Transition::Won
+    );
+    assert_eq!(
+        s.fail_task(&task.id, &err, t(4)).await.unwrap(),
+        Transition::Lost
+    );
+    assert_eq!(s.balance(&a.id).await.unwrap().get(), 90);
+    let refunds = s
+        .ledger(&a.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == LedgerKind::Refund)
+        .count();
+    assert_eq!(refunds, 1);
+    let back = s.get_task(&a.id, &task.id).await.unwrap().unwrap();
+    assert_eq!(back.status, TaskStatus::Failed);
+    assert_eq!(back.final_credits.get(), 0);
+    assert_eq!(back.error, Some(err));
+    assert!(s.ledger_mismatches().await.unwrap().is_empty());
+    assert!(
+        s.lease_jobs("w", &["sandbox".into()], t(10), Duration::from_secs(30), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn state_machine_is_compare_and_set(db: Db) {
+    let s = &db.store;
+    let a = s.create_account("a", t(0)).await.unwrap();
+    s.change_credits(&a.id, LedgerKind::Grant, 200, "g", t(1))
+        .await
+        .unwrap();
+    let task = s
+        .create_task(&new_task(&a.id, 90, t(2)), None)
+        .await
+        .unwrap();
+    let result = StoredResult {
+        media: vec![StoredMedia {
+            blob_key: "results/x.mp4".into(),
+            mime_type: "video/mp4".into(),
+            width: Some(1920),
+            height: Some(1080),
+            duration_seconds: Some(5.0),
+            size_bytes: 1234,
+            has_audio: false,
+        }],
+    };
+    // Cannot succeed from queued.
+    assert_eq!(
+        s.succeed_task(&task.id, &result, t(3)).await.unwrap(),
+        Transition::Lost
+    );
+    assert_eq!(
+        s.mark_processing(&task.id, t(3)).await.unwrap(),
+        Transition::Won
+    );
+    assert_eq!(
+        s.mark_processing(&task.id, t(4)).await.unwrap(),
+        Transition::Lost
+    );
+    assert_eq!(
+        s.succeed_task(&task.id, &result, t(5)).await.unwrap(),
+        Transition::Won
+    );
+    let err = TaskError {
+        code: TaskErrorCode::GenerationTimeout,
+        message: "late".into(),
+    };
+    assert_eq!(
+        s.fail_task(&task.id, &err, t(6)).await.unwrap(),
+        Transition::Lost
+    );
+    let back = s.get_task(&a.id, &task.id).await.unwrap().unwrap();
+    assert_eq!(back.status, TaskStatus::Succeeded);
+    assert_eq!(back.final_credits.get(), 90);
+    assert_eq!(back.result, Some(result));
+    assert_eq!(s.balance(&a.id).await.unwrap().get(), 110);
+    assert!(s.ledger_mismatches().await.unwrap().is_empty());
+}
+
+async fn idempotency_keys_start_replay_conflict_and_release(db: Db) {
+    let s = &db.store;
+    let a = s.create_account("a", t(0)).await.unwrap();
+    let scope = IdemScope {
+        account_id: a.id.clone(),
+        method: "POST".into(),
+        path: "/api/v1/generations".into(),
+        key: "k1".into(),
+    };
+    let keep = Duration::from_secs(86_400);
+    let lock = Duration::from_secs(60);
+    assert_eq!(
+        s.idempotency_begin(&scope, "fp1", t(0), lock, keep)
+            .await
+            .unwrap(),
+        IdemBegin::Started
+    );
+    assert_eq!(
+        s.idempotency_begin(&scope, "fp1", t(1), lock, keep)
+            .await
+            .unwrap(),
+        IdemBegin::InFlight
+    );
+    assert_eq!(
+        s.idempotency_begin(&scope, "fp2", t(1), lock, keep)
+            .await
+            .unwrap(),
+        IdemBegin::Mismatch
+    );
+    let resp = StoredResponse {
+        status: 202,
+        headers: vec![("location".into(), "/x".into())],
+        body: "{\"a\":1}".into(),
+    };
+    s.idempotency_complete(&scope, &resp, t(0).plus(keep))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.idempotency_begin(&scope, "fp1", t(2), lock, keep)
+            .await
+            .unwrap(),
+        IdemBegin::Replay(resp.clone())
+    );
+    assert_eq!(
+        s.idempotency_begin(&scope, "fp2", t(2), lock, keep)
+            .await
+            .unwrap(),
+        IdemBegin::Mismatch
+    );
+    // Another account's same key is independent.
+    let b = s.create_account("b", t(0)).await.unwrap();
+    let other = IdemScope {
+        account_id: b.id.clone(),
+        ..scope.clone()
+    };
+    assert_eq!(
+        s.idempotency_begin(&other, "fp2", t(2), lock, keep)
+            .await
+            .unwrap(),
+        IdemBegin::Started
+    );
+    // Released keys run afresh; a dead holder's lock lapses.
+    s.idempotency_release(&other).await.unwrap();
+    assert_eq!(
+        s.idempotency_begin(&other, "fp3", t(3), lock, keep)
+            .await
+            .unwrap(),
+        IdemBegin::Started
+    );
+    assert_eq!(
+        s.idempotency_begin(&other, "fp3", t(4), lock, keep)
+            .await
+            .unwrap(),
+        IdemBegin::InFlight
+    );
+    assert_eq!(
+        s.idempotency_begin(
+            &other,
+            "fp3",
+            t(3).plus(lock).plus(Duration::from_millis(1)),
+            lock,
+            keep
+        )
+        .await
+        .unwrap(),
+        IdemBegin::Started
+    );
+    // Expired records are forgotten.
+    assert_eq!(
+        s.idempotency_begin(
+            &scope,
+            "fp9",
+            t(0).plus(keep).plus(Duration::from_secs(1)),
+            lock,
+            keep
+        )
+        .await
+        .unwrap(),
+        IdemBegin::Started
+    );
+}
+
+async fn leases_are_exclusive_and_lapse(db: Db) {
+    let s = &db.store;
+    let a = s.create_account("a", t(0)).await.unwrap();
+    s.change_credits(&a.id, LedgerKind::Grant, 1000, "g", t(0))
+        .await
+        .unwrap();
+    for i in 0..6 {
+        s.create_task(&new_task(&a.id, 10, t(i)), None)
+            .await
+            .unwrap();
+    }
+    let lease = Duration::from_secs(30);
+    let w1 = s
+        .lease_jobs("w1", &["sandbox".into()], t(100), lease, 4)
+        .await
+        .unwrap();
+    let w2 = s
+        .lease_jobs("w2", &["sandbox".into()], t(100), lease, 4)
+        .await
+        .unwrap();
+    assert_eq!(w1.len(), 4);
+    assert_eq!(w2.len(), 2);
+    let mut all: Vec<_> = w1.iter().chain(&w2).map(|j| j.task_id.clone()).collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 6, "a job was leased twice");
+    assert!(
+        s.lease_jobs("w3", &["kling".into()], t(100), lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // w1 renews one job; the rest lapse and go to w3.
+    assert!(
+        s.renew_lease(&w1[0].task_id, "w1", t(100).plus(lease * 3))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.renew_lease(&w1[0].task_id, "w2", t(100).plus(lease * 3))
+            .await
+            .unwrap()
+    );
+    let later = t(100).plus(lease).plus(Duration::from_millis(1));
+    let w3 = s
+        .lease_jobs("w3", &["sandbox".into()], later, lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(w3.len(), 5);
+    assert!(
+        w3.iter()
+            .all(|j| j.attempts == 2 && j.task_id != w1[0].task_id)
+    );
+    // A released job waits for its run_at.
+    s.release_job(&w3[0].task_id, "w3", later.plus(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert!(
+        s.lease_jobs("w4", &["sandbox".into()], later, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.lease_jobs(
+            "w4",
+            &["sandbox".into()],
+            later.plus(Duration::from_secs(10)),
+            lease,
+            10
+        )
+        .await
+        .unwrap()
+        .len(),
+        1
+    );
+}
+
+async fn listing_is_newest_first_with_cursor_and_filters(db: Db) {
+    let s = &db.store;
+    let a = s.create_account("a", t(0)).await.unwrap();
+    let b = s.create_account("b", t(0)).await.unwrap();
+    s.change_credits(&a.id, LedgerKind::Grant, 1000, "g", t(0))
+        .await
+        .unwrap();
+    s.change_credits(&b.id, LedgerKind::Grant, 1000, "g", t(0))
+        .await
+        .unwrap();
+    let mut ids = vec![];
+    for i in 0..5 {
+        let mut nt = new_task(&a.id, 1, t(i));
+        if i % 2 == 0 {
+            nt.client_request_id =
+                Some(gengate_core::generation::ClientRequestId::parse("even").unwrap());
+        }
+        ids.push(s.create_task(&nt, None).await.unwrap().id);
+    }
+    let foreign = s
+        .create_task(&new_task(&b.id, 1, t(9)), None)
+        .await
+        .unwrap();
+    let page = |after: Option<TaskId>| TaskFilter {
+        limit: 2,
+        starting_after: after,
+        ..Default::default()
+    };
+    let (p1, more1) = s.list_tasks(&a.id, &page(None)).await.unwrap();
+    assert_eq!(
+        p1.iter().map(|t| t.id.clone()).collect::<Vec<_>>(),
+        [ids[4].clone(), ids[3].clone()]
+    );
+    assert!(more1);
+    let (p2, _) = s
+        .list_tasks(&a.id, &page(Some(ids[3].clone())))
+        .await
+        .unwrap();
+    assert_eq!(p2[0].id, ids[2]);
+    let (p3, more3) = s
+        .list_tasks(&a.id, &page(Some(ids[1].clone())))
+        .await
+        .unwrap();
+    assert_eq!((p3.len(), more3), (1, false));
+    assert!(matches!(
+        s.list_tasks(&a.id, &page(Some(foreign.id.clone()))).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let (even, _) = s
+        .list_tasks(
+            &a.id,
+            &TaskFilter {
+                limit: 10,
+                client_request_id: Some("even".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(even.len(), 3);
+    s.mark_processing(&ids[0], t(20)).await.unwrap();
+    let (proc_, _) = s
+        .list_tasks(
+            &a.id,
+            &TaskFilter {
+                limit: 10,
+                status: Some(TaskStatus::Processing),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        proc_.iter().map(|t| t.id.clone()).collect::<Vec<_>>(),
+        [ids[0].clone()]
+    );
+    assert!(
+        s.get_task(&a.id, &foreign.id).await.unwrap().is_none(),
+        "a foreign task was visible"
+    );
+}
+
+async fn concurrent_debits_never_overdraw(db: Db) {
+    let s = db.store.clone();
+    let a = s.create_account("a", t(0)).await.unwrap();
+    s.change_credits(&a.id, LedgerKind::Grant, 900, "g", t(0))
+        .await
+        .unwrap();
+    let mut handles = vec![];
+    for i in 0..60 {
+        let s: Arc<dyn Store> = s.clone();
+        let acc = a.id.clone();
+        handles.push(tokio::spawn(async move {
+            s.create_task(&new_task(&acc, 90, t(i)), None).await
+        }));
+    }
+    let mut ok = 0;
+    for h in handles {
+        match h.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(CreateTaskError::InsufficientCredits { .. }) => {}
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    }
+    assert_eq!(ok, 10);
+    assert_eq!(s.balance(&a.id).await.unwrap().get(), 0);
+    assert!(s.ledger_mismatches().await.unwrap().is_empty());
+}
