@@ -721,20 +721,42 @@ async fn duration_tokens_are_required_and_cannot_be_forged_or_shared() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn uploads_past_the_hard_cap_are_refused_before_reading() {
+    // A raw socket, because the property is that the server answers from the
+    // headers alone: we announce 52 MiB, send none of it, and must still get
+    // the 413. (An HTTP client that insists on writing the body races the
+    // server's early close and sees a broken pipe instead of the answer.)
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = TestApp::spawn(Engine::Sqlite).await;
     let (_, key) = app.account("big", 0).await;
-    let body = vec![0u8; 52 * 1024 * 1024];
-    let r = app
-        .http
-        .post(app.url("/api/v1/files"))
-        .bearer_auth(&key)
-        .header("content-type", "multipart/form-data; boundary=x")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 413);
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["error"]["code"], "payload_too_large");
+    let addr = app.running.addr.to_string();
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/files HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: multipart/form-data; boundary=x\r\nContent-Length: {}\r\n\r\n",
+        52 * 1024 * 1024
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match sock.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    if answer.windows(4).any(|w| w == b"\r\n\r\n")
+                        && String::from_utf8_lossy(&answer).contains("payload_too_large")
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer without the body: the server waited to read it");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("payload_too_large"), "{text}");
     assert_eq!(counts(&app).await, (0, 0));
 }
