@@ -67,6 +67,7 @@ public_id!(TaskId, "task_");
 public_id!(FileId, "file_");
 public_id!(WebhookEndpointId, "whend_");
 public_id!(EventId, "evt_");
+public_id!(DeliveryId, "whdlv_");
 public_id!(RequestId, "req_");
 public_id!(AccountId, "acct_");
 public_id!(ApiKeyId, "key_");

@@ -16,6 +16,7 @@ pub mod kling;
 pub mod params;
 pub mod scope;
 pub mod time;
+pub mod webhook;
 
 pub use credits::Credits;
 pub use error::{ErrorCode, FieldIssue, FieldProblem, ValidationErrors};

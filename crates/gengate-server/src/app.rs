@@ -46,6 +46,7 @@ pub struct AppState {
     pub events: Arc<TaskEvents>,
     /// Poked when a job is enqueued so an idle runner looks at once.
     pub runner_wakeup: Arc<Notify>,
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 /// `bound` is the address actually listened on (it differs from the
@@ -102,7 +103,22 @@ pub async fn build_state(
     let routes = [("kling".to_owned(), "sandbox")].into_iter().collect();
     let providers = ProviderRouting::new(vec![sandbox], routes, "sandbox");
     tracing::info!("{}", providers.describe());
+    let catalog = Arc::new(catalog);
+    let webhook_wakeup = Arc::new(Notify::new());
+    let webhook_settings = crate::webhooks::WebhookSettings::from_args(&cfg.webhooks);
+    if cfg.webhooks.webhook_allow_insecure {
+        tracing::warn!("webhook URLs may be http:// and private hosts (--webhook-allow-insecure): local development only");
+    }
+    let webhooks = Arc::new(crate::webhooks::Webhooks::new(
+        store.clone(),
+        clock.clone(),
+        links.clone(),
+        catalog.clone(),
+        webhook_settings,
+        webhook_wakeup.clone(),
+    )?);
     Ok(AppState {
+        webhooks,
         files: Arc::new(FilesService::new(
             store.clone(),
             links.clone(),
@@ -111,9 +127,9 @@ pub async fn build_state(
         )),
         providers: Arc::new(providers),
         blobs,
-        events: Arc::new(TaskEvents::new()),
+        events: Arc::new(TaskEvents::with_listener(webhook_wakeup)),
         store,
-        catalog: Arc::new(catalog),
+        catalog,
         clock,
         limiter: Arc::new(LocalLimiter::new()),
         config,

@@ -1,5 +1,5 @@
-//! The background loops of a node: the runner, the deadline sweeper and
-//! housekeeping. Each stops when the stop signal flips.
+//! The background loops of a node: the runner, the deadline sweeper, the
+//! webhook dispatcher and housekeeping. Each stops when the stop signal flips.
 
 use crate::app::AppState;
 use crate::config::{Role, ServeConfig};
@@ -18,6 +18,8 @@ pub fn spawn(st: &AppState, cfg: &ServeConfig, stop: watch::Receiver<bool>) -> V
             stop.clone(),
         )),
         tokio::spawn(housekeeping(st.clone(), stop.clone())),
+        // Deliveries are leased, so every node may send them.
+        tokio::spawn(crate::webhooks::dispatcher(st.clone(), stop.clone())),
     ];
     if cfg.role == Role::Api || cfg.no_runner {
         return out;
@@ -27,15 +29,7 @@ pub fn spawn(st: &AppState, cfg: &ServeConfig, stop: watch::Receiver<bool>) -> V
         idle_poll: Duration::from_millis(cfg.runner_poll_ms),
         ..Default::default()
     };
-    out.push(tokio::spawn(
-        Runner::new(st.clone(), runner_cfg).run(stop.clone()),
-    ));
-    out.push(tokio::spawn(deadline_sweeper(
-        st.clone(),
-        Duration::from_millis(cfg.sweep_ms),
-        stop.clone(),
-    )));
-    out.push(tokio::spawn(housekeeping(st.clone(), stop)));
+    out.push(tokio::spawn(Runner::new(st.clone(), runner_cfg).run(stop)));
     out
 }
 

@@ -111,6 +111,30 @@ pub struct ServeConfig {
     /// Log format: json (default) or text.
     #[arg(long, env = "GENGATE_LOG_FORMAT", default_value = "json")]
     pub log_format: String,
+    #[command(flatten)]
+    pub webhooks: WebhookArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WebhookArgs {
+    /// Local development only: accept http:// webhook URLs and hosts that are
+    /// or resolve to loopback/private addresses. Off in production.
+    #[arg(long, env = "GENGATE_WEBHOOK_ALLOW_INSECURE", default_value_t = false)]
+    pub webhook_allow_insecure: bool,
+    /// Multiplies the retry schedule (5 s … 10 h); tests compress hours into
+    /// milliseconds with e.g. 0.001.
+    #[arg(long, env = "GENGATE_WEBHOOK_TIME_SCALE", default_value_t = 1.0)]
+    pub webhook_time_scale: f64,
+    /// Limit for one delivery attempt, connect to last byte.
+    #[arg(long, env = "GENGATE_WEBHOOK_TIMEOUT_MS", default_value_t = 15_000)]
+    pub webhook_timeout_ms: u64,
+    /// How often an idle dispatcher looks for due deliveries (it is also woken
+    /// when a task ends on this node).
+    #[arg(long, env = "GENGATE_WEBHOOK_POLL_MS", default_value_t = 1_000)]
+    pub webhook_poll_ms: u64,
+    /// Deliveries this node sends at once.
+    #[arg(long, env = "GENGATE_WEBHOOK_CONCURRENCY", default_value_t = 16)]
+    pub webhook_concurrency: usize,
 }
 
 impl ServeConfig {

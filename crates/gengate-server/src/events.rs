@@ -10,11 +10,21 @@ use tokio::sync::Notify;
 #[derive(Default)]
 pub struct TaskEvents {
     waiters: DashMap<TaskId, Arc<Notify>>,
+    /// Poked on every change: the webhook dispatcher, so an event written
+    /// with a terminal state goes out without waiting for its poll.
+    listener: Option<Arc<Notify>>,
 }
 
 impl TaskEvents {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    pub fn with_listener(listener: Arc<Notify>) -> Self {
+        Self {
+            waiters: DashMap::new(),
+            listener: Some(listener),
+        }
     }
 
     /// A handle to wait on; drop it when done.
@@ -26,6 +36,9 @@ impl TaskEvents {
     }
 
     pub fn changed(&self, id: &TaskId) {
+        if let Some(l) = &self.listener {
+            l.notify_one();
+        }
         if let Some(n) = self.waiters.get(id) {
             n.notify_waiters();
         }

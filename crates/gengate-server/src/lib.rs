@@ -16,3 +16,4 @@ pub mod providers;
 pub mod runner;
 pub mod signing;
 pub mod telemetry;
+pub mod webhooks;

@@ -37,6 +37,26 @@ macro_rules! impl_store {
             Credits::new(v).map_err(|e| corrupt(what, e))
         }
 
+        /// The webhook event of a terminal transition, written in the same
+        /// transaction so it exists exactly when the transition does.
+        async fn outbox_event(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            account: &str,
+            task_id: &TaskId,
+            event_type: &str,
+            now: Timestamp,
+        ) -> StoreResult<()> {
+            sqlx::query("INSERT INTO webhook_events (id, account_id, type, task_id, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(gengate_core::ids::EventId::generate().as_str())
+                .bind(account)
+                .bind(event_type)
+                .bind(task_id.as_str())
+                .bind(now.as_millis())
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+
         fn account_from_row(r: &DbRow) -> StoreResult<Account> {
             Ok(Account {
                 id: AccountId::from_trusted(r.try_get("id")?),
@@ -657,19 +677,20 @@ macro_rules! impl_store {
 
             async fn succeed_task(&self, task_id: &TaskId, result: &StoredResult, now: Timestamp) -> StoreResult<Transition> {
                 let mut tx = self.writer.begin().await?;
-                let r = sqlx::query(
+                let account: Option<String> = sqlx::query_scalar(
                     "UPDATE tasks SET status = 'succeeded', result = $2, final_credits = reserved_credits, updated_at = $3 \
-                     WHERE id = $1 AND status = 'processing'",
+                     WHERE id = $1 AND status = 'processing' RETURNING account_id",
                 )
                 .bind(task_id.as_str())
                 .bind(json_text(result))
                 .bind(now.as_millis())
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
-                if r.rows_affected() != 1 {
+                let Some(account) = account else {
                     return Ok(Transition::Lost);
-                }
+                };
                 sqlx::query("DELETE FROM jobs WHERE task_id = $1").bind(task_id.as_str()).execute(&mut *tx).await?;
+                outbox_event(&mut tx, &account, task_id, "generation.succeeded", now).await?;
                 tx.commit().await?;
                 Ok(Transition::Won)
             }
@@ -707,6 +728,7 @@ macro_rules! impl_store {
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query("DELETE FROM jobs WHERE task_id = $1").bind(task_id.as_str()).execute(&mut *tx).await?;
+                outbox_event(&mut tx, &account, task_id, "generation.failed", now).await?;
                 tx.commit().await?;
                 Ok(Transition::Won)
             }

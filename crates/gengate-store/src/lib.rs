@@ -7,6 +7,10 @@
 mod engine;
 pub mod postgres;
 pub mod sqlite;
+mod webhook_engine;
+pub mod webhooks;
+
+pub use webhooks::WebhookStore;
 
 use async_trait::async_trait;
 use gengate_core::credits::LedgerKind;
@@ -221,7 +225,7 @@ pub enum Transition {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: WebhookStore + Send + Sync + 'static {
     fn engine(&self) -> Engine;
     async fn migrate(&self) -> StoreResult<()>;
     async fn ping(&self) -> StoreResult<()>;

@@ -49,3 +49,11 @@ crate::engine::impl_store!(
     engine = Engine::Postgres,
     lease_sql = LEASE_SQL
 );
+
+/// Due webhook deliveries, taken for one dispatcher until the lease lapses.
+const DELIVERY_LEASE_SQL: &str = "UPDATE webhook_deliveries SET lease_owner = $1, lease_until = $2 \
+     WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $3 \
+       AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+     RETURNING id, event_id, endpoint_id, attempts";
+
+crate::webhook_engine::impl_webhook_store!(PgStore, Postgres, delivery_lease_sql = DELIVERY_LEASE_SQL);

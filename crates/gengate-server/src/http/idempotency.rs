@@ -112,3 +112,46 @@ impl IdemHold {
         }
     }
 }
+
+/// Runs a POST whose answer is a JSON body under its `Idempotency-Key`:
+/// replays a stored answer, or runs `work` and stores what it answered
+/// (errors store nothing, so a retry runs afresh).
+pub async fn respond<F>(
+    st: &AppState,
+    auth: &Auth,
+    key: Option<IdempotencyKey>,
+    path: &str,
+    canonical_body: &[u8],
+    status: StatusCode,
+    work: F,
+) -> Result<Response, ApiError>
+where
+    F: std::future::Future<Output = Result<String, ApiError>>,
+{
+    let hold = match begin(st, auth, key, "POST", path, canonical_body).await? {
+        IdemStart::Replay(r) => return Ok(r),
+        IdemStart::Proceed(h) => h,
+    };
+    match work.await {
+        Ok(body) => {
+            if let Some(h) = hold {
+                h.complete(
+                    st,
+                    &StoredResponse {
+                        status: status.as_u16(),
+                        headers: vec![],
+                        body: body.clone(),
+                    },
+                )
+                .await?;
+            }
+            Ok((status, [("content-type", "application/json")], body).into_response())
+        }
+        Err(e) => {
+            if let Some(h) = hold {
+                h.release(st).await;
+            }
+            Err(e)
+        }
+    }
+}

@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod media;
 pub mod models;
 pub mod ops;
+pub mod webhooks;
 
 use crate::app::AppState;
 use auth::{Guard, guard};
@@ -28,7 +29,7 @@ use utoipa_axum::routes;
          description = "Asynchronous AI media generation: API keys with scopes, a credit wallet, a Files API, idempotent generation tasks, signed webhooks and a model catalog."),
     modifiers(&SecurityAddon),
     components(schemas(error::ErrorEnvelope, gengate_core::error::FieldIssue)),
-    tags((name = "models"), (name = "generations"), (name = "files"), (name = "credits"), (name = "operations"))
+    tags((name = "models"), (name = "generations"), (name = "files"), (name = "credits"), (name = "webhooks"), (name = "operations"))
 )]
 pub struct ApiDoc;
 
@@ -107,12 +108,29 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         RequestClass::Read,
         OpenApiRouter::new().routes(routes!(files::get_file)),
     );
+    let hooks = guarded(
+        state,
+        Scope::WebhooksManage,
+        RequestClass::Read,
+        OpenApiRouter::new()
+            .routes(routes!(webhooks::create_endpoint, webhooks::list_endpoints))
+            .routes(routes!(
+                webhooks::get_endpoint,
+                webhooks::update_endpoint,
+                webhooks::delete_endpoint
+            ))
+            .routes(routes!(webhooks::rotate_secret))
+            .routes(routes!(webhooks::send_test))
+            .routes(routes!(webhooks::list_deliveries))
+            .routes(routes!(webhooks::list_events)),
+    );
     let (router, mut doc) = public
         .merge(create)
         .merge(read)
         .merge(credits)
         .merge(upload)
         .merge(read_files)
+        .merge(hooks)
         .split_for_parts();
     models::document_catalog(&mut doc, &state.catalog);
     (router, doc)
