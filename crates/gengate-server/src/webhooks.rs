@@ -56,10 +56,11 @@ impl WebhookSettings {
         }
     }
 
-    /// A delivery stays ours for its whole attempt plus slack; a dispatcher
-    /// that died mid-attempt loses it to another after this.
+    /// A delivery stays ours for its whole attempt (bounded by the timeout)
+    /// plus slack; a dispatcher that died mid-attempt loses it to another
+    /// after this, which is when at-least-once may mean twice.
     fn lease(&self) -> Duration {
-        self.timeout + Duration::from_secs(30)
+        self.timeout * 2 + Duration::from_secs(1)
     }
 }
 
