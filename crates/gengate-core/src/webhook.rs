@@ -378,11 +378,11 @@ mod tests {
     #[test]
     fn names_are_trimmed_and_bounded() {
         let long = "é".repeat(MAX_NAME_CHARS + 1);
-        let e = parse_create_endpoint(&json!({"name": long, "url": "https://a.example"}))
-            .unwrap_err();
+        let e =
+            parse_create_endpoint(&json!({"name": long, "url": "https://a.example"})).unwrap_err();
         assert_eq!(e.problems()[0].issue, FieldIssue::TooLong);
-        let c = parse_create_endpoint(&json!({"name": " ops ", "url": "https://a.example"}))
-            .unwrap();
+        let c =
+            parse_create_endpoint(&json!({"name": " ops ", "url": "https://a.example"})).unwrap();
         assert_eq!(c.name.as_str(), "ops");
     }
 

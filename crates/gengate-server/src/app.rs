@@ -107,7 +107,9 @@ pub async fn build_state(
     let webhook_wakeup = Arc::new(Notify::new());
     let webhook_settings = crate::webhooks::WebhookSettings::from_args(&cfg.webhooks);
     if cfg.webhooks.webhook_allow_insecure {
-        tracing::warn!("webhook URLs may be http:// and private hosts (--webhook-allow-insecure): local development only");
+        tracing::warn!(
+            "webhook URLs may be http:// and private hosts (--webhook-allow-insecure): local development only"
+        );
     }
     let webhooks = Arc::new(crate::webhooks::Webhooks::new(
         store.clone(),

@@ -13,9 +13,7 @@ use gengate_core::clock::SharedClock;
 use gengate_core::error::{ErrorCode, FieldIssue, ValidationErrors};
 use gengate_core::generation::{Generation, Task, TaskStatus, parse_create_request};
 use gengate_core::ids::{AccountId, EventId, TaskId, WebhookEndpointId};
-use gengate_core::webhook::{
-    CreateEndpoint, EventEnvelope, EventType, EventTypes, UpdateEndpoint,
-};
+use gengate_core::webhook::{CreateEndpoint, EventEnvelope, EventType, EventTypes, UpdateEndpoint};
 use gengate_store::webhooks::{
     AttemptOutcome, AttemptRecord, EndpointChanges, EndpointRecord, EventRecord, LeasedDelivery,
     NewAttempt,
@@ -405,7 +403,12 @@ impl Webhooks {
     ) -> Result<(Vec<EventView>, bool), WebhookError> {
         let (v, more) = match self
             .store
-            .list_events(account, starting_after, event_type.map(EventType::as_str), limit)
+            .list_events(
+                account,
+                starting_after,
+                event_type.map(EventType::as_str),
+                limit,
+            )
             .await
         {
             Ok(r) => r,
@@ -463,26 +466,28 @@ impl Webhooks {
             .map(|m| m.id.clone())
             .unwrap_or_else(|| "kling-3-0".to_owned());
         let body = serde_json::json!({"model": model, "prompt": "webhook test event"});
-        let task = parse_create_request(&self.catalog, &body).ok().map(|req| Task {
-            id: TaskId::from_trusted(format!(
-                "task_test_{}",
-                e.id.as_str().trim_start_matches("evt_")
-            )),
-            account_id: e.account_id.clone(),
-            model: req.model.id.clone(),
-            status: TaskStatus::Queued,
-            prompt: req.prompt,
-            params: req.params,
-            references: vec![],
-            reserved_credits: gengate_core::Credits::ZERO,
-            final_credits: gengate_core::Credits::ZERO,
-            client_request_id: None,
-            result: None,
-            error: None,
-            created_at: e.created_at,
-            updated_at: e.created_at,
-            deadline_at: e.created_at,
-        });
+        let task = parse_create_request(&self.catalog, &body)
+            .ok()
+            .map(|req| Task {
+                id: TaskId::from_trusted(format!(
+                    "task_test_{}",
+                    e.id.as_str().trim_start_matches("evt_")
+                )),
+                account_id: e.account_id.clone(),
+                model: req.model.id.clone(),
+                status: TaskStatus::Queued,
+                prompt: req.prompt,
+                params: req.params,
+                references: vec![],
+                reserved_credits: gengate_core::Credits::ZERO,
+                final_credits: gengate_core::Credits::ZERO,
+                client_request_id: None,
+                result: None,
+                error: None,
+                created_at: e.created_at,
+                updated_at: e.created_at,
+                deadline_at: e.created_at,
+            });
         match task {
             Some(t) => serde_json::to_value(Generation::from_task(&t, self.links.as_ref()))
                 .unwrap_or_default(),

@@ -754,7 +754,10 @@ async fn uploads_past_the_hard_cap_are_refused_before_reading() {
         }
     })
     .await;
-    assert!(read.is_ok(), "no answer without the body: the server waited to read it");
+    assert!(
+        read.is_ok(),
+        "no answer without the body: the server waited to read it"
+    );
     let text = String::from_utf8_lossy(&answer);
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
     assert!(text.contains("payload_too_large"), "{text}");

@@ -71,9 +71,7 @@ impl Receiver {
             plan: Arc::new(Mutex::new(plan.into())),
             ..Default::default()
         };
-        let app = axum::Router::new()
-            .fallback(receive)
-            .with_state(r.clone());
+        let app = axum::Router::new().fallback(receive).with_state(r.clone());
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         tokio::spawn(async move {
@@ -146,7 +144,11 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
 // ---------------------------------------------------------------------------
 
 async fn create_endpoint(app: &TestApp, key: &str, body: Value) -> (StatusCode, Value) {
-    let r = app.post("/api/v1/webhooks", key, &body).send().await.unwrap();
+    let r = app
+        .post("/api/v1/webhooks", key, &body)
+        .send()
+        .await
+        .unwrap();
     let status = r.status();
     (status, r.json().await.unwrap())
 }
@@ -171,7 +173,10 @@ async fn failing_task(app: &TestApp, key: &str, label: &str) -> String {
 
 async fn attempts(app: &TestApp, key: &str, endpoint: &str) -> Vec<Value> {
     let v: Value = app
-        .get(&format!("/api/v1/webhooks/{endpoint}/deliveries?limit=100"), key)
+        .get(
+            &format!("/api/v1/webhooks/{endpoint}/deliveries?limit=100"),
+            key,
+        )
         .send()
         .await
         .unwrap()
@@ -290,8 +295,16 @@ async fn endpoints_are_managed_and_private_to_their_account(engine: Engine) {
     let secret = created["signing_secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("whsec_"));
     let preview = created["secret_preview"].as_str().unwrap();
-    assert!(preview.len() < secret.len() / 2, "preview shows too much: {preview}");
-    for k in ["last_success_at", "last_failure_at", "disabled_at", "revoked_at"] {
+    assert!(
+        preview.len() < secret.len() / 2,
+        "preview shows too much: {preview}"
+    );
+    for k in [
+        "last_success_at",
+        "last_failure_at",
+        "disabled_at",
+        "revoked_at",
+    ] {
         assert!(created[k].is_null(), "{k}");
     }
     assert_eq!(created["failure_count"], 0);
@@ -318,7 +331,10 @@ async fn endpoints_are_managed_and_private_to_their_account(engine: Engine) {
         .json()
         .await
         .unwrap();
-    assert!(got.get("signing_secret").is_none(), "secret shown again: {got}");
+    assert!(
+        got.get("signing_secret").is_none(),
+        "secret shown again: {got}"
+    );
     assert_eq!(got["name"], "prod");
 
     // Bob sees nothing of Alice's, and every route answers him like a missing id.
@@ -380,12 +396,14 @@ async fn endpoints_are_managed_and_private_to_their_account(engine: Engine) {
     assert_eq!(v["status"], "disabled");
     assert!(v["disabled_at"].is_string());
     assert_eq!(v["url"], "http://127.0.0.1:9/hook");
-    let v: Value = patch(json!({"status": "active", "event_types": ["generation.succeeded", "generation.failed"]}))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = patch(
+        json!({"status": "active", "event_types": ["generation.succeeded", "generation.failed"]}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
     assert_eq!(v["status"], "active");
     assert!(v["disabled_at"].is_null());
     assert_eq!(v["event_types"].as_array().unwrap().len(), 2);
@@ -394,7 +412,11 @@ async fn endpoints_are_managed_and_private_to_their_account(engine: Engine) {
 
     // Rotation shows a new secret once.
     let v: Value = app
-        .post(&format!("/api/v1/webhooks/{id}/rotate-secret"), &alice, &json!({}))
+        .post(
+            &format!("/api/v1/webhooks/{id}/rotate-secret"),
+            &alice,
+            &json!({}),
+        )
         .send()
         .await
         .unwrap()
@@ -426,7 +448,10 @@ async fn endpoints_are_managed_and_private_to_their_account(engine: Engine) {
     assert_eq!(page1["has_more"], true);
     let last = page1["data"][1]["id"].as_str().unwrap();
     let page2: Value = app
-        .get(&format!("/api/v1/webhooks?limit=2&starting_after={last}"), &alice)
+        .get(
+            &format!("/api/v1/webhooks?limit=2&starting_after={last}"),
+            &alice,
+        )
         .send()
         .await
         .unwrap()
@@ -603,7 +628,11 @@ async fn urls_are_checked_again_at_delivery() {
             "unexpected error {err}"
         );
     }
-    assert_eq!(*connections.lock().unwrap(), 0, "a refused URL was connected to");
+    assert_eq!(
+        *connections.lock().unwrap(),
+        0,
+        "a refused URL was connected to"
+    );
 }
 
 async fn deliveries_verify_with_the_reference_implementation(engine: Engine) {
@@ -635,7 +664,10 @@ async fn deliveries_verify_with_the_reference_implementation(engine: Engine) {
     assert_eq!(header(hit, "webhook-id"), body["id"].as_str().unwrap());
     assert_eq!(header(hit, "content-type"), "application/json");
     assert!(body["created_at"].is_string());
-    assert_eq!(body["data"], status, "event data differs from GET /generations/{{id}}");
+    assert_eq!(
+        body["data"], status,
+        "event data differs from GET /generations/{{id}}"
+    );
     python_verifies(&secret, hit).expect("standardwebhooks rejected our signature");
     // Tampering is caught by the same verifier (the check can fail).
     let mut forged = hit.clone();
@@ -664,7 +696,10 @@ async fn deliveries_verify_with_the_reference_implementation(engine: Engine) {
         .send()
         .await
         .unwrap();
-    let ok_id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let ok_id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let done = app.wait_terminal(&key, &ok_id, 120).await;
     assert_eq!(done["status"], "succeeded");
     let hits = rx.wait_hits(2, 30).await;
@@ -701,7 +736,11 @@ async fn deliveries_verify_with_the_reference_implementation(engine: Engine) {
 
     // The test event reaches only its endpoint and verifies too.
     let r = app
-        .post(&format!("/api/v1/webhooks/{endpoint}/test"), &key, &json!({}))
+        .post(
+            &format!("/api/v1/webhooks/{endpoint}/test"),
+            &key,
+            &json!({}),
+        )
         .send()
         .await
         .unwrap();
@@ -758,7 +797,10 @@ async fn a_failing_receiver_gets_retries_on_schedule_then_one_delivery() {
     let gaps: Vec<Duration> = hits.windows(2).map(|w| w[1].at - w[0].at).collect();
     for (gap, want_ms) in gaps.iter().zip([5u64, 300, 1800]) {
         let min = Duration::from_millis(want_ms * 9 / 10);
-        assert!(*gap >= min, "retry came after {gap:?}, schedule says ≥ {min:?}");
+        assert!(
+            *gap >= min,
+            "retry came after {gap:?}, schedule says ≥ {min:?}"
+        );
         assert!(
             *gap <= Duration::from_millis(want_ms * 11 / 10 + 1500),
             "retry came after {gap:?}, schedule says ~{want_ms} ms"
@@ -770,7 +812,10 @@ async fn a_failing_receiver_gets_retries_on_schedule_then_one_delivery() {
     assert_eq!(codes, [Some(200), Some(404), Some(503), Some(500)]);
     let numbers: Vec<i64> = a.iter().map(|x| x["attempt"].as_i64().unwrap()).collect();
     assert_eq!(numbers, [4, 3, 2, 1]);
-    assert!(a.iter().all(|x| x["duration_ms"].is_i64() && x["created_at"].is_string()));
+    assert!(
+        a.iter()
+            .all(|x| x["duration_ms"].is_i64() && x["created_at"].is_string())
+    );
     let ep: Value = app
         .get(&format!("/api/v1/webhooks/{endpoint}"), &key)
         .send()
@@ -811,11 +856,17 @@ async fn hostile_receivers_are_failures_and_harm_nothing() {
         match *name {
             "redirect" => {
                 assert_eq!(first["status_code"], 302);
-                assert!(first["error"].as_str().unwrap().contains("redirect"), "{first}");
+                assert!(
+                    first["error"].as_str().unwrap().contains("redirect"),
+                    "{first}"
+                );
             }
             "hang" => {
                 assert!(first["status_code"].is_null());
-                assert!(first["error"].as_str().unwrap().contains("timed out"), "{first}");
+                assert!(
+                    first["error"].as_str().unwrap().contains("timed out"),
+                    "{first}"
+                );
                 assert!(first["duration_ms"].as_i64().unwrap() < 5_000);
             }
             _ => {
@@ -826,7 +877,12 @@ async fn hostile_receivers_are_failures_and_harm_nothing() {
     }
     // The redirect target was never visited (the receiver saw only its own hits).
     let redirect_rx = &endpoints[0].2;
-    assert!(redirect_rx.hits().iter().all(|h| header(h, "webhook-id").starts_with("evt_")));
+    assert!(
+        redirect_rx
+            .hits()
+            .iter()
+            .all(|h| header(h, "webhook-id").starts_with("evt_"))
+    );
     // The server kept serving meanwhile.
     assert!(started.elapsed() < Duration::from_secs(30));
     let r = app.http.get(app.url("/healthz")).send().await.unwrap();
@@ -951,7 +1007,10 @@ async fn a_delivery_cut_by_kill_9_is_sent_after_restart(engine: Engine) {
     wait_up().await;
     // The lease (2 × timeout + 1 s) lapses, another attempt is made and succeeds.
     let hits = rx.wait_hits(2, 30).await;
-    assert_eq!(header(&hits[0], "webhook-id"), header(&hits[1], "webhook-id"));
+    assert_eq!(
+        header(&hits[0], "webhook-id"),
+        header(&hits[1], "webhook-id")
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     let a = loop {
         let v: Value = http

@@ -56,4 +56,8 @@ const DELIVERY_LEASE_SQL: &str = "UPDATE webhook_deliveries SET lease_owner = $1
        AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
      RETURNING id, event_id, endpoint_id, attempts";
 
-crate::webhook_engine::impl_webhook_store!(PgStore, Postgres, delivery_lease_sql = DELIVERY_LEASE_SQL);
+crate::webhook_engine::impl_webhook_store!(
+    PgStore,
+    Postgres,
+    delivery_lease_sql = DELIVERY_LEASE_SQL
+);
