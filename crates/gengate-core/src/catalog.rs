@@ -212,10 +212,10 @@ fn check_model(m: &Model) -> Result<(), String> {
                 }
             }
             ParamType::Number => {
-                if let (Some(lo), Some(hi)) = (p.min, p.max) {
-                    if lo > hi {
-                        return Err(format!("number param {} has min > max", p.key));
-                    }
+                if let (Some(lo), Some(hi)) = (p.min, p.max)
+                    && lo > hi
+                {
+                    return Err(format!("number param {} has min > max", p.key));
                 }
             }
             ParamType::Text => {}

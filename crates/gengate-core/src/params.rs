@@ -167,7 +167,7 @@ fn normalise_value(
                     ));
                 }
             };
-            if options.iter().any(|o| *o == candidate) {
+            if options.contains(&candidate) {
                 Ok(Value::String(candidate))
             } else {
                 Err((
@@ -223,13 +223,13 @@ fn normalise_value(
             let Value::String(s) = v else {
                 return Err((FieldIssue::InvalidType, format!("{field} must be a string")));
             };
-            if let Some(max) = spec.max_length {
-                if s.chars().count() > max as usize {
-                    return Err((
-                        FieldIssue::TooLong,
-                        format!("{field} must be at most {max} characters"),
-                    ));
-                }
+            if let Some(max) = spec.max_length
+                && s.chars().count() > max as usize
+            {
+                return Err((
+                    FieldIssue::TooLong,
+                    format!("{field} must be at most {max} characters"),
+                ));
             }
             Ok(Value::String(s.clone()))
         }
