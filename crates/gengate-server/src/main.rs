@@ -216,8 +216,8 @@ async fn main() -> anyhow::Result<()> {
                 ..Default::default()
             };
             if let Some(path) = video_file {
-                let bytes = std::fs::read(&path)
-                    .with_context(|| format!("reading {}", path.display()))?;
+                let bytes =
+                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
                 cfg.video_bytes = bytes.into();
             }
             let (ak, sk) = (cfg.access_key.clone(), cfg.secret_key.clone());
