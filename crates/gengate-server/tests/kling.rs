@@ -907,3 +907,37 @@ async fn twenty_tasks_through_an_account_limited_to_two() {
     );
     env.app.assert_ledger_balances().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_limited_and_failing_creates_leave_the_task_queued() {
+    let env = start(Engine::Sqlite, fast_fake(), &["--kling-retry-ms", "300"]).await;
+    let (_, key) = env.app.account("queued", 1000).await;
+    for f in [Fault::Error(1302), Fault::Error(5001), Fault::Error(1302)] {
+        env.fake.inject_fault(f);
+    }
+    let id = submit(&env.app, &key, "patience", json!({})).await;
+    let status = async || {
+        env.app
+            .get(&format!("/api/v1/generations/{id}"), &key)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    // Between the refusals the task is queued, never processing: Kling has not taken it.
+    let mut seen_refusals = 0;
+    while env.fake.pending_faults() > 0 {
+        assert_eq!(status().await, "queued");
+        seen_refusals = 3 - env.fake.pending_faults();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(seen_refusals >= 2);
+    let v = env.app.wait_terminal(&key, &id, 30).await;
+    assert_eq!(v["status"], "succeeded");
+    assert_eq!(env.fake.tasks_by_external_id(&id), 1);
+}

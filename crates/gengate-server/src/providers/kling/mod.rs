@@ -82,7 +82,7 @@ impl KlingProvider {
     /// Exponential back-off with up to +25 % jitter, so tasks refused together do not come
     /// back together.
     fn retry_delay(&self, attempts: u32) -> Duration {
-        let exp = attempts.clamp(1, 10) - 1;
+        let exp = attempts.clamp(1, 16) - 1;
         let base = self
             .settings
             .retry
@@ -545,6 +545,97 @@ mod tests {
         assert!(is_moderation("Content Security check failed"));
         assert!(!is_moderation("internal error"));
         assert!(!is_moderation(""));
+    }
+
+    fn provider() -> KlingProvider {
+        let client = KlingClient::new(
+            url::Url::parse("http://127.0.0.1:1/").expect("url"),
+            gengate_kling::KlingCredentials::new("a", "s"),
+            reqwest::Client::new(),
+        );
+        KlingProvider::new(
+            client,
+            KlingSettings {
+                concurrency: 1,
+                max_in_flight: 0,
+                poll: Duration::from_millis(1000),
+                retry: Duration::from_millis(100),
+            },
+            std::sync::Arc::new(gengate_core::clock::SystemClock),
+        )
+    }
+
+    fn task(status: &str, msg: &str, videos: serde_json::Value) -> KlingTask {
+        KlingTask::from_json(&serde_json::json!({
+            "task_id": "k1", "task_status": status, "task_status_msg": msg,
+            "task_result": {"videos": videos}
+        }))
+        .expect("task")
+    }
+
+    #[test]
+    fn statuses_map_to_progress() {
+        let p = provider();
+        let now = p.now_ms();
+        // Unknown statuses keep the task running (and are logged/counted).
+        for s in ["submitted", "processing", "queueing", ""] {
+            assert!(
+                matches!(
+                    p.interpret("t", &task(s, "", serde_json::json!([])), now),
+                    Progress::Running { .. }
+                ),
+                "{s:?}"
+            );
+        }
+        let ok = task(
+            "succeed",
+            "",
+            serde_json::json!([{"id": "v", "url": "https://cdn/v.mp4", "duration": "5.0"}]),
+        );
+        assert!(matches!(
+            p.interpret("t", &ok, now),
+            Progress::Finished(Output::Url { ref url, .. }) if url == "https://cdn/v.mp4"
+        ));
+        let code = |pr: Progress| match pr {
+            Progress::Failed(e) => e.code,
+            _ => panic!("not failed"),
+        };
+        assert_eq!(
+            code(p.interpret("t", &task("succeed", "", serde_json::json!([])), now)),
+            TaskErrorCode::GenerationFailed
+        );
+        assert_eq!(
+            code(p.interpret(
+                "t",
+                &task(
+                    "failed",
+                    "Failure to pass the risk control system",
+                    serde_json::json!([])
+                ),
+                now
+            )),
+            TaskErrorCode::ContentRejected
+        );
+        assert_eq!(
+            code(p.interpret(
+                "t",
+                &task("failed", "server busy", serde_json::json!([])),
+                now
+            )),
+            TaskErrorCode::GenerationFailed
+        );
+    }
+
+    #[test]
+    fn polls_slow_down_with_age_within_bounds() {
+        let p = provider();
+        let now = p.now_ms();
+        let young = p.poll_delay(now);
+        assert!(young >= Duration::from_millis(1000) && young <= Duration::from_millis(1100));
+        let old = p.poll_delay(now - 3_600_000);
+        assert!(old >= Duration::from_millis(6000) && old <= Duration::from_millis(6600));
+        let r = p.retry_delay(20);
+        assert!(r >= MAX_RETRY && r <= MAX_RETRY + MAX_RETRY / 4);
     }
 
     #[test]
