@@ -44,10 +44,10 @@ pub struct AppState {
     pub providers: Arc<ProviderRouting>,
     pub blobs: Blobs,
     pub events: Arc<TaskEvents>,
+    /// Vendor callbacks that arrived while a task's job may have been leased (issue 5).
+    pub nudges: Arc<crate::callbacks::Nudges>,
     /// Poked when a job is enqueued so an idle runner looks at once.
     pub runner_wakeup: Arc<Notify>,
-    /// Vendor callbacks that arrived while a task's job may have been leased.
-    pub nudges: Arc<crate::callbacks::Nudges>,
 }
 
 /// `bound` is the address actually listened on (it differs from the
@@ -101,15 +101,9 @@ pub async fn build_state(
     };
     let sandbox: Arc<dyn crate::providers::Provider> =
         Arc::new(SandboxProvider::new(cfg.sandbox_concurrency, clock.clone()));
-    // --- Kling upstream (issue 5): with credentials, catalog family "kling" runs there.
-    let mut all_providers = vec![sandbox];
-    let kling_route = match kling_provider(cfg, clock.clone())? {
-        Some(kling) => {
-            all_providers.push(kling);
-            crate::providers::kling::NAME
-        }
-        None => "sandbox",
-    };
+    // Kling upstream (issue 5): with credentials, the catalog's "kling" family runs there.
+    let (all_providers, kling_route) =
+        crate::providers::kling::wire(&cfg.kling, sandbox, clock.clone())?;
     let routes = [("kling".to_owned(), kling_route)].into_iter().collect();
     let providers = ProviderRouting::new(all_providers, routes, "sandbox");
     tracing::info!("{}", providers.describe());
@@ -133,44 +127,6 @@ pub async fn build_state(
         runner_wakeup: Arc::new(Notify::new()),
         nudges: Arc::new(crate::callbacks::Nudges::new()),
     })
-}
-
-/// The Kling provider when both keys are configured (issue 5).
-fn kling_provider(
-    cfg: &ServeConfig,
-    clock: SharedClock,
-) -> anyhow::Result<Option<Arc<dyn crate::providers::Provider>>> {
-    use crate::providers::kling::{KlingProvider, KlingSettings};
-    let Some((access, secret)) = cfg.kling_credentials() else {
-        if cfg.kling_access_key.is_some() || cfg.kling_secret_key.is_some() {
-            tracing::warn!(
-                "only one of GENGATE_KLING_ACCESS_KEY / GENGATE_KLING_SECRET_KEY is set; kling-3-0 runs on the sandbox"
-            );
-        }
-        return Ok(None);
-    };
-    let base = url::Url::parse(&cfg.kling_base_url)
-        .with_context(|| format!("GENGATE_KLING_BASE_URL {:?}", cfg.kling_base_url))?;
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        .context("building the Kling HTTP client")?;
-    let client = gengate_kling::KlingClient::new(
-        base.clone(),
-        gengate_kling::KlingCredentials::new(access, secret),
-        http,
-    );
-    tracing::info!(base_url = %base, "kling provider configured");
-    Ok(Some(Arc::new(KlingProvider::new(
-        client,
-        KlingSettings {
-            concurrency: cfg.kling_concurrency,
-            max_in_flight: cfg.kling_max_in_flight,
-            poll: Duration::from_millis(cfg.kling_poll_ms.max(10)),
-            retry: Duration::from_millis(cfg.kling_retry_ms.max(10)),
-        },
-        clock,
-    ))))
 }
 
 /// A started server: its address, state, and a way to stop it.

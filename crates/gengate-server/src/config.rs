@@ -96,6 +96,12 @@ pub struct ServeConfig {
     /// Sandbox renders this node runs at once.
     #[arg(long, env = "GENGATE_SANDBOX_CONCURRENCY", default_value_t = 2)]
     pub sandbox_concurrency: usize,
+    // --- Kling upstream and vendor outputs (issue 5) ---
+    #[command(flatten)]
+    pub kling: crate::providers::kling::KlingArgs,
+    /// Largest video accepted from a vendor URL (it is copied into our storage).
+    #[arg(long, env = "GENGATE_MAX_OUTPUT_BYTES", default_value_t = 2 << 30)]
+    pub max_output_bytes: u64,
     /// Do not run tasks on this node (they stay queued); for API-only nodes and benchmarks.
     #[arg(long, env = "GENGATE_NO_RUNNER", default_value_t = false)]
     pub no_runner: bool,
@@ -111,52 +117,6 @@ pub struct ServeConfig {
     /// Log format: json (default) or text.
     #[arg(long, env = "GENGATE_LOG_FORMAT", default_value = "json")]
     pub log_format: String,
-    // --- Kling upstream (issue 5) ---
-    /// Kling access key. With the secret key set too, `kling-3-0` runs on Kling; without
-    /// them it runs on the sandbox.
-    #[arg(long, env = "GENGATE_KLING_ACCESS_KEY")]
-    pub kling_access_key: Option<String>,
-    /// Kling secret key (signs the API tokens; never logged).
-    #[arg(long, env = "GENGATE_KLING_SECRET_KEY", hide_env_values = true)]
-    pub kling_secret_key: Option<String>,
-    /// Kling API base URL (api-singapore for the global service, api-beijing for mainland
-    /// China, or `gengate dev fake-kling`).
-    #[arg(
-        long,
-        env = "GENGATE_KLING_BASE_URL",
-        default_value = "https://api-singapore.klingai.com"
-    )]
-    pub kling_base_url: String,
-    /// Kling steps (submit, poll, download) this node runs at once.
-    #[arg(long, env = "GENGATE_KLING_CONCURRENCY", default_value_t = 16)]
-    pub kling_concurrency: usize,
-    /// Most Kling tasks in flight upstream at once (the account's slots); 0 = learn it from
-    /// Kling's 1303 answers.
-    #[arg(long, env = "GENGATE_KLING_MAX_IN_FLIGHT", default_value_t = 0)]
-    pub kling_max_in_flight: usize,
-    /// Shortest interval between two status queries of one Kling task; it grows with the
-    /// task's age (up to 6x). Callbacks make polling a fallback.
-    #[arg(long, env = "GENGATE_KLING_POLL_MS", default_value_t = 5_000)]
-    pub kling_poll_ms: u64,
-    /// First retry delay after a Kling rate limit (1302) or outage (5xx, network); doubles
-    /// per attempt, with jitter, up to 2 minutes.
-    #[arg(long, env = "GENGATE_KLING_RETRY_MS", default_value_t = 1_000)]
-    pub kling_retry_ms: u64,
-    /// Largest video accepted from a vendor URL (it is copied into our storage).
-    #[arg(long, env = "GENGATE_MAX_OUTPUT_BYTES", default_value_t = 2 << 30)]
-    pub max_output_bytes: u64,
-}
-
-impl ServeConfig {
-    /// Both Kling keys, when both are set and non-empty.
-    pub fn kling_credentials(&self) -> Option<(String, String)> {
-        match (&self.kling_access_key, &self.kling_secret_key) {
-            (Some(a), Some(s)) if !a.trim().is_empty() && !s.trim().is_empty() => {
-                Some((a.trim().to_owned(), s.trim().to_owned()))
-            }
-            _ => None,
-        }
-    }
 }
 
 impl ServeConfig {

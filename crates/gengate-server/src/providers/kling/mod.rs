@@ -14,6 +14,7 @@
 //! and a metric.
 
 mod request;
+mod settings;
 mod slots;
 mod state;
 
@@ -27,6 +28,7 @@ use serde_json::Value;
 use std::time::Duration;
 
 pub use request::{MappingError, RefImage, family_for};
+pub use settings::{KlingArgs, wire};
 pub use slots::Slots;
 pub use state::{FamilyName, Upstream};
 
