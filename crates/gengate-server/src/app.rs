@@ -44,6 +44,8 @@ pub struct AppState {
     pub providers: Arc<ProviderRouting>,
     pub blobs: Blobs,
     pub events: Arc<TaskEvents>,
+    /// Vendor callbacks that arrived while a task's job may have been leased (issue 5).
+    pub nudges: Arc<crate::callbacks::Nudges>,
     /// Poked when a job is enqueued so an idle runner looks at once.
     pub runner_wakeup: Arc<Notify>,
     pub webhooks: Arc<crate::webhooks::Webhooks>,
@@ -100,8 +102,11 @@ pub async fn build_state(
     };
     let sandbox: Arc<dyn crate::providers::Provider> =
         Arc::new(SandboxProvider::new(cfg.sandbox_concurrency, clock.clone()));
-    let routes = [("kling".to_owned(), "sandbox")].into_iter().collect();
-    let providers = ProviderRouting::new(vec![sandbox], routes, "sandbox");
+    // Kling upstream (issue 5): with credentials, the catalog's "kling" family runs there.
+    let (all_providers, kling_route) =
+        crate::providers::kling::wire(&cfg.kling, sandbox, clock.clone())?;
+    let routes = [("kling".to_owned(), kling_route)].into_iter().collect();
+    let providers = ProviderRouting::new(all_providers, routes, "sandbox");
     tracing::info!("{}", providers.describe());
     let catalog = Arc::new(catalog);
     let webhook_wakeup = Arc::new(Notify::new());
@@ -138,6 +143,7 @@ pub async fn build_state(
         metrics: crate::telemetry::prometheus(),
         links,
         runner_wakeup: Arc::new(Notify::new()),
+        nudges: Arc::new(crate::callbacks::Nudges::new()),
     })
 }
 

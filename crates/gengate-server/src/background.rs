@@ -27,7 +27,7 @@ pub fn spawn(st: &AppState, cfg: &ServeConfig, stop: watch::Receiver<bool>) -> V
     let runner_cfg = RunnerConfig {
         lease: Duration::from_millis(cfg.lease_ms),
         idle_poll: Duration::from_millis(cfg.runner_poll_ms),
-        ..Default::default()
+        max_output_bytes: cfg.max_output_bytes,
     };
     out.push(tokio::spawn(Runner::new(st.clone(), runner_cfg).run(stop)));
     out

@@ -96,6 +96,12 @@ pub struct ServeConfig {
     /// Sandbox renders this node runs at once.
     #[arg(long, env = "GENGATE_SANDBOX_CONCURRENCY", default_value_t = 2)]
     pub sandbox_concurrency: usize,
+    // --- Kling upstream and vendor outputs (issue 5) ---
+    #[command(flatten)]
+    pub kling: crate::providers::kling::KlingArgs,
+    /// Largest video accepted from a vendor URL (it is copied into our storage).
+    #[arg(long, env = "GENGATE_MAX_OUTPUT_BYTES", default_value_t = 2 << 30)]
+    pub max_output_bytes: u64,
     /// Do not run tasks on this node (they stay queued); for API-only nodes and benchmarks.
     #[arg(long, env = "GENGATE_NO_RUNNER", default_value_t = false)]
     pub no_runner: bool,

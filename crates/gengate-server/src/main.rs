@@ -37,6 +37,40 @@ enum Command {
     /// Credits: grant, adjust, show, audit.
     #[command(subcommand)]
     Credits(CreditsCmd),
+    /// Development helpers: local stand-ins for upstream vendors.
+    #[command(subcommand)]
+    Dev(DevCmd),
+}
+
+/// `gengate dev …` (issue 5).
+#[derive(Subcommand)]
+enum DevCmd {
+    /// Run a fake Kling API (same endpoints, envelope, JWT rules, error codes and
+    /// callbacks) for local demos. Point gengate at it with GENGATE_KLING_BASE_URL and
+    /// the keys below. Prompts containing `[fake:reject]` are refused (1301), ones with
+    /// `[fake:moderation]` fail after processing.
+    FakeKling {
+        #[arg(long, default_value = "127.0.0.1:9400")]
+        listen: std::net::SocketAddr,
+        #[arg(long, default_value = "fake-access-key")]
+        access_key: String,
+        #[arg(long, default_value = "fake-secret-key")]
+        secret_key: String,
+        /// Tasks the fake account runs at once; one more is refused with 1303.
+        #[arg(long, default_value_t = 5)]
+        concurrency_limit: usize,
+        /// How long a task stays `submitted`, then `processing` (milliseconds).
+        #[arg(long, default_value_t = 1_000)]
+        submitted_ms: u64,
+        #[arg(long, default_value_t = 5_000)]
+        processing_ms: u64,
+        /// Do not POST status changes to callback URLs.
+        #[arg(long, default_value_t = false)]
+        no_callbacks: bool,
+        /// Serve this file (e.g. a real MP4) as every result video.
+        #[arg(long)]
+        video_file: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -161,6 +195,43 @@ async fn main() -> anyhow::Result<()> {
     };
     match command {
         Command::Serve(cfg) => serve(*cfg).await,
+        Command::Dev(DevCmd::FakeKling {
+            listen,
+            access_key,
+            secret_key,
+            concurrency_limit,
+            submitted_ms,
+            processing_ms,
+            no_callbacks,
+            video_file,
+        }) => {
+            gengate_server::telemetry::init_logging("text");
+            let mut cfg = gengate_kling::fake::FakeConfig {
+                access_key,
+                secret_key,
+                concurrency_limit,
+                submitted_for: std::time::Duration::from_millis(submitted_ms),
+                processing_for: std::time::Duration::from_millis(processing_ms),
+                callbacks: !no_callbacks,
+                ..Default::default()
+            };
+            if let Some(path) = video_file {
+                let bytes =
+                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                cfg.video_bytes = bytes.into();
+            }
+            let (ak, sk) = (cfg.access_key.clone(), cfg.secret_key.clone());
+            let fake = gengate_kling::fake::FakeKling::bind(listen, cfg).await?;
+            println!(
+                "fake Kling listening on {}\n\nRun gengate against it with:\n\n  \
+                 GENGATE_KLING_BASE_URL={} GENGATE_KLING_ACCESS_KEY={ak} GENGATE_KLING_SECRET_KEY={sk} gengate serve\n",
+                fake.base_url(),
+                fake.base_url()
+            );
+            tokio::signal::ctrl_c().await.ok();
+            drop(fake);
+            Ok(())
+        }
         Command::Migrate(db) => {
             open(&db).await?;
             println!(

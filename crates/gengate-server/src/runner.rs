@@ -5,7 +5,6 @@
 
 use crate::app::AppState;
 use crate::providers::{Output, Progress, ProviderCtx, ProviderError};
-use bytes::Bytes;
 use gengate_core::generation::{
     StoredMedia, StoredResult, Task, TaskError, TaskErrorCode, TaskStatus,
 };
@@ -41,6 +40,8 @@ pub struct Runner {
     cfg: RunnerConfig,
     worker: String,
     slots: HashMap<String, Arc<Semaphore>>,
+    /// Downloads vendor outputs (`Output::Url`).
+    http: reqwest::Client,
 }
 
 impl Runner {
@@ -61,6 +62,7 @@ impl Runner {
             cfg,
             worker,
             slots,
+            http: crate::fetch::client(),
         }
     }
 
@@ -179,9 +181,16 @@ impl Runner {
                     .map(|r| st.links.sign_ref(&r.blob_key))
                     .collect(),
                 reference_bytes,
-                callback_url: None,
+                callback_url: Some(crate::callbacks::url(
+                    &st.config.public_base_url,
+                    &st.links.key,
+                    &job.provider,
+                    &task.id,
+                )),
                 store: &st.store,
             };
+            // A callback from before this step is answered by this step's own query.
+            st.nudges.take(&task.id);
             provider.advance(&mut ctx).await
         }
         .await;
@@ -194,6 +203,12 @@ impl Runner {
                 st.store
                     .release_job(&task.id, &self.worker, now.plus(poll_after))
                     .await?;
+                // A callback that came while we held the lease could not move the job
+                // (our release just set its time): honour it now.
+                if st.nudges.take(&task.id) {
+                    st.store.wake_job(&task.id, st.clock.now()).await?;
+                    st.runner_wakeup.notify_one();
+                }
             }
             Ok(Progress::Deferred {
                 retry_after,
@@ -209,7 +224,18 @@ impl Runner {
             }
             Ok(Progress::Finished(output)) => {
                 self.to_processing(&task).await?;
-                self.finish(&task, output).await?;
+                match self.finish(&task, output).await {
+                    Ok(()) => {}
+                    Err(ProviderError::Transient(msg)) => {
+                        // The provider is asked again (and may hand out a fresh URL).
+                        let backoff = backoff(job.attempts);
+                        tracing::warn!(task = %task.id, error = %msg, retry_in_ms = backoff.as_millis() as u64, "storing the output failed; retrying");
+                        st.store
+                            .release_job(&task.id, &self.worker, st.clock.now().plus(backoff))
+                            .await?;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             Err(ProviderError::Transient(msg)) => {
                 let backoff = backoff(job.attempts);
@@ -244,7 +270,27 @@ impl Runner {
         let (bytes, mime) = match output {
             Output::Bytes { bytes, mime_type } => (bytes, mime_type),
             Output::Url { url, mime_type } => {
-                (download(&url, self.cfg.max_output_bytes).await?, mime_type)
+                match crate::fetch::download(&self.http, &url, self.cfg.max_output_bytes).await {
+                    Ok(bytes) => (bytes, mime_type),
+                    Err(crate::fetch::FetchError::Transient(msg)) => {
+                        return Err(ProviderError::Transient(msg));
+                    }
+                    Err(e) => {
+                        // Final: the same URL gives the same file. The vendor's URL is
+                        // not put in the caller-visible message.
+                        tracing::error!(task = %task.id, error = %e, "the output cannot be stored");
+                        fail(
+                            st,
+                            &task.id,
+                            TaskError {
+                                code: TaskErrorCode::GenerationFailed,
+                                message: format!("the generated video cannot be stored: {e}"),
+                            },
+                        )
+                        .await?;
+                        return Ok(());
+                    }
+                }
             }
         };
         let ext = if mime == "video/mp4" { "mp4" } else { "bin" };
@@ -345,10 +391,4 @@ fn backoff(attempts: i64) -> Duration {
     let base = Duration::from_millis(500) * 2u32.pow(exp - 1);
     let jitter = rand::random_range(0..=base.as_millis() as u64 / 4);
     (base + Duration::from_millis(jitter)).min(Duration::from_secs(120))
-}
-
-async fn download(url: &str, _max: u64) -> Result<Bytes, ProviderError> {
-    Err(ProviderError::Transient(format!(
-        "downloading {url} needs a vendor provider"
-    )))
 }

@@ -820,6 +820,23 @@ macro_rules! impl_store {
                 tx.commit().await?;
                 Ok(orphans)
             }
+
+            async fn wake_job(&self, task_id: &TaskId, now: Timestamp) -> StoreResult<bool> {
+                // `run_at > now` only: waking a job that is already due must not push it back.
+                let r = sqlx::query("UPDATE jobs SET run_at = $2 WHERE task_id = $1 AND run_at > $2")
+                    .bind(task_id.as_str())
+                    .bind(now.as_millis())
+                    .execute(&self.writer)
+                    .await?;
+                if r.rows_affected() == 1 {
+                    return Ok(true);
+                }
+                let jobs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE task_id = $1")
+                    .bind(task_id.as_str())
+                    .fetch_one(&self.writer)
+                    .await?;
+                Ok(jobs > 0)
+            }
         }
     };
 }

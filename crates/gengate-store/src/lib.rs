@@ -367,6 +367,13 @@ pub trait Store: WebhookStore + Send + Sync + 'static {
     ) -> StoreResult<Option<FileRecord>>;
     /// Deletes expired file rows; returns the blob keys no row uses any more.
     async fn expire_files(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<String>>;
+
+    // Vendor callbacks.
+    /// Makes a task's job due at `now` (a vendor callback said something changed), unless it
+    /// is already due sooner. A job leased right now keeps its lease: the worker's own
+    /// `release_job` decides the next run, so the caller also tells the runner in process.
+    /// False when the task has no job (it already ended).
+    async fn wake_job(&self, task_id: &TaskId, now: Timestamp) -> StoreResult<bool>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -80,6 +80,7 @@ both_engines!(
     leases_are_exclusive_and_lapse,
     listing_is_newest_first_with_cursor_and_filters,
     concurrent_debits_never_overdraw,
+    a_woken_job_is_due_now_and_never_later,
 );
 
 async fn accounts_keys_and_values_round_trip(db: Db) {
@@ -631,4 +632,50 @@ async fn concurrent_debits_never_overdraw(db: Db) {
     assert_eq!(ok, 10);
     assert_eq!(s.balance(&a.id).await.unwrap().get(), 0);
     assert!(s.ledger_mismatches().await.unwrap().is_empty());
+}
+
+/// `wake_job` (vendor callbacks) brings a waiting job forward, never pushes a due one back,
+/// and says false once the task has ended.
+async fn a_woken_job_is_due_now_and_never_later(db: Db) {
+    let s = &db.store;
+    let a = s.create_account("w", t(0)).await.unwrap();
+    s.change_credits(&a.id, LedgerKind::Grant, 100, "g", t(0))
+        .await
+        .unwrap();
+    let task = new_task(&a.id, 10, t(0));
+    let id = task.id.clone();
+    s.create_task(&task, None).await.unwrap();
+    let lease = Duration::from_secs(30);
+    let jobs = s
+        .lease_jobs("w1", &["sandbox".into()], t(10), lease, 1)
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    // Released to run in an hour, then woken at t(20): due at t(20), not before.
+    s.release_job(&id, "w1", t(3_600_000)).await.unwrap();
+    assert!(s.wake_job(&id, t(20)).await.unwrap());
+    assert!(
+        s.lease_jobs("w2", &["sandbox".into()], t(19), lease, 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Waking again later does not push the due time back.
+    assert!(s.wake_job(&id, t(500)).await.unwrap());
+    assert_eq!(
+        s.lease_jobs("w2", &["sandbox".into()], t(20), lease, 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // An ended task has no job to wake.
+    s.mark_processing(&id, t(30)).await.unwrap();
+    let err = TaskError {
+        code: TaskErrorCode::GenerationFailed,
+        message: "x".into(),
+    };
+    s.fail_task(&id, &err, t(40)).await.unwrap();
+    assert!(!s.wake_job(&id, t(50)).await.unwrap());
+    assert!(!s.wake_job(&TaskId::generate(), t(50)).await.unwrap());
 }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod callbacks;
 pub mod context;
 pub mod credits;
 pub mod error;
@@ -142,6 +143,8 @@ pub fn router(state: AppState) -> Router {
     api_router
         .merge(ops::routes())
         .merge(media::routes())
+        // Vendor callbacks (issue 5): token-checked, outside the public API.
+        .merge(callbacks::routes())
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::not_found)
         .layer(axum::Extension(doc))

@@ -4,6 +4,7 @@
 //! reconcile after a crash, or poll. State that must survive a crash is saved
 //! through `ProviderCtx::save_upstream` *before* the vendor is called.
 
+pub mod kling;
 pub mod sandbox;
 
 use async_trait::async_trait;
@@ -81,8 +82,9 @@ pub trait Provider: Send + Sync {
     /// How many tasks this node works on at once for this provider.
     fn concurrency(&self) -> usize;
     async fn advance(&self, ctx: &mut ProviderCtx<'_>) -> Result<Progress, ProviderError>;
-    /// A vendor's callback for `task`: verify it and answer whether the
-    /// task's job should be looked at now. Providers without callbacks refuse.
+    /// A vendor's callback for `task`, whose URL token the route has already
+    /// verified: check the body and answer whether the task's job should be
+    /// looked at now. Providers without callbacks refuse.
     async fn callback(
         &self,
         _task: &TaskId,
