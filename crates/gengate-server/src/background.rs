@@ -40,10 +40,10 @@ async fn deadline_sweeper(st: AppState, every: Duration, mut stop: watch::Receiv
         match st.store.overdue_tasks(st.clock.now(), 100).await {
             Ok(ids) => {
                 for id in ids {
-                    if let Ok(Some(task)) = st.store.get_task_unscoped(&id).await {
-                        if let Err(e) = fail(&st, &id, timeout_error(&task)).await {
-                            tracing::warn!(task = %id, error = %e, "could not time out task");
-                        }
+                    if let Ok(Some(task)) = st.store.get_task_unscoped(&id).await
+                        && let Err(e) = fail(&st, &id, timeout_error(&task)).await
+                    {
+                        tracing::warn!(task = %id, error = %e, "could not time out task");
                     }
                 }
             }

@@ -361,7 +361,7 @@ impl FilesService {
                 format!("{} does not take {} references", model.id, file.kind),
             ),
             Some(l) => {
-                if !l.mime_types.iter().any(|m| *m == file.mime_type) {
+                if !l.mime_types.contains(&file.mime_type) {
                     errs.push(
                         url_field.clone(),
                         FieldIssue::UnsupportedMediaType,
@@ -457,14 +457,14 @@ impl FilesService {
 }
 
 fn check_image_rules(l: &KindLimits, w: u32, h: u32, field: &str, errs: &mut ValidationErrors) {
-    if let Some(min) = l.min_side_px {
-        if w < min || h < min {
-            errs.push(
-                field,
-                FieldIssue::OutOfRange,
-                format!("the image is {w}x{h}; each side must be at least {min} px"),
-            );
-        }
+    if let Some(min) = l.min_side_px
+        && (w < min || h < min)
+    {
+        errs.push(
+            field,
+            FieldIssue::OutOfRange,
+            format!("the image is {w}x{h}; each side must be at least {min} px"),
+        );
     }
     if let Some(max) = l.max_aspect_ratio {
         let ratio = f64::from(w.max(h)) / f64::from(w.min(h).max(1));

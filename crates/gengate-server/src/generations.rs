@@ -204,13 +204,13 @@ pub async fn wait_for_change(
         // Register before re-reading, so a change between the read and the
         // wait is not missed.
         notified.as_mut().enable();
-        if let Some((status, _)) = st.store.task_updated_at(&current.id).await? {
-            if status != start_status {
-                if let Some(t) = st.store.get_task(account, &current.id).await? {
-                    current = t;
-                }
-                break;
+        if let Some((status, _)) = st.store.task_updated_at(&current.id).await?
+            && status != start_status
+        {
+            if let Some(t) = st.store.get_task(account, &current.id).await? {
+                current = t;
             }
+            break;
         }
         let now = tokio::time::Instant::now();
         if now >= deadline {

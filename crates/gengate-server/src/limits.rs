@@ -45,10 +45,10 @@ impl LocalLimiter {
 
     fn bucket(&self, key_id: &str, class: RequestClass, per_minute: u32) -> Arc<Bucket> {
         let k = (key_id.to_owned(), class);
-        if let Some(b) = self.buckets.get(&k) {
-            if b.0 == per_minute {
-                return b.1.clone();
-            }
+        if let Some(b) = self.buckets.get(&k)
+            && b.0 == per_minute
+        {
+            return b.1.clone();
         }
         let n = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         let limiter = Arc::new(

@@ -174,7 +174,15 @@ async fn uploads_are_judged_by_their_bytes_and_rejections_leave_nothing(engine: 
     assert_eq!(counts(&app).await, (0, 0));
 
     // Accepted: types from the bytes, sizes and durations measured.
-    type Case<'a> = (&'a str, &'a str, &'a str, Vec<u8>, &'a str, Option<(u64, u64)>, Option<f64>);
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        Vec<u8>,
+        &'a str,
+        Option<(u64, u64)>,
+        Option<f64>,
+    );
     let accepted: Vec<Case> = vec![
         (
             "image",
