@@ -129,6 +129,26 @@ pub async fn upload_file(
     }
 }
 
+/// After refusing an oversized file, read and discard a bounded amount more
+/// (nothing is kept) before answering. Closing with unread bytes in the
+/// socket makes the client's kernel see a reset while it is still writing,
+/// and most clients then report "broken pipe" instead of our answer; a short
+/// lingering read, as web servers do on close, lets them read the 400.
+async fn linger(field: &mut axum::extract::multipart::Field<'_>) {
+    const LINGER_BYTES: usize = 16 * 1024 * 1024;
+    const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+    let mut seen = 0usize;
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        while seen < LINGER_BYTES {
+            match field.chunk().await {
+                Ok(Some(c)) => seen += c.len(),
+                _ => break,
+            }
+        }
+    })
+    .await;
+}
+
 async fn read_form(st: &AppState, form: &mut Multipart) -> Result<Upload, ApiError> {
     let mut kind: Option<String> = None;
     let mut model: Option<String> = None;
@@ -164,6 +184,8 @@ async fn read_form(st: &AppState, form: &mut Multipart) -> Result<Upload, ApiErr
                 let mut buf = bytes::BytesMut::new();
                 while let Some(chunk) = field.chunk().await.map_err(field_err)? {
                     if (buf.len() + chunk.len()) as u64 > limit {
+                        drop(buf);
+                        linger(&mut field).await;
                         return Err(ValidationErrors::single(
                             "file",
                             FieldIssue::TooLarge,
