@@ -99,8 +99,10 @@ pub struct ServeConfig {
     // --- Kling upstream and vendor outputs (issue 5) ---
     #[command(flatten)]
     pub kling: crate::providers::kling::KlingArgs,
-    /// Largest video accepted from a vendor URL (it is copied into our storage).
-    #[arg(long, env = "GENGATE_MAX_OUTPUT_BYTES", default_value_t = 2 << 30)]
+    /// Largest video accepted from a vendor URL. It is held in memory while
+    /// it is inspected and stored, so this also bounds memory per running
+    /// download (a 15 s 1080p Kling video is tens of MB).
+    #[arg(long, env = "GENGATE_MAX_OUTPUT_BYTES", default_value_t = 512 << 20)]
     pub max_output_bytes: u64,
     /// Do not run tasks on this node (they stay queued); for API-only nodes and benchmarks.
     #[arg(long, env = "GENGATE_NO_RUNNER", default_value_t = false)]

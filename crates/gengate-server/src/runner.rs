@@ -30,7 +30,7 @@ impl Default for RunnerConfig {
         Self {
             lease: Duration::from_secs(30),
             idle_poll: Duration::from_millis(500),
-            max_output_bytes: 2 << 30,
+            max_output_bytes: 512 << 20,
         }
     }
 }

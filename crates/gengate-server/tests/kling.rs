@@ -522,77 +522,24 @@ async fn kill_9_mid_submit_makes_no_duplicate_upstream_task() {
     for _ in 0..N {
         fake.inject_fault(Fault::Slow(Duration::from_secs(30)));
     }
-    let dir = tempfile::tempdir().unwrap();
-    let url = common::database_url(Engine::Sqlite, dir.path()).await;
-    let store = gengate_store::connect(&url, &Default::default())
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    let now = gengate_core::clock::Clock::now(&gengate_core::clock::SystemClock);
-    let acc = gengate_server::accounts::create_account(store.as_ref(), "crash", 10_000, now)
-        .await
-        .unwrap();
-    let key = gengate_server::accounts::issue_key(
-        store.as_ref(),
-        &acc.id,
-        "k",
-        vec![],
-        None,
-        Default::default(),
-        now,
-    )
-    .await
-    .unwrap()
-    .secret;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let db = common::seeded(Engine::Sqlite, 10_000).await;
+    let (store, key) = (db.store.clone(), db.key.clone());
     let kflags = kling_flags(&fake);
-    let spawn = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_gengate"))
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--database-url",
-                &url,
-                "--data-dir",
-            ])
-            .arg(dir.path())
-            .args([
-                "--no-bootstrap",
-                "--lease-ms",
-                "1500",
-                "--runner-poll-ms",
-                "50",
-            ])
-            .args(["--kling-poll-ms", "200", "--kling-retry-ms", "100"])
-            .args(&kflags)
-            .env("GENGATE_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let mut flags = vec![
+        "--lease-ms",
+        "1500",
+        "--runner-poll-ms",
+        "50",
+        "--kling-poll-ms",
+        "200",
+        "--kling-retry-ms",
+        "100",
+    ];
+    flags.extend(kflags.iter().map(String::as_str));
+    let mut server = common::Binary::new(&db, &flags);
     let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let wait_up = || async {
-        for _ in 0..400 {
-            if http
-                .get(format!("{base}/readyz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("server did not come up");
-    };
-    let mut child = spawn();
-    wait_up().await;
+    let base = server.base.clone();
+    server.start().await;
     let mut ids = vec![];
     for i in 0..N {
         let r = http
@@ -612,8 +559,7 @@ async fn kill_9_mid_submit_makes_no_duplicate_upstream_task() {
         assert!(Instant::now() < deadline, "creates did not reach the fake");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    server.kill9();
     for id in &ids {
         let up = store
             .load_upstream(&task_id(id))
@@ -625,8 +571,7 @@ async fn kill_9_mid_submit_makes_no_duplicate_upstream_task() {
     let creates_before = posts(&fake);
     assert_eq!(creates_before, N);
 
-    let mut child = spawn();
-    wait_up().await;
+    server.start().await;
     for id in &ids {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -651,8 +596,7 @@ async fn kill_9_mid_submit_makes_no_duplicate_upstream_task() {
         }
         assert_eq!(fake.tasks_by_external_id(id), 1, "{id} was created once");
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    server.kill9();
     assert_eq!(fake.tasks().len(), N);
     assert_eq!(
         posts(&fake),

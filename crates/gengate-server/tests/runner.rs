@@ -328,79 +328,25 @@ fn chrono_now_ms() -> i64 {
 /// Starts the real binary, submits 200 tasks, SIGKILLs it mid-run, starts
 /// it again: every task ends, none succeeds twice, money balances.
 async fn kill_9_mid_run_loses_nothing(engine: Engine) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = common::database_url(engine, dir.path()).await;
-    let store = gengate_store::connect(&url, &Default::default())
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    let now = gengate_core::Timestamp::from_millis(chrono_now_ms());
-    let acc = gengate_server::accounts::create_account(store.as_ref(), "crash", 200 * 90, now)
-        .await
-        .unwrap();
-    let key = gengate_server::accounts::issue_key(
-        store.as_ref(),
-        &acc.id,
-        "k",
-        vec![],
-        None,
-        Default::default(),
-        now,
-    )
-    .await
-    .unwrap()
-    .secret;
-
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let spawn = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_gengate"))
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--database-url",
-                &url,
-                "--data-dir",
-            ])
-            .arg(dir.path())
-            .args([
-                "--no-bootstrap",
-                "--lease-ms",
-                "1500",
-                "--runner-poll-ms",
-                "50",
-                "--sandbox-concurrency",
-                "2",
-                "--rate-create-per-min",
-                "100000",
-            ])
-            .env("GENGATE_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let db = common::seeded(engine, 200 * 90).await;
+    let (store, key) = (db.store.clone(), db.key.clone());
+    let acc_id = db.account.clone();
+    let mut server = common::Binary::new(
+        &db,
+        &[
+            "--lease-ms",
+            "1500",
+            "--runner-poll-ms",
+            "50",
+            "--sandbox-concurrency",
+            "2",
+            "--rate-create-per-min",
+            "100000",
+        ],
+    );
     let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let wait_up = || async {
-        for _ in 0..200 {
-            if http
-                .get(format!("{base}/readyz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("server did not come up");
-    };
-    let mut child = spawn();
-    wait_up().await;
+    let base = server.base.clone();
+    server.start().await;
     let posts = (0..200).map(|i| {
         // Half fail at once; the others render, a few slowly, so the kill finds work in flight.
         let prompt = match i % 10 {
@@ -427,7 +373,7 @@ async fn kill_9_mid_run_loses_nothing(engine: Engine) {
     use gengate_core::generation::TaskStatus;
     let count = |status: TaskStatus| {
         let store = store.clone();
-        let acc = acc.id.clone();
+        let acc = acc_id.clone();
         async move {
             store
                 .list_tasks(
@@ -456,8 +402,7 @@ async fn kill_9_mid_run_loses_nothing(engine: Engine) {
         assert!(Instant::now() < watch_until, "never saw tasks mid-render");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    server.kill9();
     let (p, s, q) = (
         count(TaskStatus::Processing).await,
         count(TaskStatus::Succeeded).await,
@@ -466,13 +411,12 @@ async fn kill_9_mid_run_loses_nothing(engine: Engine) {
     eprintln!("killed with {p} processing, {s} succeeded, {q} queued");
     assert!(p > 0 && q > 0, "the kill did not land mid-run");
 
-    let mut child = spawn();
-    wait_up().await;
+    server.start().await;
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let (open_q, _) = store
             .list_tasks(
-                &acc.id,
+                &acc_id,
                 &gengate_store::TaskFilter {
                     limit: 1,
                     status: Some(gengate_core::generation::TaskStatus::Queued),
@@ -483,7 +427,7 @@ async fn kill_9_mid_run_loses_nothing(engine: Engine) {
             .unwrap();
         let (open_p, _) = store
             .list_tasks(
-                &acc.id,
+                &acc_id,
                 &gengate_store::TaskFilter {
                     limit: 1,
                     status: Some(gengate_core::generation::TaskStatus::Processing),
@@ -501,15 +445,14 @@ async fn kill_9_mid_run_loses_nothing(engine: Engine) {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    server.kill9();
 
     let mut all = vec![];
     let mut after = None;
     loop {
         let (page, more) = store
             .list_tasks(
-                &acc.id,
+                &acc_id,
                 &gengate_store::TaskFilter {
                     limit: 100,
                     starting_after: after.clone(),
@@ -535,7 +478,7 @@ async fn kill_9_mid_run_loses_nothing(engine: Engine) {
         .count();
     assert_eq!(succeeded + failed, 200);
     assert_eq!(succeeded, 100, "every render task should succeed");
-    let ledger = store.ledger(&acc.id).await.unwrap();
+    let ledger = store.ledger(&acc_id).await.unwrap();
     use gengate_core::credits::LedgerKind;
     let reserves = ledger
         .iter()
@@ -547,7 +490,7 @@ async fn kill_9_mid_run_loses_nothing(engine: Engine) {
         .count();
     assert_eq!((reserves, refunds), (200, failed));
     assert_eq!(
-        store.balance(&acc.id).await.unwrap().get(),
+        store.balance(&acc_id).await.unwrap().get(),
         90 * failed as i64
     );
     assert!(store.ledger_mismatches().await.unwrap().is_empty());

@@ -324,13 +324,8 @@ async fn endpoints_are_managed_and_private_to_their_account(engine: Engine) {
     assert_eq!(replay["id"], created["id"]);
 
     let got: Value = app
-        .get(&format!("/api/v1/webhooks/{id}"), &alice)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/v1/webhooks/{id}"), &alice)
+        .await;
     assert!(
         got.get("signing_secret").is_none(),
         "secret shown again: {got}"
@@ -356,14 +351,7 @@ async fn endpoints_are_managed_and_private_to_their_account(engine: Engine) {
             .unwrap();
         assert_eq!(r.status(), 404, "{method} {path}");
     }
-    let list: Value = app
-        .get("/api/v1/webhooks", &bob)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("/api/v1/webhooks", &bob).await;
     assert_eq!(list["data"], json!([]));
 
     // A key without webhooks:manage is refused.
@@ -437,14 +425,7 @@ async fn endpoints_are_managed_and_private_to_their_account(engine: Engine) {
         .await;
         ids.push(v["id"].as_str().unwrap().to_owned());
     }
-    let page1: Value = app
-        .get("/api/v1/webhooks?limit=2", &alice)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page1: Value = app.get_json("/api/v1/webhooks?limit=2", &alice).await;
     assert_eq!(page1["has_more"], true);
     let last = page1["data"][1]["id"].as_str().unwrap();
     let page2: Value = app
@@ -487,14 +468,7 @@ async fn endpoints_are_managed_and_private_to_their_account(engine: Engine) {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    let list: Value = app
-        .get("/api/v1/webhooks?limit=100", &alice)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("/api/v1/webhooks?limit=100", &alice).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 3);
 }
 
@@ -562,23 +536,9 @@ async fn urls_are_checked_at_creation() {
     assert_eq!(r.status(), 400);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "webhook_url_rejected");
-    let got: Value = app
-        .get(&format!("/api/v1/webhooks/{id}"), &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got: Value = app.get_json(&format!("/api/v1/webhooks/{id}"), &key).await;
     assert_eq!(got["url"], "https://93.184.216.34/hook");
-    let list: Value = app
-        .get("/api/v1/webhooks", &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("/api/v1/webhooks", &key).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
 }
 
@@ -676,13 +636,8 @@ async fn deliveries_verify_with_the_reference_implementation(engine: Engine) {
 
     // The event is listed, with the same id.
     let events: Value = app
-        .get("/api/v1/webhook-events?type=generation.failed", &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/webhook-events?type=generation.failed", &key)
+        .await;
     assert_eq!(events["data"][0]["id"], body["id"]);
     assert_eq!(events["data"][0]["object"], "event");
 
@@ -817,13 +772,8 @@ async fn a_failing_receiver_gets_retries_on_schedule_then_one_delivery() {
             .all(|x| x["duration_ms"].is_i64() && x["created_at"].is_string())
     );
     let ep: Value = app
-        .get(&format!("/api/v1/webhooks/{endpoint}"), &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/v1/webhooks/{endpoint}"), &key)
+        .await;
     assert!(ep["last_success_at"].is_string());
     assert!(ep["last_failure_at"].is_string());
     assert_eq!(ep["failure_count"], 0, "a success resets the streak");
@@ -888,98 +838,34 @@ async fn hostile_receivers_are_failures_and_harm_nothing() {
     let r = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let ep: Value = app
-        .get(&format!("/api/v1/webhooks/{}", endpoints[1].1), &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/v1/webhooks/{}", endpoints[1].1), &key)
+        .await;
     assert!(ep["failure_count"].as_i64().unwrap() >= 1);
     assert!(ep["last_failure_at"].is_string());
 }
 
 async fn a_delivery_cut_by_kill_9_is_sent_after_restart(engine: Engine) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = common::database_url(engine, dir.path()).await;
-    let store = gengate_store::connect(&url, &Default::default())
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    let now = gengate_core::Timestamp::from_millis(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64,
-    );
-    let acc = gengate_server::accounts::create_account(store.as_ref(), "crash", 900, now)
-        .await
-        .unwrap();
-    let key = gengate_server::accounts::issue_key(
-        store.as_ref(),
-        &acc.id,
-        "k",
-        vec![],
-        None,
-        Default::default(),
-        now,
-    )
-    .await
-    .unwrap()
-    .secret;
+    let db = common::seeded(engine, 900).await;
+    let key = db.key.clone();
     // The first attempt hangs: the process dies with the delivery in flight.
     let (rx, hook) = Receiver::start(vec![Reply::Hang]).await;
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let spawn = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_gengate"))
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--database-url",
-                &url,
-                "--data-dir",
-            ])
-            .arg(dir.path())
-            .args([
-                "--no-bootstrap",
-                "--runner-poll-ms",
-                "50",
-                "--webhook-allow-insecure",
-                "--webhook-poll-ms",
-                "50",
-                "--webhook-timeout-ms",
-                "1500",
-                "--webhook-time-scale",
-                "0.001",
-            ])
-            .env("GENGATE_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let mut server = common::Binary::new(
+        &db,
+        &[
+            "--runner-poll-ms",
+            "50",
+            "--webhook-allow-insecure",
+            "--webhook-poll-ms",
+            "50",
+            "--webhook-timeout-ms",
+            "1500",
+            "--webhook-time-scale",
+            "0.001",
+        ],
+    );
     let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    let wait_up = || async {
-        for _ in 0..400 {
-            if http
-                .get(format!("{base}/readyz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("server did not come up");
-    };
-    let mut child = spawn();
-    wait_up().await;
+    let base = server.base.clone();
+    server.start().await;
     let v: Value = http
         .post(format!("{base}/api/v1/webhooks"))
         .bearer_auth(&key)
@@ -1000,11 +886,9 @@ async fn a_delivery_cut_by_kill_9_is_sent_after_restart(engine: Engine) {
         .unwrap();
     assert_eq!(r.status(), 202);
     rx.wait_hits(1, 30).await;
-    child.kill().unwrap(); // SIGKILL: no shutdown code runs.
-    child.wait().unwrap();
+    server.kill9();
 
-    let mut child = spawn();
-    wait_up().await;
+    server.start().await;
     // The lease (2 × timeout + 1 s) lapses, another attempt is made and succeeds.
     let hits = rx.wait_hits(2, 30).await;
     assert_eq!(
@@ -1031,6 +915,5 @@ async fn a_delivery_cut_by_kill_9_is_sent_after_restart(engine: Engine) {
     assert!(a.iter().any(|x| x["status_code"] == 200), "{a:?}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(rx.hits().len(), 2, "delivered again after a success");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    server.kill9();
 }

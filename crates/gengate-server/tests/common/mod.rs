@@ -144,6 +144,17 @@ impl TestApp {
         self.http.get(self.url(path)).bearer_auth(key)
     }
 
+    /// GET and parse the JSON answer, whatever its status.
+    pub async fn get_json(&self, path: &str, key: &str) -> Value {
+        self.get(path, key)
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("JSON answer")
+    }
+
     pub async fn balance(&self, account: &AccountId) -> i64 {
         self.running
             .state
@@ -200,4 +211,125 @@ macro_rules! on_both_engines {
         mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(super::common::Engine::Sqlite).await } )* }
         mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name(super::common::Engine::Postgres).await } )* }
     };
+}
+
+/// A database with one account and a key with every scope, made before any
+/// server runs (for tests that start the real binary themselves).
+pub struct Seeded {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub store: gengate_store::DynStore,
+    pub account: AccountId,
+    pub key: String,
+}
+
+pub async fn seeded(engine: Engine, credits: i64) -> Seeded {
+    use gengate_core::clock::Clock;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = database_url(engine, dir.path()).await;
+    let store = gengate_store::connect(&url, &Default::default())
+        .await
+        .expect("connect");
+    store.migrate().await.expect("migrate");
+    let now = gengate_core::clock::SystemClock.now();
+    let acc = gengate_server::accounts::create_account(store.as_ref(), "seeded", credits, now)
+        .await
+        .expect("account");
+    let key = gengate_server::accounts::issue_key(
+        store.as_ref(),
+        &acc.id,
+        "k",
+        vec![],
+        None,
+        Default::default(),
+        now,
+    )
+    .await
+    .expect("key")
+    .secret;
+    Seeded {
+        dir,
+        url,
+        store,
+        account: acc.id,
+        key,
+    }
+}
+
+/// The real `gengate` binary on a fixed loopback port, so it can be killed
+/// with SIGKILL and started again on the same database and address.
+pub struct Binary {
+    pub base: String,
+    args: Vec<String>,
+    child: Option<std::process::Child>,
+    http: reqwest::Client,
+}
+
+impl Binary {
+    pub fn new(db: &Seeded, extra: &[&str]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--database-url".into(),
+            db.url.clone(),
+            "--data-dir".into(),
+            db.dir.path().display().to_string(),
+            "--no-bootstrap".into(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        Self {
+            base: format!("http://127.0.0.1:{port}"),
+            args,
+            child: None,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Starts the process and waits until `/readyz` answers 200.
+    pub async fn start(&mut self) {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_gengate"))
+            .args(&self.args)
+            .env("GENGATE_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn gengate");
+        self.child = Some(child);
+        for _ in 0..400 {
+            if self
+                .http
+                .get(format!("{}/readyz", self.base))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("gengate did not come up at {}", self.base);
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        self.kill9();
+    }
 }
