@@ -127,10 +127,7 @@ pub async fn create_endpoint(
         "/api/v1/webhooks",
         canonical_json(&body).as_bytes(),
         StatusCode::CREATED,
-        async {
-            let view = st.webhooks.create(&auth.account_id, req).await?;
-            Ok(serde_json::to_string(&view).unwrap_or_default())
-        },
+        async { json_text(&st.webhooks.create(&auth.account_id, req).await?) },
     )
     .await
 }
@@ -222,13 +219,16 @@ pub async fn rotate_secret(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let key = idempotency::parse_key(&headers)?;
-    let id = endpoint_id(&id)?;
-    let path = format!("/api/v1/webhooks/{id}/rotate-secret");
-    idempotency::respond(&st, &auth, key, &path, b"", StatusCode::OK, async {
-        let view = st.webhooks.rotate(&auth.account_id, &id).await?;
-        Ok(serde_json::to_string(&view).unwrap_or_default())
-    })
+    let (hooks, account) = (st.webhooks.clone(), auth.account_id.clone());
+    endpoint_action(
+        &st,
+        &auth,
+        &headers,
+        &id,
+        "rotate-secret",
+        StatusCode::OK,
+        move |id| async move { json_text(&hooks.rotate(&account, &id).await?) },
+    )
     .await
 }
 
@@ -242,14 +242,41 @@ pub async fn send_test(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let key = idempotency::parse_key(&headers)?;
-    let id = endpoint_id(&id)?;
-    let path = format!("/api/v1/webhooks/{id}/test");
-    idempotency::respond(&st, &auth, key, &path, b"", StatusCode::ACCEPTED, async {
-        let view = st.webhooks.send_test(&auth.account_id, &id).await?;
-        Ok(serde_json::to_string(&view).unwrap_or_default())
-    })
+    let (hooks, account) = (st.webhooks.clone(), auth.account_id.clone());
+    endpoint_action(
+        &st,
+        &auth,
+        &headers,
+        &id,
+        "test",
+        StatusCode::ACCEPTED,
+        move |id| async move { json_text(&hooks.send_test(&account, &id).await?) },
+    )
     .await
+}
+
+/// A body-less POST on one endpoint, under its `Idempotency-Key`.
+async fn endpoint_action<F, Fut>(
+    st: &AppState,
+    auth: &Auth,
+    headers: &HeaderMap,
+    id: &str,
+    action: &str,
+    status: StatusCode,
+    work: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce(WebhookEndpointId) -> Fut,
+    Fut: std::future::Future<Output = Result<String, ApiError>>,
+{
+    let key = idempotency::parse_key(headers)?;
+    let id = endpoint_id(id)?;
+    let path = format!("/api/v1/webhooks/{id}/{action}");
+    idempotency::respond(st, auth, key, &path, b"", status, work(id)).await
+}
+
+fn json_text<T: Serialize>(v: &T) -> Result<String, ApiError> {
+    serde_json::to_string(v).map_err(ApiError::internal)
 }
 
 /// Every delivery attempt to this endpoint, newest first.
