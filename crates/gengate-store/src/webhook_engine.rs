@@ -354,6 +354,15 @@ macro_rules! impl_webhook_store {
                 }
 
                 async fn fan_out_events(&self, now: Timestamp, limit: u32) -> StoreResult<u64> {
+                    // Most rounds find nothing; ask a reader first so an idle
+                    // dispatcher never takes SQLite's one writer.
+                    let pending: Option<String> =
+                        sqlx::query_scalar("SELECT id FROM webhook_events WHERE fanned_out = 0 LIMIT 1")
+                            .fetch_optional(&self.reader)
+                            .await?;
+                    if pending.is_none() {
+                        return Ok(0);
+                    }
                     let mut tx = self.writer.begin().await?;
                     let sql = format!(
                         "SELECT {EVENT_COLS} FROM webhook_events WHERE fanned_out = 0 ORDER BY created_at LIMIT $1"
@@ -413,6 +422,16 @@ macro_rules! impl_webhook_store {
                     lease_for: std::time::Duration,
                     limit: u32,
                 ) -> StoreResult<Vec<LeasedDelivery>> {
+                    let due: Option<String> = sqlx::query_scalar(
+                        "SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 \
+                         AND (lease_until IS NULL OR lease_until < $1) LIMIT 1",
+                    )
+                    .bind(now.as_millis())
+                    .fetch_optional(&self.reader)
+                    .await?;
+                    if due.is_none() {
+                        return Ok(Vec::new());
+                    }
                     let rows = sqlx::query($lease_sql)
                         .bind(worker)
                         .bind(now.plus(lease_for).as_millis())
