@@ -20,6 +20,7 @@ pub fn spawn(st: &AppState, cfg: &ServeConfig, stop: watch::Receiver<bool>) -> V
         tokio::spawn(housekeeping(st.clone(), stop.clone())),
         // Deliveries are leased, so every node may send them.
         tokio::spawn(crate::webhooks::dispatcher(st.clone(), stop.clone())),
+        tokio::spawn(change_feed(st.clone(), stop.clone())),
     ];
     if cfg.role == Role::Api || cfg.no_runner {
         return out;
@@ -66,5 +67,47 @@ async fn housekeeping(st: AppState, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep(Duration::from_secs(300)) => {}
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// Wakes long polls for task changes made by any node: one query a second
+/// over the recent changes, however many polls are open. The window
+/// overlaps the previous one by `SKEW` so a node whose clock is a little
+/// behind is not missed; a waiter woken twice just re-reads.
+async fn change_feed(st: AppState, mut stop: watch::Receiver<bool>) {
+    const EVERY: Duration = Duration::from_secs(1);
+    const SKEW: Duration = Duration::from_secs(2);
+    const PAGE: u32 = 5_000;
+    let mut since = st.clock.now();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(EVERY) => {}
+            _ = stop.changed() => return,
+        }
+        let started = st.clock.now();
+        if st.events.waiting() == 0 {
+            since = started;
+            continue;
+        }
+        let mut from = since.minus(SKEW);
+        loop {
+            match st.store.tasks_changed_since(from, PAGE).await {
+                Ok(changes) => {
+                    st.events
+                        .changed_elsewhere(changes.iter().map(|(id, _)| id));
+                    match changes.last() {
+                        Some((_, last)) if changes.len() == PAGE as usize && *last > from => {
+                            from = *last;
+                        }
+                        _ => break,
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading task changes for long polls failed");
+                    break;
+                }
+            }
+        }
+        since = started;
     }
 }

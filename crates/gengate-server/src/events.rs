@@ -1,6 +1,7 @@
 //! Task change notifications for long polls. The runner in this process
-//! notifies directly; waiters also re-read the store on a short interval, so
-//! changes made by other nodes are seen too.
+//! notifies directly; changes made by other nodes reach waiters through the
+//! change feed (`background::change_feed`), one store query per second for
+//! all waiters together.
 
 use dashmap::DashMap;
 use gengate_core::ids::TaskId;
@@ -44,6 +45,16 @@ impl TaskEvents {
         }
         // Forget entries nobody holds any more.
         self.waiters.remove_if(id, |_, n| Arc::strong_count(n) == 1);
+    }
+
+    /// Wakes the waiters of these tasks (changes seen in the store, made by
+    /// any node); they re-read their task and decide.
+    pub fn changed_elsewhere<'a>(&self, ids: impl IntoIterator<Item = &'a TaskId>) {
+        for id in ids {
+            if let Some(n) = self.waiters.get(id) {
+                n.notify_waiters();
+            }
+        }
     }
 
     /// Drops the entry once its last waiter is gone.

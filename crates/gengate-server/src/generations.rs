@@ -185,15 +185,17 @@ pub async fn list(
 
 /// Long poll: returns as soon as the task's status differs from the one
 /// given, or when `wait` is over. This process's runner wakes waiters at
-/// once; the store is also re-read every `RECHECK`, for changes made by
-/// other nodes.
+/// once, the change feed wakes them for changes made by other nodes, and
+/// each waiter re-reads its task only when woken (plus a slow safety
+/// re-read), so ten thousand open polls cost no store reads while nothing
+/// changes.
 pub async fn wait_for_change(
     st: &AppState,
     account: &AccountId,
     task: Task,
     wait: Duration,
 ) -> Result<Task, StoreError> {
-    const RECHECK: Duration = Duration::from_millis(1000);
+    const RECHECK: Duration = Duration::from_secs(15);
     let deadline = tokio::time::Instant::now() + wait;
     let handle = st.events.subscribe(&task.id);
     let start_status = task.status;

@@ -503,3 +503,63 @@ async fn kill_9_mid_run_loses_nothing(engine: Engine) {
         assert_eq!(t.final_credits.get(), 90);
     }
 }
+
+/// A change made by another node (here: straight in the store, bypassing
+/// this process's notifications) still ends a long poll, through the
+/// change feed, well before the poll's own time runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn long_polls_see_changes_made_by_other_nodes() {
+    let app = TestApp::spawn_with(Engine::Sqlite, &["--no-runner"]).await;
+    let (_, key) = app.account("feed", 900).await;
+    let v: Value = app
+        .post("/api/v1/generations", &key, &kling("elsewhere", json!({})))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = v["id"].as_str().unwrap().to_owned();
+    let poll = {
+        let (http, url, key) = (
+            app.http.clone(),
+            app.url(&format!("/api/v1/generations/{id}?wait=30")),
+            key.clone(),
+        );
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let v: Value = http
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (v, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let other_node = gengate_store::connect(&app.database_url, &Default::default())
+        .await
+        .unwrap();
+    let t = gengate_core::generation::TaskError {
+        code: gengate_core::generation::TaskErrorCode::GenerationFailed,
+        message: "failed on another node".into(),
+    };
+    other_node
+        .fail_task(
+            &gengate_core::ids::TaskId::parse(&id).unwrap(),
+            &t,
+            gengate_core::Timestamp::from_millis(chrono_now_ms()),
+        )
+        .await
+        .unwrap();
+    let (v, took) = poll.await.unwrap();
+    assert_eq!(v["status"], "failed", "{v}");
+    assert!(
+        took < Duration::from_secs(5),
+        "the poll waited {took:?} for a change made elsewhere"
+    );
+}

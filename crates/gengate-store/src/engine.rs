@@ -837,6 +837,17 @@ macro_rules! impl_store {
                     .await?;
                 Ok(jobs > 0)
             }
+
+            async fn tasks_changed_since(&self, since: Timestamp, limit: u32) -> StoreResult<Vec<(TaskId, Timestamp)>> {
+                let rows = sqlx::query("SELECT id, updated_at FROM tasks WHERE updated_at >= $1 ORDER BY updated_at LIMIT $2")
+                    .bind(since.as_millis())
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.reader)
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok((TaskId::from_trusted(r.try_get("id")?), ts(r.try_get("updated_at")?))))
+                    .collect()
+            }
         }
     };
 }

@@ -374,6 +374,14 @@ pub trait Store: WebhookStore + Send + Sync + 'static {
     /// `release_job` decides the next run, so the caller also tells the runner in process.
     /// False when the task has no job (it already ended).
     async fn wake_job(&self, task_id: &TaskId, now: Timestamp) -> StoreResult<bool>;
+
+    /// Tasks changed at or after `since`, oldest change first, with the
+    /// time of their change (the long-poll change feed).
+    async fn tasks_changed_since(
+        &self,
+        since: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<(TaskId, Timestamp)>>;
 }
 
 pub type DynStore = Arc<dyn Store>;
