@@ -19,10 +19,14 @@
 #   exhaust  many accounts with credits for a few tasks each, hammered with
 #            creates round-robin until all run out; counts 202 vs 402, checks
 #            every balance is 0 and `gengate credits audit` reports no mismatch
+#   longpoll 10,000 queued tasks and 10,000 open long polls (bench/longpoll.py):
+#            peak RSS, and "status change -> long poll answered" latency (a
+#            catalog with a short deadline lets the deadline sweeper change
+#            the status in process)
 #
 # Environment: GG_BENCH_PG (default postgres://postgres@127.0.0.1:5432),
 # GG_BENCH_DBS (default "sqlite postgres"), GG_BENCH_DURATION (seconds),
-# GG_BENCH_ACCOUNTS (exhaustion accounts). Exits non-zero when anything fails:
+# GG_BENCH_ACCOUNTS (exhaustion accounts), GG_BENCH_LP_TASKS (long-poll tasks). Exits non-zero when anything fails:
 # a server that does not start, wrk errors or non-2xx answers where none are
 # expected, a ledger mismatch.
 set -euo pipefail
@@ -38,10 +42,16 @@ DBS="${GG_BENCH_DBS:-sqlite postgres}"
 if [[ $MODE == smoke ]]; then
     DUR="${GG_BENCH_DURATION:-1}"
     ACCOUNTS="${GG_BENCH_ACCOUNTS:-5}"
+    LP_TASKS="${GG_BENCH_LP_TASKS:-100}"
+    LP_DEADLINE=4
+    LP_WAIT=20
     PROFILE=debug
 else
     DUR="${GG_BENCH_DURATION:-10}"
     ACCOUNTS="${GG_BENCH_ACCOUNTS:-200}"
+    LP_TASKS="${GG_BENCH_LP_TASKS:-10000}"
+    LP_DEADLINE=45
+    LP_WAIT=60
     PROFILE=release
 fi
 TASKS_PER_ACCOUNT=3
@@ -74,6 +84,9 @@ if ! command -v wrk >/dev/null; then
     apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
 fi
 command -v taskset >/dev/null || die "taskset (util-linux) is missing"
+command -v python3 >/dev/null || die "python3 is missing (bench/longpoll.py)"
+# 10k long polls need 10k sockets on each side.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 if [[ " $DBS " == *" postgres "* ]]; then command -v psql >/dev/null || die "psql is missing"; fi
 CPUS=$(nproc)
 if ((CPUS >= 2)); then
@@ -157,9 +170,12 @@ ROWS=()
 BASE_RPS=
 # row SCENARIO DB CONNS RPS P50 P99 RSS NOTES
 row() {
-    local ratio="-"
-    if [[ -n $BASE_RPS ]]; then ratio=$(awk -v a="$4" -v b="$BASE_RPS" 'BEGIN { printf "%.2f", a / b }'); fi
-    ROWS+=("| $1 | $2 | $3 | $(printf '%.0f' "$4") | $5 | $6 | $ratio | $7 | $8 |")
+    local ratio="-" rps="$4"
+    if [[ $4 != "-" ]]; then
+        rps=$(printf '%.0f' "$4")
+        if [[ -n $BASE_RPS ]]; then ratio=$(awk -v a="$4" -v b="$BASE_RPS" 'BEGIN { printf "%.2f", a / b }'); fi
+    fi
+    ROWS+=("| $1 | $2 | $3 | $rps | $5 | $6 | $ratio | $7 | $8 |")
     log "$1 $2 c=$3: $4 req/s p50 $5 ms p99 $6 ms ratio $ratio rss ${7}MB $8"
 }
 
@@ -292,6 +308,31 @@ scenario_exhaust() {
         "$ACCOUNTS accounts x $TASKS_PER_ACCOUNT tasks: 202=$ok202 (of $expected) 402=$n402 other=$other; balances 0; $audit"
 }
 
+# --- d. 10k in-flight tasks + 10k open long polls --------------------------------
+scenario_longpoll() {
+    local db=$1 key out
+    new_db "$db"
+    key=$(new_key bench $((LP_TASKS * PRICE)))
+    [[ -n $key ]] || die "longpoll/$db: no key"
+    # A catalog whose kling-3-0 tasks time out after LP_DEADLINE s: the
+    # deadline sweeper then fails them in process, which is the status change
+    # the long polls wait for.
+    sed "s/\"deadline_seconds\": [0-9]*/\"deadline_seconds\": $LP_DEADLINE/" "$ROOT/catalog/models.json" >"$WORK/catalog.json"
+    serve --catalog "$WORK/catalog.json" --sweep-ms 50
+    out=$("${PIN_WRK[@]}" python3 "$BENCH/longpoll.py" --port "$PORT" --key "$key" --pid "$SERVER_PID" \
+        --tasks "$LP_TASKS" --wait "$LP_WAIT") || { echo "$out" >&2; fail_soft "longpoll/$db"; }
+    stop_server
+    log "longpoll/$db: $out"
+    local kv p50 p99 hwm
+    kv() { echo "$out" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'; }
+    p50=$(kv lat_p50_ms)
+    p99=$(kv lat_p99_ms)
+    hwm=$(kv hwm_mb)
+    gg credits audit >"$WORK/audit.out" 2>&1 || { cat "$WORK/audit.out" >&2; fail_soft "longpoll/$db: ledger audit"; }
+    row "$LP_TASKS in flight + $LP_TASKS long polls" "$db" "$LP_TASKS" - "${p50:-?}" "${p99:-?}" "${hwm:-?}" \
+        "p50/p99 = status change -> poll answered; rss with all open $(kv rss_open_mb) MB; create $(kv create_s) s, open $(kv open_s) s; answered $(kv answered), before open $(kv changed_before_open)"
+}
+
 # --- run ------------------------------------------------------------------------
 START=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 scenario_baseline
@@ -299,6 +340,7 @@ for db in $DBS; do
     scenario_get "$db"
     scenario_create "$db"
     scenario_exhaust "$db"
+    scenario_longpoll "$db"
 done
 
 mkdir -p "$BENCH/results"
