@@ -26,9 +26,11 @@
 #
 # Environment: GG_BENCH_PG (default postgres://postgres@127.0.0.1:5432),
 # GG_BENCH_DBS (default "sqlite postgres"), GG_BENCH_DURATION (seconds),
-# GG_BENCH_ACCOUNTS (exhaustion accounts), GG_BENCH_LP_TASKS (long-poll tasks). Exits non-zero when anything fails:
-# a server that does not start, wrk errors or non-2xx answers where none are
-# expected, a ledger mismatch.
+# GG_BENCH_PROFILE (debug|release: overrides the build profile),
+# GG_BENCH_ACCOUNTS (exhaustion accounts), GG_BENCH_LP_TASKS (long-poll tasks).
+# Exits non-zero when anything fails: a server that does not start, wrk errors
+# or non-2xx answers where none are expected, a ledger mismatch, a long poll
+# not answered with the changed status.
 set -euo pipefail
 
 MODE=release
@@ -98,6 +100,7 @@ else
     PIN_WRK=()
 fi
 
+PROFILE="${GG_BENCH_PROFILE:-$PROFILE}"
 log "building ($PROFILE)"
 if [[ $PROFILE == release ]]; then
     (cd "$ROOT" && cargo build -q --release -p gengate-server -p gengate-bench-baseline)
