@@ -27,7 +27,8 @@
 # Environment: GG_BENCH_PG (default postgres://postgres@127.0.0.1:5432),
 # GG_BENCH_DBS (default "sqlite postgres"), GG_BENCH_DURATION (seconds),
 # GG_BENCH_PROFILE (debug|release: overrides the build profile),
-# GG_BENCH_ACCOUNTS (exhaustion accounts), GG_BENCH_LP_TASKS (long-poll tasks).
+# GG_BENCH_ACCOUNTS (exhaustion accounts), GG_BENCH_LP_TASKS (long-poll tasks),
+# GG_BENCH_ONLY (scenarios to run, e.g. "longpoll"; default all).
 # Exits non-zero when anything fails: a server that does not start, wrk errors
 # or non-2xx answers where none are expected, a ledger mismatch, a long poll
 # not answered with the changed status.
@@ -338,12 +339,15 @@ scenario_longpoll() {
 
 # --- run ------------------------------------------------------------------------
 START=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+# GG_BENCH_ONLY="get create exhaust longpoll" picks scenarios (the baseline always runs).
+ONLY="${GG_BENCH_ONLY:-get create exhaust longpoll}"
+wanted() { [[ " $ONLY " == *" $1 "* ]]; }
 scenario_baseline
 for db in $DBS; do
-    scenario_get "$db"
-    scenario_create "$db"
-    scenario_exhaust "$db"
-    scenario_longpoll "$db"
+    if wanted get; then scenario_get "$db"; fi
+    if wanted create; then scenario_create "$db"; fi
+    if wanted exhaust; then scenario_exhaust "$db"; fi
+    if wanted longpoll; then scenario_longpoll "$db"; fi
 done
 
 mkdir -p "$BENCH/results"
