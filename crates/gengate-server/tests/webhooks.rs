@@ -400,17 +400,12 @@ async fn endpoints_are_managed_and_private_to_their_account(engine: Engine) {
 
     // Rotation shows a new secret once.
     let v: Value = app
-        .post(
+        .post_json(
             &format!("/api/v1/webhooks/{id}/rotate-secret"),
             &alice,
             &json!({}),
         )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     let rotated = v["signing_secret"].as_str().unwrap();
     assert!(rotated.starts_with("whsec_") && rotated != secret);
 
@@ -666,17 +661,12 @@ async fn deliveries_verify_with_the_reference_implementation(engine: Engine) {
 
     // Rotation: for 24 h both secrets sign, so receivers on either verify.
     let v: Value = app
-        .post(
+        .post_json(
             &format!("/api/v1/webhooks/{endpoint}/rotate-secret"),
             &key,
             &json!({}),
         )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     let new_secret = v["signing_secret"].as_str().unwrap().to_owned();
     failing_task(&app, &key, "after rotation").await;
     let hits = rx.wait_hits(3, 60).await;

@@ -144,6 +144,17 @@ impl TestApp {
         self.http.get(self.url(path)).bearer_auth(key)
     }
 
+    /// POST JSON and parse the JSON answer, whatever its status.
+    pub async fn post_json(&self, path: &str, key: &str, body: &Value) -> Value {
+        self.post(path, key, body)
+            .send()
+            .await
+            .expect("POST")
+            .json()
+            .await
+            .expect("JSON answer")
+    }
+
     /// GET and parse the JSON answer, whatever its status.
     pub async fn get_json(&self, path: &str, key: &str) -> Value {
         self.get(path, key)
