@@ -1,5 +1,5 @@
 //! Tasks that really run: sandbox renders read back from storage, failure
-//! and refund paths, deadlines, long polls, and a kill -9 in the middle.
+//! and refund paths, deadlines, and a kill -9 in the middle (long polls: `long_poll.rs`).
 
 mod common;
 
@@ -256,75 +256,6 @@ async fn a_task_past_its_deadline_times_out_and_is_refunded(engine: Engine) {
     idle.assert_ledger_balances().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn long_poll_answers_within_100ms_of_the_change() {
-    let app = TestApp::spawn(Engine::Sqlite).await;
-    let (_, key) = app.account("poller", 1000).await;
-    let v: Value = app
-        .post(
-            "/api/v1/generations",
-            &key,
-            &kling(
-                "[sandbox:slow=2]",
-                json!({"mode": "std", "duration": 3, "aspect_ratio": "1:1"}),
-            ),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = v["id"].as_str().unwrap().to_owned();
-    // Wait until it is processing, then hold a long poll for the next change.
-    let mut status = String::new();
-    for _ in 0..100 {
-        let v: Value = app
-            .get(&format!("/api/v1/generations/{id}"), &key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        status = v["status"].as_str().unwrap().to_owned();
-        if status == "processing" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(status, "processing");
-    let started = Instant::now();
-    let v: Value = app
-        .get(&format!("/api/v1/generations/{id}?wait=30"), &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let answered = chrono_now_ms();
-    assert_eq!(v["status"], "succeeded");
-    let changed = gengate_core::Timestamp::parse_rfc3339(v["updated_at"].as_str().unwrap())
-        .unwrap()
-        .as_millis();
-    let lag = answered - changed;
-    eprintln!(
-        "long poll answered {lag} ms after the status change (held {:?})",
-        started.elapsed()
-    );
-    assert!(lag < 100, "long poll answered {lag} ms after the change");
-    assert!(
-        started.elapsed() >= Duration::from_millis(300),
-        "the poll did not wait"
-    );
-}
-
-fn chrono_now_ms() -> i64 {
-    use gengate_core::clock::Clock;
-    gengate_core::clock::SystemClock.now().as_millis()
-}
-
 /// Starts the real binary, submits 200 tasks, SIGKILLs it mid-run, starts
 /// it again: every task ends, none succeeds twice, money balances.
 async fn kill_9_mid_run_loses_nothing(engine: Engine) {
@@ -390,26 +321,37 @@ async fn kill_9_mid_run_loses_nothing(engine: Engine) {
                 .len()
         }
     };
-    let watch_until = Instant::now() + Duration::from_secs(60);
-    loop {
-        let (p, s) = (
+    // A render can end between the look and the kill, so the kill is retried
+    // (restarting in between) until one lands with work in flight; every
+    // extra kill is one more crash the run must survive.
+    let mut landed = false;
+    for attempt in 1..=5 {
+        let watch_until = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (p, s) = (
+                count(TaskStatus::Processing).await,
+                count(TaskStatus::Succeeded).await,
+            );
+            if p > 0 && s > 0 {
+                break;
+            }
+            assert!(Instant::now() < watch_until, "never saw tasks mid-render");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        server.kill9();
+        let (p, s, q) = (
             count(TaskStatus::Processing).await,
             count(TaskStatus::Succeeded).await,
+            count(TaskStatus::Queued).await,
         );
-        if p > 0 && s > 0 {
+        eprintln!("kill {attempt}: {p} processing, {s} succeeded, {q} queued");
+        if p > 0 && q > 0 {
+            landed = true;
             break;
         }
-        assert!(Instant::now() < watch_until, "never saw tasks mid-render");
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        server.start().await;
     }
-    server.kill9();
-    let (p, s, q) = (
-        count(TaskStatus::Processing).await,
-        count(TaskStatus::Succeeded).await,
-        count(TaskStatus::Queued).await,
-    );
-    eprintln!("killed with {p} processing, {s} succeeded, {q} queued");
-    assert!(p > 0 && q > 0, "the kill did not land mid-run");
+    assert!(landed, "no kill landed mid-run in five tries");
 
     server.start().await;
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -502,64 +444,4 @@ async fn kill_9_mid_run_loses_nothing(engine: Engine) {
         assert_eq!(t.result.as_ref().unwrap().media.len(), 1);
         assert_eq!(t.final_credits.get(), 90);
     }
-}
-
-/// A change made by another node (here: straight in the store, bypassing
-/// this process's notifications) still ends a long poll, through the
-/// change feed, well before the poll's own time runs out.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn long_polls_see_changes_made_by_other_nodes() {
-    let app = TestApp::spawn_with(Engine::Sqlite, &["--no-runner"]).await;
-    let (_, key) = app.account("feed", 900).await;
-    let v: Value = app
-        .post("/api/v1/generations", &key, &kling("elsewhere", json!({})))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = v["id"].as_str().unwrap().to_owned();
-    let poll = {
-        let (http, url, key) = (
-            app.http.clone(),
-            app.url(&format!("/api/v1/generations/{id}?wait=30")),
-            key.clone(),
-        );
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let v: Value = http
-                .get(url)
-                .bearer_auth(key)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            (v, started.elapsed())
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let other_node = gengate_store::connect(&app.database_url, &Default::default())
-        .await
-        .unwrap();
-    let t = gengate_core::generation::TaskError {
-        code: gengate_core::generation::TaskErrorCode::GenerationFailed,
-        message: "failed on another node".into(),
-    };
-    other_node
-        .fail_task(
-            &gengate_core::ids::TaskId::parse(&id).unwrap(),
-            &t,
-            gengate_core::Timestamp::from_millis(chrono_now_ms()),
-        )
-        .await
-        .unwrap();
-    let (v, took) = poll.await.unwrap();
-    assert_eq!(v["status"], "failed", "{v}");
-    assert!(
-        took < Duration::from_secs(5),
-        "the poll waited {took:?} for a change made elsewhere"
-    );
 }
