@@ -37,6 +37,7 @@ pub struct AppState {
     pub catalog: Arc<Catalog>,
     pub clock: SharedClock,
     pub limiter: Arc<dyn Limiter>,
+    pub keys: Arc<crate::keycache::KeyCache>,
     pub config: Arc<RuntimeConfig>,
     pub metrics: PrometheusHandle,
     pub links: Arc<MediaLinks>,
@@ -139,6 +140,10 @@ pub async fn build_state(
         catalog,
         clock,
         limiter: Arc::new(LocalLimiter::new()),
+        keys: Arc::new(crate::keycache::KeyCache::new(
+            Duration::from_millis(cfg.key_cache_ms),
+            100_000,
+        )),
         config,
         metrics: crate::telemetry::prometheus(),
         links,

@@ -80,6 +80,11 @@ pub struct ServeConfig {
     pub rate_read_per_min: u32,
     #[arg(long, env = "GENGATE_RATE_UPLOAD_PER_MIN", default_value_t = 120)]
     pub rate_upload_per_min: u32,
+    /// How long an API key's record is reused in process before it is read
+    /// again (ms; 0 = read it on every request). Revoking a key, its expiry
+    /// or scopes set by the operator take effect within this time.
+    #[arg(long, env = "GENGATE_KEY_CACHE_MS", default_value_t = 2_000)]
+    pub key_cache_ms: u64,
     /// Hard cap on JSON request bodies.
     #[arg(long, env = "GENGATE_MAX_JSON_BYTES", default_value_t = 1024 * 1024)]
     pub max_json_bytes: usize,

@@ -13,6 +13,7 @@ pub mod fetch;
 pub mod files;
 pub mod generations;
 pub mod http;
+pub mod keycache;
 pub mod limits;
 pub mod providers;
 pub mod runner;

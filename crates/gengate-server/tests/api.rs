@@ -14,6 +14,7 @@ on_both_engines!(
     one_idempotency_key_makes_one_task_under_a_race,
     bad_requests_name_every_field_and_change_nothing,
     keys_scopes_and_accounts_are_enforced,
+    a_revoked_key_in_use_is_refused_within_the_cache_time,
     rate_limits_answer_429_with_retry_after,
     listing_paginates_and_filters,
     operational_endpoints_and_errors_use_the_envelope,
@@ -489,6 +490,48 @@ async fn keys_scopes_and_accounts_are_enforced(engine: Engine) {
             .status(),
         200
     );
+}
+
+/// Key records are reused in process for `--key-cache-ms`; revoking a key
+/// that is in use (here straight in the store, as the CLI or another node
+/// would) must still shut it out once that time has passed.
+async fn a_revoked_key_in_use_is_refused_within_the_cache_time(engine: Engine) {
+    let app = TestApp::spawn_with(engine, &["--key-cache-ms", "400"]).await;
+    let (acc, _) = app.account("revoker", 900).await;
+    let key = app.key(&acc, vec![], None, RateOverrides::default()).await;
+    let credits = || async {
+        let r = app.get("/api/v1/credits", &key).send().await.unwrap();
+        let s = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        (s, v["error"]["code"].as_str().unwrap_or("").to_owned())
+    };
+    assert_eq!(credits().await.0, 200);
+    let st = &app.running.state;
+    let rec = st
+        .store
+        .find_api_key_by_prefix(&key[..16])
+        .await
+        .unwrap()
+        .unwrap();
+    st.store
+        .revoke_api_key(&rec.id, st.clock.now())
+        .await
+        .unwrap();
+    let revoked_at = std::time::Instant::now();
+    loop {
+        let (status, code) = credits().await;
+        if status == 401 {
+            assert_eq!(code, "api_key_revoked");
+            break;
+        }
+        assert_eq!(status, 200);
+        // Generous against a loaded machine; the point is that it ends.
+        assert!(
+            revoked_at.elapsed() < std::time::Duration::from_secs(10),
+            "a revoked key kept working"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 async fn rate_limits_answer_429_with_retry_after(engine: Engine) {

@@ -61,3 +61,16 @@ crate::webhook_engine::impl_webhook_store!(
     Postgres,
     delivery_lease_sql = DELIVERY_LEASE_SQL
 );
+
+impl PgStore {
+    /// Debit last: creates of one account queue on its row lock, so the lock
+    /// is taken after the task and job inserts and held only for the ledger
+    /// row and the commit.
+    async fn create_task_impl(
+        &self,
+        t: &NewTask,
+        idem: Option<&IdemCompletion>,
+    ) -> Result<Task, CreateTaskError> {
+        create_alone(&self.writer, t, idem, false).await
+    }
+}

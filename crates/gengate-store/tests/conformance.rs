@@ -80,6 +80,7 @@ both_engines!(
     leases_are_exclusive_and_lapse,
     listing_is_newest_first_with_cursor_and_filters,
     concurrent_debits_never_overdraw,
+    a_failing_create_among_concurrent_ones_spoils_none,
     a_woken_job_is_due_now_and_never_later,
 );
 
@@ -678,4 +679,91 @@ async fn a_woken_job_is_due_now_and_never_later(db: Db) {
     s.fail_task(&id, &err, t(40)).await.unwrap();
     assert!(!s.wake_job(&id, t(50)).await.unwrap());
     assert!(!s.wake_job(&TaskId::generate(), t(50)).await.unwrap());
+}
+
+/// Creates that arrive together may share a transaction (SQLite's group
+/// commit); one that fails for its own reason — a duplicate id, an
+/// idempotency key taken over — must fail alone and leave the rest whole.
+async fn a_failing_create_among_concurrent_ones_spoils_none(db: Db) {
+    let s = db.store.clone();
+    let a = s.create_account("a", t(0)).await.unwrap();
+    s.change_credits(&a.id, LedgerKind::Grant, 90 * 30, "g", t(0))
+        .await
+        .unwrap();
+    let existing = s
+        .create_task(&new_task(&a.id, 90, t(1)), None)
+        .await
+        .unwrap();
+    let mut handles = vec![];
+    for i in 0..60 {
+        let s: Arc<dyn Store> = s.clone();
+        let acc = a.id.clone();
+        let existing = existing.id.clone();
+        handles.push(tokio::spawn(async move {
+            let mut task = new_task(&acc, 90, t(10 + i));
+            let mut idem = None;
+            let kind = match i % 4 {
+                // Same id as a stored task: refused by the primary key.
+                1 => {
+                    task.id = existing;
+                    "dup"
+                }
+                // Completes a key nobody holds: refused as taken over.
+                3 => {
+                    idem = Some(IdemCompletion {
+                        scope: IdemScope {
+                            account_id: acc.clone(),
+                            method: "POST".into(),
+                            path: "/api/v1/generations".into(),
+                            key: format!("never-begun-{i}"),
+                        },
+                        response: StoredResponse {
+                            status: 202,
+                            headers: vec![],
+                            body: "{}".into(),
+                        },
+                        expires_at: t(100_000),
+                    });
+                    "idem"
+                }
+                _ => "good",
+            };
+            (kind, s.create_task(&task, idem.as_ref()).await)
+        }));
+    }
+    let (mut good, mut credits_out) = (0, 0);
+    for h in handles {
+        let (kind, r) = h.await.unwrap();
+        match (kind, r) {
+            ("good", Ok(_)) => good += 1,
+            ("good", Err(CreateTaskError::InsufficientCredits { .. })) => credits_out += 1,
+            ("good", Err(e)) => panic!("a good create failed: {e}"),
+            (_, Ok(t)) => panic!("a bad create ({kind}) went through: {}", t.id),
+            (_, Err(CreateTaskError::InsufficientCredits { .. })) => {}
+            (_, Err(_)) => {}
+        }
+    }
+    // 30 good creates, 29 credits' worth left after `existing`.
+    assert_eq!((good, credits_out), (29, 1));
+    assert_eq!(s.balance(&a.id).await.unwrap().get(), 0);
+    let (tasks, _) = s
+        .list_tasks(
+            &a.id,
+            &TaskFilter {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(tasks.len(), 30);
+    let reserves = s
+        .ledger(&a.id)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.kind == LedgerKind::Reserve)
+        .count();
+    assert_eq!(reserves, 30);
+    assert!(s.ledger_mismatches().await.unwrap().is_empty());
 }

@@ -93,8 +93,8 @@ pub async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Resp
         return resp;
     }
     req.extensions_mut().insert(Auth {
-        account_id: record.account_id,
-        key_id: record.id,
+        account_id: record.account_id.clone(),
+        key_id: record.id.clone(),
     });
     let mut resp = next.run(req).await;
     stamp(resp.headers_mut(), &decision);
@@ -104,7 +104,7 @@ pub async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Resp
 async fn authenticate(
     st: &AppState,
     headers: &HeaderMap,
-) -> Result<gengate_store::ApiKeyRecord, ApiError> {
+) -> Result<std::sync::Arc<gengate_store::ApiKeyRecord>, ApiError> {
     let Some(raw) = headers.get(header::AUTHORIZATION) else {
         return Err(ApiError::new(
             ErrorCode::ApiKeyMissing,
@@ -122,8 +122,10 @@ async fn authenticate(
     let key = key.trim();
     let prefix = apikey::visible_prefix(key).ok_or_else(invalid)?;
     let record = st
-        .store
-        .find_api_key_by_prefix(prefix)
+        .keys
+        .get_or_load(prefix, std::time::Instant::now(), || {
+            st.store.find_api_key_by_prefix(prefix)
+        })
         .await?
         .ok_or_else(invalid)?;
     if !apikey::hashes_equal(&apikey::hash(key), &record.key_hash) {
