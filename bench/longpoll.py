@@ -11,7 +11,8 @@
    and wakes the waiters). Each poll's answer time minus the task's
    `updated_at` (set in the failing transaction, millisecond precision) is the
    "status change -> long poll answered" latency.
-4. Reads the server's VmRSS with every poll open and VmHWM (peak) at the end.
+4. Reads the server's VmRSS once the tasks exist and again with every poll
+   open, and VmHWM (peak) at the end.
 
 Prints one line of key=value pairs; exits 1 if a poll was not answered with
 the changed status.
@@ -94,6 +95,7 @@ async def main():
     t0 = time.time()
     ids = await create_tasks(args.host, args.port, args.key, args.tasks, 32)
     t_created = time.time()
+    rss_created = rss(args.pid, "VmRSS")
 
     # Open every poll; a semaphore keeps the connect storm within the
     # listen backlog.
@@ -151,7 +153,7 @@ async def main():
         f"tasks={len(ids)} create_s={t_created - t0:.1f} open_s={t_open - t_created:.1f} "
         f"answered={len(results) - len(bad)} unchanged={len(bad)} changed_before_open={early} "
         f"lat_p50_ms={pct(50):.1f} lat_p99_ms={pct(99):.1f} lat_max_ms={(lat[-1] if lat else float('nan')):.1f} "
-        f"rss_open_mb={rss_open} hwm_mb={hwm} total_s={t_done - t0:.1f}"
+        f"rss_created_mb={rss_created} rss_open_mb={rss_open} hwm_mb={hwm} total_s={t_done - t0:.1f}"
     )
     if bad:
         print(f"unanswered or unchanged polls: {bad[:5]}", file=sys.stderr)

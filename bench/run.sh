@@ -334,7 +334,7 @@ scenario_longpoll() {
     hwm=$(kv hwm_mb)
     gg credits audit >"$WORK/audit.out" 2>&1 || { cat "$WORK/audit.out" >&2; fail_soft "longpoll/$db: ledger audit"; }
     row "$LP_TASKS in flight + $LP_TASKS long polls" "$db" "$LP_TASKS" - "${p50:-?}" "${p99:-?}" "${hwm:-?}" \
-        "p50/p99 = status change -> poll answered; rss with all open $(kv rss_open_mb) MB; create $(kv create_s) s, open $(kv open_s) s; answered $(kv answered), before open $(kv changed_before_open)"
+        "p50/p99 = status change -> poll answered; rss after create $(kv rss_created_mb) MB, with all open $(kv rss_open_mb) MB; create $(kv create_s) s, open $(kv open_s) s; answered $(kv answered), before open $(kv changed_before_open)"
 }
 
 # --- run ------------------------------------------------------------------------

@@ -59,7 +59,6 @@ macro_rules! impl_store {
 
         /// Takes the task's price from its account, or reports the balance
         /// that was too low; the new balance on success.
-        #[allow(dead_code)]
         async fn debit(conn: &mut <$db as sqlx::Database>::Connection, t: &NewTask) -> Result<i64, CreateTaskError> {
             let price = t.price.get();
             let debited = sqlx::query("UPDATE accounts SET balance = balance - $1 WHERE id = $2 AND balance >= $1 RETURNING balance")
@@ -81,22 +80,17 @@ macro_rules! impl_store {
         }
 
         /// The writes of one create inside the caller's transaction: the
-        /// task, its job, the idempotency record when a key was sent, the
-        /// debit and its ledger row. `debit_first` picks the order:
-        /// debiting first means a refused debit has written nothing (what a
-        /// batch of creates in one transaction needs); debiting last holds
-        /// the account's row lock only for the ledger insert and the commit
-        /// (what concurrent transactions on one account need). Either way an
-        /// error leaves the caller to roll back.
-        #[allow(dead_code)]
+        /// debit, the task, its job, the idempotency record when a key was
+        /// sent, and the ledger row. The debit goes first, so a refused debit
+        /// has written nothing (a batch of creates in one transaction relies
+        /// on it); any other error leaves the caller to roll back.
         async fn create_rows(
             conn: &mut <$db as sqlx::Database>::Connection,
             t: &NewTask,
             idem: Option<&IdemCompletion>,
-            debit_first: bool,
         ) -> Result<Task, CreateTaskError> {
             let price = t.price.get();
-            let mut balance_after = if debit_first { Some(debit(&mut *conn, t).await?) } else { None };
+            let balance_after = debit(&mut *conn, t).await?;
             let sql = format!(
                 "INSERT INTO tasks (id, account_id, model, status, prompt, params, reference_files, reserved_credits, final_credits, \
                  client_request_id, result, error, provider, upstream, created_at, updated_at, deadline_at) \
@@ -147,10 +141,6 @@ macro_rules! impl_store {
                     return Err(StoreError::Conflict("idempotency key was taken over".into()).into());
                 }
             }
-            let balance_after = match balance_after.take() {
-                Some(b) => b,
-                None => debit(&mut *conn, t).await?,
-            };
             sqlx::query(
                 "INSERT INTO ledger_entries (account_id, kind, amount, balance_after, task_id, reason, created_at) VALUES ($1, 'reserve', $2, $3, $4, $5, $6)",
             )
@@ -167,17 +157,77 @@ macro_rules! impl_store {
         }
 
         /// One create in its own transaction.
-        #[allow(dead_code)]
         async fn create_alone(
             pool: &sqlx::Pool<$db>,
             t: &NewTask,
             idem: Option<&IdemCompletion>,
-            debit_first: bool,
         ) -> Result<Task, CreateTaskError> {
             let mut tx = pool.begin().await.map_err(StoreError::from)?;
-            let task = create_rows(&mut *tx, t, idem, debit_first).await?;
+            let task = create_rows(&mut *tx, t, idem).await?;
             tx.commit().await.map_err(StoreError::from)?;
             Ok(task)
+        }
+
+        /// A create through the group-commit queue (`batch.rs`).
+        async fn create_batched(
+            pool: &sqlx::Pool<$db>,
+            queue: &std::sync::Arc<$crate::batch::CreateQueue>,
+            t: &NewTask,
+            idem: Option<&IdemCompletion>,
+        ) -> Result<Task, CreateTaskError> {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let start = queue.push($crate::batch::QueuedCreate { task: t.clone(), idem: idem.cloned(), reply });
+            if start {
+                // A task of its own, so a caller that goes away (a client that
+                // hangs up) cannot cancel a batch that holds other callers' work.
+                tokio::spawn(drain_creates(pool.clone(), queue.clone()));
+            }
+            answer
+                .await
+                .map_err(|_| CreateTaskError::Store(StoreError::Internal("the create was dropped before it ran".into())))?
+        }
+
+        async fn drain_creates(pool: sqlx::Pool<$db>, queue: std::sync::Arc<$crate::batch::CreateQueue>) {
+            let mut drain = $crate::batch::Drain::new(queue);
+            while let Some(batch) = drain.next_batch() {
+                if batch.len() > 1 {
+                    match batch_in_one_tx(&pool, &batch).await {
+                        Ok(results) => {
+                            for (q, r) in batch.into_iter().zip(results) {
+                                let _ = q.reply.send(r);
+                            }
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, size = batch.len(), "create batch rolled back; running each alone");
+                        }
+                    }
+                }
+                for q in batch {
+                    let r = create_alone(&pool, &q.task, q.idem.as_ref()).await;
+                    let _ = q.reply.send(r);
+                }
+            }
+        }
+
+        /// Every create of `batch` in one transaction, committed; or an error
+        /// after which nothing of the batch was kept.
+        async fn batch_in_one_tx(
+            pool: &sqlx::Pool<$db>,
+            batch: &[$crate::batch::QueuedCreate],
+        ) -> Result<Vec<Result<Task, CreateTaskError>>, CreateTaskError> {
+            let mut tx = pool.begin().await.map_err(StoreError::from)?;
+            let mut results = Vec::with_capacity(batch.len());
+            for q in batch {
+                match create_rows(&mut tx, &q.task, q.idem.as_ref()).await {
+                    // Debit first: a refused debit has written nothing to undo.
+                    Err(e @ CreateTaskError::InsufficientCredits { .. }) => results.push(Err(e)),
+                    Err(e) => return Err(e),
+                    Ok(task) => results.push(Ok(task)),
+                }
+            }
+            tx.commit().await.map_err(StoreError::from)?;
+            Ok(results)
         }
 
         fn account_from_row(r: &DbRow) -> StoreResult<Account> {

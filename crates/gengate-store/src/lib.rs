@@ -4,6 +4,7 @@
 //! a pool and `FOR UPDATE SKIP LOCKED`. The SQL text is shared where it is
 //! identical (`engine.rs`); one conformance suite runs against both.
 
+mod batch;
 mod engine;
 pub mod postgres;
 pub mod sqlite;

@@ -10,6 +10,7 @@ use std::str::FromStr;
 pub struct PgStore {
     pub(crate) writer: Pool<Postgres>,
     pub(crate) reader: Pool<Postgres>,
+    creates: std::sync::Arc<crate::batch::CreateQueue>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -32,6 +33,7 @@ impl PgStore {
         Ok(Self {
             writer: pool.clone(),
             reader: pool,
+            creates: Default::default(),
         })
     }
 
@@ -63,14 +65,14 @@ crate::webhook_engine::impl_webhook_store!(
 );
 
 impl PgStore {
-    /// Debit last: creates of one account queue on its row lock, so the lock
-    /// is taken after the task and job inserts and held only for the ledger
-    /// row and the commit.
+    /// Group-committed (`batch`): creates of one account queue on its row
+    /// lock, which is held through the commit's WAL flush; a batch pays that
+    /// once.
     async fn create_task_impl(
         &self,
         t: &NewTask,
         idem: Option<&IdemCompletion>,
     ) -> Result<Task, CreateTaskError> {
-        create_alone(&self.writer, t, idem, false).await
+        create_batched(&self.writer, &self.creates, t, idem).await
     }
 }

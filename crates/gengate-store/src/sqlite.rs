@@ -6,12 +6,12 @@ use crate::{ConnectOptions, StoreError, StoreResult};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Pool, Sqlite};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 pub struct SqliteStore {
     pub(crate) writer: Pool<Sqlite>,
     pub(crate) reader: Pool<Sqlite>,
-    creates: Arc<CreateQueue>,
+    creates: Arc<crate::batch::CreateQueue>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -84,153 +84,15 @@ crate::webhook_engine::impl_webhook_store!(
     delivery_lease_sql = DELIVERY_LEASE_SQL
 );
 
-// --- Group commit for creates ---
-//
-// With one writer, creates run one transaction after another, and each
-// transaction's fixed cost (BEGIN, COMMIT, writing the touched pages to the
-// WAL) dominates. Creates that arrive while the writer is busy are queued
-// and the next batch runs them all in one transaction, so under load that
-// cost is paid once per batch. Every create still gets its own answer; a
-// batch is all-or-nothing, and when any create in it fails for a reason
-// other than a refused debit (which writes nothing), the whole transaction
-// is rolled back and each create runs again alone, so one bad create never
-// takes others with it.
-
-/// Creates per transaction, at most.
-const MAX_BATCH: usize = 64;
-
-type CreateReply = tokio::sync::oneshot::Sender<Result<Task, CreateTaskError>>;
-
-struct QueuedCreate {
-    task: NewTask,
-    idem: Option<IdemCompletion>,
-    reply: CreateReply,
-}
-
-#[derive(Default)]
-struct CreateQueue {
-    state: Mutex<QueueState>,
-}
-
-#[derive(Default)]
-struct QueueState {
-    waiting: Vec<QueuedCreate>,
-    /// A drain task is running and will see anything pushed.
-    draining: bool,
-}
-
-impl CreateQueue {
-    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
-        // Every mutation is a push, a drain or a flag write: a panic cannot
-        // leave the state half-changed, so a poisoned lock is still usable.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// Resets the queue if the drain task dies (panic, runtime shutdown) so the
-/// next create starts a new one; the creates it held get an error.
-struct DrainGuard {
-    queue: Arc<CreateQueue>,
-    finished: bool,
-}
-
-impl Drop for DrainGuard {
-    fn drop(&mut self) {
-        if !self.finished {
-            let mut st = self.queue.lock();
-            st.draining = false;
-            st.waiting.clear();
-        }
-    }
-}
-
 impl SqliteStore {
+    /// Group-committed (`batch`): with one writer, a transaction's fixed
+    /// cost (BEGIN, COMMIT, the touched pages written to the WAL) is what
+    /// bounds creates, so it is paid once per batch.
     async fn create_task_impl(
         &self,
         t: &NewTask,
         idem: Option<&IdemCompletion>,
     ) -> Result<Task, CreateTaskError> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let start = {
-            let mut st = self.creates.lock();
-            st.waiting.push(QueuedCreate {
-                task: t.clone(),
-                idem: idem.cloned(),
-                reply,
-            });
-            !std::mem::replace(&mut st.draining, true)
-        };
-        if start {
-            // A task of its own, so a caller that goes away (a client that
-            // hangs up) cannot cancel a batch that holds other callers' work.
-            tokio::spawn(drain(self.writer.clone(), self.creates.clone()));
-        }
-        answer.await.map_err(|_| {
-            CreateTaskError::Store(StoreError::Internal(
-                "the create was dropped before it ran".into(),
-            ))
-        })?
+        create_batched(&self.writer, &self.creates, t, idem).await
     }
-}
-
-async fn drain(writer: Pool<Sqlite>, queue: Arc<CreateQueue>) {
-    let mut guard = DrainGuard {
-        queue,
-        finished: false,
-    };
-    loop {
-        let batch: Vec<QueuedCreate> = {
-            let mut st = guard.queue.lock();
-            if st.waiting.is_empty() {
-                st.draining = false;
-                guard.finished = true;
-                return;
-            }
-            let n = st.waiting.len().min(MAX_BATCH);
-            st.waiting.drain(..n).collect()
-        };
-        run_batch(&writer, batch).await;
-    }
-}
-
-async fn run_batch(writer: &Pool<Sqlite>, batch: Vec<QueuedCreate>) {
-    if batch.len() > 1 {
-        match batch_in_one_tx(writer, &batch).await {
-            Ok(results) => {
-                for (q, r) in batch.into_iter().zip(results) {
-                    let _ = q.reply.send(r);
-                }
-                return;
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, size = batch.len(), "create batch rolled back; running each alone");
-            }
-        }
-    }
-    for q in batch {
-        let r = create_alone(writer, &q.task, q.idem.as_ref(), true).await;
-        let _ = q.reply.send(r);
-    }
-}
-
-/// Every create of `batch` in one transaction, committed; or an error after
-/// which nothing of the batch was kept.
-async fn batch_in_one_tx(
-    writer: &Pool<Sqlite>,
-    batch: &[QueuedCreate],
-) -> Result<Vec<Result<Task, CreateTaskError>>, CreateTaskError> {
-    let mut tx = writer.begin().await.map_err(StoreError::from)?;
-    let mut results = Vec::with_capacity(batch.len());
-    for q in batch {
-        match create_rows(&mut tx, &q.task, q.idem.as_ref(), true).await {
-            // Debit first: a refused debit has written nothing to undo.
-            Err(e @ CreateTaskError::InsufficientCredits { .. }) => results.push(Err(e)),
-            Err(e) => return Err(e),
-            Ok(task) => results.push(Ok(task)),
-        }
-    }
-    tx.commit().await.map_err(StoreError::from)?;
-    Ok(results)
 }
