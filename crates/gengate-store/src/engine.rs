@@ -57,103 +57,42 @@ macro_rules! impl_store {
             Ok(())
         }
 
-        /// Takes the task's price from its account, or reports the balance
-        /// that was too low; the new balance on success.
-        async fn debit(conn: &mut <$db as sqlx::Database>::Connection, t: &NewTask) -> Result<i64, CreateTaskError> {
-            let price = t.price.get();
-            let debited = sqlx::query("UPDATE accounts SET balance = balance - $1 WHERE id = $2 AND balance >= $1 RETURNING balance")
-                .bind(price)
-                .bind(t.account_id.as_str())
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(StoreError::from)?;
-            let Some(debited) = debited else {
-                let bal: Option<i64> = sqlx::query_scalar("SELECT balance FROM accounts WHERE id = $1")
-                    .bind(t.account_id.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await
-                    .map_err(StoreError::from)?;
-                let balance = credits(bal.unwrap_or(0), "balance")?;
-                return Err(CreateTaskError::InsufficientCredits { balance, price: t.price });
-            };
-            Ok(debited.try_get("balance").map_err(StoreError::from)?)
-        }
-
-        /// The writes of one create inside the caller's transaction: the
-        /// debit, the task, its job, the idempotency record when a key was
-        /// sent, and the ledger row. The debit goes first, so a refused debit
-        /// has written nothing (a batch of creates in one transaction relies
-        /// on it); any other error leaves the caller to roll back.
-        async fn create_rows(
-            conn: &mut <$db as sqlx::Database>::Connection,
-            t: &NewTask,
-            idem: Option<&IdemCompletion>,
-        ) -> Result<Task, CreateTaskError> {
-            let price = t.price.get();
-            let balance_after = debit(&mut *conn, t).await?;
-            let sql = format!(
-                "INSERT INTO tasks (id, account_id, model, status, prompt, params, reference_files, reserved_credits, final_credits, \
-                 client_request_id, result, error, provider, upstream, created_at, updated_at, deadline_at) \
-                 VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, 0, $8, NULL, NULL, $9, NULL, $10, $10, $11) RETURNING {TASK_COLS}"
-            );
-            let row = sqlx::query(AssertSqlSafe(sql))
-                .bind(t.id.as_str())
-                .bind(t.account_id.as_str())
-                .bind(&t.model)
-                .bind(t.prompt.as_str())
-                .bind(json_text(&t.params))
-                .bind(json_text(&t.references))
-                .bind(price)
-                .bind(t.client_request_id.as_ref().map(|c| c.as_str().to_owned()))
-                .bind(&t.provider)
-                .bind(t.now.as_millis())
-                .bind(t.deadline_at.as_millis())
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(StoreError::from)?;
-            let task = task_from_row(&row)?;
-            sqlx::query("INSERT INTO jobs (task_id, provider, run_at, lease_owner, lease_until, attempts, created_at) VALUES ($1, $2, $3, NULL, NULL, 0, $3)")
-                .bind(t.id.as_str())
-                .bind(&t.provider)
-                .bind(t.now.as_millis())
-                .execute(&mut *conn)
-                .await
-                .map_err(StoreError::from)?;
-            if let Some(c) = idem {
-                let done = sqlx::query(
-                    "UPDATE idempotency_keys SET state = 'completed', locked_until = NULL, response_status = $5, response_headers = $6, \
-                     response_body = $7, expires_at = $8 WHERE account_id = $1 AND method = $2 AND path = $3 AND idem_key = $4 AND state = 'in_flight'",
-                )
-                .bind(c.scope.account_id.as_str())
-                .bind(&c.scope.method)
-                .bind(&c.scope.path)
-                .bind(&c.scope.key)
-                .bind(i64::from(c.response.status))
-                .bind(headers_text(&c.response.headers))
-                .bind(&c.response.body)
-                .bind(c.expires_at.as_millis())
-                .execute(&mut *conn)
-                .await
-                .map_err(StoreError::from)?;
-                if done.rows_affected() != 1 {
-                    // Our hold on the key lapsed and someone else took it:
-                    // roll everything back rather than answer twice.
-                    return Err(StoreError::Conflict("idempotency key was taken over".into()).into());
-                }
-            }
-            sqlx::query(
-                "INSERT INTO ledger_entries (account_id, kind, amount, balance_after, task_id, reason, created_at) VALUES ($1, 'reserve', $2, $3, $4, $5, $6)",
+        /// Marks the create's idempotency key completed with its answer, in
+        /// the create's transaction; an error when our hold on the key lapsed
+        /// and someone else took it (the caller rolls back rather than answer
+        /// twice).
+        async fn complete_idem(conn: &mut <$db as sqlx::Database>::Connection, c: &IdemCompletion) -> Result<(), CreateTaskError> {
+            let done = sqlx::query(
+                "UPDATE idempotency_keys SET state = 'completed', locked_until = NULL, response_status = $5, response_headers = $6, \
+                 response_body = $7, expires_at = $8 WHERE account_id = $1 AND method = $2 AND path = $3 AND idem_key = $4 AND state = 'in_flight'",
             )
-            .bind(t.account_id.as_str())
-            .bind(-price)
-            .bind(balance_after)
-            .bind(t.id.as_str())
-            .bind(format!("reserve for {} ({})", t.id, t.model))
-            .bind(t.now.as_millis())
+            .bind(c.scope.account_id.as_str())
+            .bind(&c.scope.method)
+            .bind(&c.scope.path)
+            .bind(&c.scope.key)
+            .bind(i64::from(c.response.status))
+            .bind(headers_text(&c.response.headers))
+            .bind(&c.response.body)
+            .bind(c.expires_at.as_millis())
             .execute(&mut *conn)
             .await
             .map_err(StoreError::from)?;
-            Ok(task)
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Conflict("idempotency key was taken over".into()).into());
+            }
+            Ok(())
+        }
+
+        /// The answer to a debit the balance did not cover (it wrote nothing).
+        async fn refused_debit(conn: &mut <$db as sqlx::Database>::Connection, t: &NewTask) -> CreateTaskError {
+            let bal: Result<Option<i64>, _> = sqlx::query_scalar("SELECT balance FROM accounts WHERE id = $1")
+                .bind(t.account_id.as_str())
+                .fetch_optional(&mut *conn)
+                .await;
+            match bal.map_err(StoreError::from).and_then(|b| credits(b.unwrap_or(0), "balance")) {
+                Ok(balance) => CreateTaskError::InsufficientCredits { balance, price: t.price },
+                Err(e) => e.into(),
+            }
         }
 
         /// One create in its own transaction.

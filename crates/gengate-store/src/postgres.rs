@@ -76,3 +76,58 @@ impl PgStore {
         create_batched(&self.writer, &self.creates, t, idem).await
     }
 }
+
+/// PostgreSQL: the writes of one create in one statement (data-modifying
+/// CTEs), so a create costs one round trip plus one for its idempotency
+/// record: the debit, and only when it took, the task, its job and the
+/// ledger row. No row back means the debit was refused and nothing was
+/// written. Foreign keys are checked at the end of the statement, when the
+/// task row exists.
+async fn create_rows(
+    conn: &mut sqlx::PgConnection,
+    t: &NewTask,
+    idem: Option<&IdemCompletion>,
+) -> Result<Task, CreateTaskError> {
+    let sql = format!(
+        "WITH debit AS ( \
+           UPDATE accounts SET balance = balance - $7 WHERE id = $2 AND balance >= $7 RETURNING balance \
+         ), task AS ( \
+           INSERT INTO tasks (id, account_id, model, status, prompt, params, reference_files, reserved_credits, final_credits, \
+             client_request_id, result, error, provider, upstream, created_at, updated_at, deadline_at) \
+           SELECT $1, $2, $3, 'queued', $4, $5, $6, $7, 0, $8, NULL, NULL, $9, NULL, $10, $10, $11 FROM debit \
+           RETURNING {TASK_COLS} \
+         ), job AS ( \
+           INSERT INTO jobs (task_id, provider, run_at, lease_owner, lease_until, attempts, created_at) \
+           SELECT id, $9, $10, NULL, NULL, 0, $10 FROM task \
+         ), ledger AS ( \
+           INSERT INTO ledger_entries (account_id, kind, amount, balance_after, task_id, reason, created_at) \
+           SELECT $2, 'reserve', -$7, balance, $1, $12, $10 FROM debit \
+         ) \
+         SELECT {TASK_COLS} FROM task"
+    );
+    let price = t.price.get();
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(t.id.as_str())
+        .bind(t.account_id.as_str())
+        .bind(&t.model)
+        .bind(t.prompt.as_str())
+        .bind(json_text(&t.params))
+        .bind(json_text(&t.references))
+        .bind(price)
+        .bind(t.client_request_id.as_ref().map(|c| c.as_str().to_owned()))
+        .bind(&t.provider)
+        .bind(t.now.as_millis())
+        .bind(t.deadline_at.as_millis())
+        .bind(format!("reserve for {} ({})", t.id, t.model))
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(StoreError::from)?;
+    let Some(row) = row else {
+        return Err(refused_debit(&mut *conn, t).await);
+    };
+    let task = task_from_row(&row)?;
+    if let Some(c) = idem {
+        complete_idem(&mut *conn, c).await?;
+    }
+    Ok(task)
+}

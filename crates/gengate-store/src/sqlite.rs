@@ -96,3 +96,77 @@ impl SqliteStore {
         create_batched(&self.writer, &self.creates, t, idem).await
     }
 }
+
+/// Takes the task's price from its account, or reports the balance
+/// that was too low; the new balance on success.
+async fn debit(conn: &mut sqlx::SqliteConnection, t: &NewTask) -> Result<i64, CreateTaskError> {
+    let price = t.price.get();
+    let debited = sqlx::query("UPDATE accounts SET balance = balance - $1 WHERE id = $2 AND balance >= $1 RETURNING balance")
+        .bind(price)
+        .bind(t.account_id.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(StoreError::from)?;
+    let Some(debited) = debited else {
+        return Err(refused_debit(&mut *conn, t).await);
+    };
+    Ok(debited.try_get("balance").map_err(StoreError::from)?)
+}
+
+/// SQLite: the writes of one create inside the caller's transaction: the
+/// debit, the task, its job, the idempotency record when a key was
+/// sent, and the ledger row. The debit goes first, so a refused debit
+/// has written nothing (a batch of creates in one transaction relies
+/// on it); any other error leaves the caller to roll back.
+async fn create_rows(
+    conn: &mut sqlx::SqliteConnection,
+    t: &NewTask,
+    idem: Option<&IdemCompletion>,
+) -> Result<Task, CreateTaskError> {
+    let price = t.price.get();
+    let balance_after = debit(&mut *conn, t).await?;
+    let sql = format!(
+        "INSERT INTO tasks (id, account_id, model, status, prompt, params, reference_files, reserved_credits, final_credits, \
+         client_request_id, result, error, provider, upstream, created_at, updated_at, deadline_at) \
+         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, 0, $8, NULL, NULL, $9, NULL, $10, $10, $11) RETURNING {TASK_COLS}"
+    );
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(t.id.as_str())
+        .bind(t.account_id.as_str())
+        .bind(&t.model)
+        .bind(t.prompt.as_str())
+        .bind(json_text(&t.params))
+        .bind(json_text(&t.references))
+        .bind(price)
+        .bind(t.client_request_id.as_ref().map(|c| c.as_str().to_owned()))
+        .bind(&t.provider)
+        .bind(t.now.as_millis())
+        .bind(t.deadline_at.as_millis())
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(StoreError::from)?;
+    let task = task_from_row(&row)?;
+    sqlx::query("INSERT INTO jobs (task_id, provider, run_at, lease_owner, lease_until, attempts, created_at) VALUES ($1, $2, $3, NULL, NULL, 0, $3)")
+        .bind(t.id.as_str())
+        .bind(&t.provider)
+        .bind(t.now.as_millis())
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::from)?;
+    if let Some(c) = idem {
+        complete_idem(&mut *conn, c).await?;
+    }
+    sqlx::query(
+        "INSERT INTO ledger_entries (account_id, kind, amount, balance_after, task_id, reason, created_at) VALUES ($1, 'reserve', $2, $3, $4, $5, $6)",
+    )
+    .bind(t.account_id.as_str())
+    .bind(-price)
+    .bind(balance_after)
+    .bind(t.id.as_str())
+    .bind(format!("reserve for {} ({})", t.id, t.model))
+    .bind(t.now.as_millis())
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::from)?;
+    Ok(task)
+}
