@@ -232,6 +232,20 @@ scenario_baseline() {
     stop_server
     BASE_RPS=$rps
     row baseline - 64 "$rps" "$p50" "$p99" "$rss" "bare axum GET, JSON body"
+    if wanted longpoll; then
+        # What the HTTP stack alone keeps per open connection, to set against
+        # the long-poll run's RSS.
+        start_server "$BASE_PORT" "$WORK/baseline.log" "$BASELINE" "127.0.0.1:$BASE_PORT"
+        local out kv
+        out=$("${PIN_WRK[@]}" python3 "$BENCH/idleconns.py" --port "$BASE_PORT" --pid "$SERVER_PID" \
+            --conns "$LP_TASKS") || { echo "$out" >&2; fail_soft "baseline idle connections"; }
+        rss=$(peak_rss_mb)
+        stop_server
+        log "baseline idle connections: $out"
+        kv() { echo "$out" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'; }
+        row "baseline, $LP_TASKS idle keep-alive connections" - "$LP_TASKS" - - - "$rss" \
+            "bare axum after one GET on each connection: $(kv per_conn_kb) KB per open connection"
+    fi
 }
 
 # --- a. authenticated status GET ---------------------------------------------
@@ -270,7 +284,7 @@ scenario_create() {
         stop_server
         ((non2xx == 0 && sockerr == 0)) || fail_soft "create/$db c=$conns: $non2xx non-2xx, $sockerr socket errors"
         gg credits audit >"$WORK/audit.out" 2>&1 || { cat "$WORK/audit.out" >&2; fail_soft "create/$db c=$conns: ledger audit"; }
-        row "POST /generations (--no-runner)" "$db" "$conns" "$rps" "$p50" "$p99" "$rss" "debit + task + job in one transaction; audit ok"
+        row "POST /generations (--no-runner)" "$db" "$conns" "$rps" "$p50" "$p99" "$rss" "debit, ledger row, task, job (group-committed); audit ok"
     done
 }
 
