@@ -130,6 +130,9 @@ macro_rules! impl_store {
             let mut drain = $crate::batch::Drain::new(queue);
             while let Some(batch) = drain.next_batch() {
                 if batch.len() > 1 {
+                    // Each engine's `batch_in_one_tx`: every create of the
+                    // batch in one transaction, committed, or an error after
+                    // which nothing of the batch was kept.
                     match batch_in_one_tx(&pool, &batch).await {
                         Ok(results) => {
                             for (q, r) in batch.into_iter().zip(results) {
@@ -147,26 +150,6 @@ macro_rules! impl_store {
                     let _ = q.reply.send(r);
                 }
             }
-        }
-
-        /// Every create of `batch` in one transaction, committed; or an error
-        /// after which nothing of the batch was kept.
-        async fn batch_in_one_tx(
-            pool: &sqlx::Pool<$db>,
-            batch: &[$crate::batch::QueuedCreate],
-        ) -> Result<Vec<Result<Task, CreateTaskError>>, CreateTaskError> {
-            let mut tx = pool.begin().await.map_err(StoreError::from)?;
-            let mut results = Vec::with_capacity(batch.len());
-            for q in batch {
-                match create_rows(&mut tx, &q.task, q.idem.as_ref()).await {
-                    // Debit first: a refused debit has written nothing to undo.
-                    Err(e @ CreateTaskError::InsufficientCredits { .. }) => results.push(Err(e)),
-                    Err(e) => return Err(e),
-                    Ok(task) => results.push(Ok(task)),
-                }
-            }
-            tx.commit().await.map_err(StoreError::from)?;
-            Ok(results)
         }
 
         fn account_from_row(r: &DbRow) -> StoreResult<Account> {

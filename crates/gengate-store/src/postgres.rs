@@ -131,3 +131,22 @@ async fn create_rows(
     }
     Ok(task)
 }
+
+/// A batch one create (one statement) after another, in one transaction.
+async fn batch_in_one_tx(
+    pool: &Pool<Postgres>,
+    batch: &[crate::batch::QueuedCreate],
+) -> Result<Vec<Result<Task, CreateTaskError>>, CreateTaskError> {
+    let mut tx = pool.begin().await.map_err(StoreError::from)?;
+    let mut results = Vec::with_capacity(batch.len());
+    for q in batch {
+        match create_rows(&mut tx, &q.task, q.idem.as_ref()).await {
+            // A refused debit has written nothing to undo.
+            Err(e @ CreateTaskError::InsufficientCredits { .. }) => results.push(Err(e)),
+            Err(e) => return Err(e),
+            Ok(task) => results.push(Ok(task)),
+        }
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(results)
+}

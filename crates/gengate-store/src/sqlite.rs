@@ -170,3 +170,202 @@ async fn create_rows(
     .map_err(StoreError::from)?;
     Ok(task)
 }
+
+/// SQLite: a whole batch in a handful of statements instead of four per
+/// create, because on SQLite every statement is a hand-off to the writer's
+/// thread and those hand-offs are what bounds creates. The writer is the
+/// only one, so the balances read at the start of the transaction cannot
+/// change under it: which creates the balances cover is decided here, in
+/// arrival order, exactly as one debit after another would decide it, and
+/// then each account is debited once by the sum. The debit's `RETURNING`
+/// must match the computed balance, and `CHECK (balance >= 0)` still
+/// guards the row; any surprise fails the batch, which is then run one
+/// create at a time.
+async fn batch_in_one_tx(
+    pool: &Pool<Sqlite>,
+    batch: &[crate::batch::QueuedCreate],
+) -> Result<Vec<Result<Task, CreateTaskError>>, CreateTaskError> {
+    use std::collections::HashMap;
+    let mut tx = pool.begin().await.map_err(StoreError::from)?;
+
+    let mut balances: HashMap<&str, i64> = HashMap::new();
+    {
+        let mut q =
+            sqlx::QueryBuilder::<Sqlite>::new("SELECT id, balance FROM accounts WHERE id IN (");
+        let mut ids = q.separated(", ");
+        let mut seen = std::collections::HashSet::new();
+        for c in batch {
+            if seen.insert(c.task.account_id.as_str()) {
+                ids.push_bind(c.task.account_id.as_str());
+            }
+        }
+        q.push(")");
+        for row in q
+            .build()
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(StoreError::from)?
+        {
+            let id: String = row.try_get("id").map_err(StoreError::from)?;
+            let balance: i64 = row.try_get("balance").map_err(StoreError::from)?;
+            if let Some(k) = seen.get(id.as_str()) {
+                balances.insert(k, balance);
+            }
+        }
+    }
+
+    // Who is covered, and each covered create's balance after its debit.
+    let start = balances.clone();
+    let mut outcome: Vec<Option<i64>> = Vec::with_capacity(batch.len());
+    let mut results: Vec<Option<Result<Task, CreateTaskError>>> = Vec::with_capacity(batch.len());
+    for c in batch {
+        let price = c.task.price.get();
+        match balances.get_mut(c.task.account_id.as_str()) {
+            Some(b) if *b >= price => {
+                *b -= price;
+                outcome.push(Some(*b));
+                results.push(None);
+            }
+            b => {
+                let balance = credits(b.map_or(0, |b| *b), "balance")?;
+                outcome.push(None);
+                results.push(Some(Err(CreateTaskError::InsufficientCredits {
+                    balance,
+                    price: c.task.price,
+                })));
+            }
+        }
+    }
+    let covered: Vec<(&crate::batch::QueuedCreate, i64)> = batch
+        .iter()
+        .zip(&outcome)
+        .filter_map(|(c, o)| o.map(|after| (c, after)))
+        .collect();
+    if covered.is_empty() {
+        // Every create was refused: nothing to write.
+        return collect(batch, results, HashMap::new());
+    }
+
+    for (account, before) in &start {
+        let after = balances[account];
+        if after == *before {
+            continue;
+        }
+        let debited: Option<i64> = sqlx::query_scalar(
+            "UPDATE accounts SET balance = balance - $1 WHERE id = $2 AND balance >= $1 RETURNING balance",
+        )
+        .bind(before - after)
+        .bind(*account)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+        if debited != Some(after) {
+            return Err(StoreError::Internal(format!(
+                "batch debit of {account} left {debited:?}, expected {after}"
+            ))
+            .into());
+        }
+    }
+
+    let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+        "INSERT INTO tasks (id, account_id, model, status, prompt, params, reference_files, reserved_credits, final_credits, \
+         client_request_id, result, error, provider, upstream, created_at, updated_at, deadline_at) ",
+    );
+    q.push_values(&covered, |mut b, (c, _)| {
+        let t = &c.task;
+        b.push_bind(t.id.as_str())
+            .push_bind(t.account_id.as_str())
+            .push_bind(t.model.as_str())
+            .push("'queued'")
+            .push_bind(t.prompt.as_str())
+            .push_bind(json_text(&t.params))
+            .push_bind(json_text(&t.references))
+            .push_bind(t.price.get())
+            .push("0")
+            .push_bind(t.client_request_id.as_ref().map(|c| c.as_str().to_owned()))
+            .push("NULL")
+            .push("NULL")
+            .push_bind(t.provider.as_str())
+            .push("NULL")
+            .push_bind(t.now.as_millis())
+            .push_bind(t.now.as_millis())
+            .push_bind(t.deadline_at.as_millis());
+    });
+    q.push(format!(" RETURNING {TASK_COLS}"));
+    let mut tasks: HashMap<String, Task> = HashMap::new();
+    for row in q
+        .build()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(StoreError::from)?
+    {
+        let task = task_from_row(&row)?;
+        tasks.insert(task.id.as_str().to_owned(), task);
+    }
+
+    let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+        "INSERT INTO jobs (task_id, provider, run_at, lease_owner, lease_until, attempts, created_at) ",
+    );
+    q.push_values(&covered, |mut b, (c, _)| {
+        b.push_bind(c.task.id.as_str())
+            .push_bind(c.task.provider.as_str())
+            .push_bind(c.task.now.as_millis())
+            .push("NULL")
+            .push("NULL")
+            .push("0")
+            .push_bind(c.task.now.as_millis());
+    });
+    q.build()
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+
+    let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+        "INSERT INTO ledger_entries (account_id, kind, amount, balance_after, task_id, reason, created_at) ",
+    );
+    q.push_values(&covered, |mut b, (c, after)| {
+        let t = &c.task;
+        b.push_bind(t.account_id.as_str())
+            .push("'reserve'")
+            .push_bind(-t.price.get())
+            .push_bind(*after)
+            .push_bind(t.id.as_str())
+            .push_bind(format!("reserve for {} ({})", t.id, t.model))
+            .push_bind(t.now.as_millis());
+    });
+    q.build()
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+
+    for (c, _) in &covered {
+        if let Some(idem) = &c.idem {
+            complete_idem(&mut tx, idem).await?;
+        }
+    }
+    // Every answer is settled before the commit: an error after it would
+    // make the caller run the batch's creates a second time.
+    let out = collect(batch, results, tasks)?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(out)
+}
+
+/// The batch's answers in its order: refusals as decided, the rest the
+/// inserted tasks.
+fn collect(
+    batch: &[crate::batch::QueuedCreate],
+    results: Vec<Option<Result<Task, CreateTaskError>>>,
+    mut tasks: std::collections::HashMap<String, Task>,
+) -> Result<Vec<Result<Task, CreateTaskError>>, CreateTaskError> {
+    batch
+        .iter()
+        .zip(results)
+        .map(|(c, r)| match r {
+            Some(refused) => Ok(refused),
+            None => tasks.remove(c.task.id.as_str()).map(Ok).ok_or_else(|| {
+                StoreError::Internal(format!("batch insert did not return task {}", c.task.id))
+                    .into()
+            }),
+        })
+        .collect()
+}

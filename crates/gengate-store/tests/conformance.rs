@@ -81,6 +81,7 @@ both_engines!(
     listing_is_newest_first_with_cursor_and_filters,
     concurrent_debits_never_overdraw,
     a_failing_create_among_concurrent_ones_spoils_none,
+    concurrent_creates_across_accounts_keep_each_ledger_in_order,
     a_woken_job_is_due_now_and_never_later,
 );
 
@@ -765,5 +766,79 @@ async fn a_failing_create_among_concurrent_ones_spoils_none(db: Db) {
         .filter(|e| e.kind == LedgerKind::Reserve)
         .count();
     assert_eq!(reserves, 30);
+    assert!(s.ledger_mismatches().await.unwrap().is_empty());
+}
+
+/// Creates of several accounts arriving together (one batch on SQLite, where
+/// the batch is debited per account by the sum): each account pays for
+/// exactly what its balance covered, and every ledger row's `balance_after`
+/// is the running sum of the rows before it.
+async fn concurrent_creates_across_accounts_keep_each_ledger_in_order(db: Db) {
+    let s = db.store.clone();
+    let mut accounts = vec![];
+    for (name, credits, covered) in [
+        ("five", 90 * 5, 5),
+        ("twelve", 90 * 12, 12),
+        ("none", 45, 0),
+    ] {
+        let a = s.create_account(name, t(0)).await.unwrap();
+        s.change_credits(&a.id, LedgerKind::Grant, credits, "g", t(0))
+            .await
+            .unwrap();
+        accounts.push((a.id, covered));
+    }
+    let mut handles = vec![];
+    for i in 0..60 {
+        let s: Arc<dyn Store> = s.clone();
+        let acc = accounts[i % 3].0.clone();
+        handles.push(tokio::spawn(async move {
+            (
+                acc.clone(),
+                s.create_task(&new_task(&acc, 90, t(10 + i as i64)), None)
+                    .await,
+            )
+        }));
+    }
+    let mut paid = std::collections::HashMap::new();
+    for h in handles {
+        let (acc, r) = h.await.unwrap();
+        match r {
+            Ok(task) => {
+                assert_eq!(task.account_id, acc);
+                *paid.entry(acc).or_insert(0) += 1;
+            }
+            Err(CreateTaskError::InsufficientCredits { balance, price }) => {
+                assert!(
+                    balance.get() < price.get(),
+                    "refused with {balance} >= {price}"
+                );
+            }
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    }
+    for (acc, covered) in &accounts {
+        assert_eq!(
+            paid.get(acc).copied().unwrap_or(0),
+            *covered,
+            "account {acc}"
+        );
+        let ledger = s.ledger(acc).await.unwrap();
+        let mut running = 0;
+        for e in &ledger {
+            running += e.amount;
+            assert_eq!(
+                e.balance_after.get(),
+                running,
+                "ledger row {} of {acc}",
+                e.seq
+            );
+        }
+        assert_eq!(s.balance(acc).await.unwrap().get(), running);
+        let reserves = ledger
+            .iter()
+            .filter(|e| e.kind == LedgerKind::Reserve)
+            .count();
+        assert_eq!(reserves, *covered);
+    }
     assert!(s.ledger_mismatches().await.unwrap().is_empty());
 }
