@@ -4,7 +4,6 @@
 //! idempotency key.
 
 use crate::app::AppState;
-use gengate_core::Credits;
 use gengate_core::error::{FieldIssue, ValidationErrors};
 use gengate_core::generation::{CreateGeneration, Generation, Task, TaskReference, TaskStatus};
 use gengate_core::ids::{AccountId, TaskId};
@@ -74,23 +73,7 @@ pub async fn create(
     };
     // The answer is known before commit, so the idempotency record can be
     // completed inside the same transaction as the debit.
-    let preview = Task {
-        id: id.clone(),
-        account_id: account.clone(),
-        model: new.model.clone(),
-        status: TaskStatus::Queued,
-        prompt: new.prompt.clone(),
-        params: new.params.clone(),
-        references: new.references.clone(),
-        reserved_credits: new.price,
-        final_credits: Credits::ZERO,
-        client_request_id: new.client_request_id.clone(),
-        result: None,
-        error: None,
-        created_at: now,
-        updated_at: now,
-        deadline_at: new.deadline_at,
-    };
+    let preview = new.as_queued();
     let view = Generation::from_task(&preview, st.links.as_ref());
     let completion = idem.map(|scope| IdemCompletion {
         scope: scope.clone(),

@@ -182,6 +182,32 @@ pub struct NewTask {
     pub deadline_at: Timestamp,
 }
 
+impl NewTask {
+    /// The task as `create_task` stores it: queued, nothing charged yet
+    /// beyond the reservation, no result. What the store returns for a create
+    /// equals this (the conformance suite checks it), so it can be shown
+    /// before the commit, e.g. as the idempotent answer stored with it.
+    pub fn as_queued(&self) -> Task {
+        Task {
+            id: self.id.clone(),
+            account_id: self.account_id.clone(),
+            model: self.model.clone(),
+            status: TaskStatus::Queued,
+            prompt: self.prompt.clone(),
+            params: self.params.clone(),
+            references: self.references.clone(),
+            reserved_credits: self.price,
+            final_credits: Credits::ZERO,
+            client_request_id: self.client_request_id.clone(),
+            result: None,
+            error: None,
+            created_at: self.now,
+            updated_at: self.now,
+            deadline_at: self.deadline_at,
+        }
+    }
+}
+
 /// The idempotency record completed in the same transaction as the task.
 #[derive(Debug, Clone)]
 pub struct IdemCompletion {

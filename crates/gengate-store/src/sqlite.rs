@@ -243,7 +243,7 @@ async fn batch_in_one_tx(
         .collect();
     if covered.is_empty() {
         // Every create was refused: nothing to write.
-        return collect(batch, results, HashMap::new());
+        return Ok(collect(batch, results));
     }
 
     for (account, before) in &start {
@@ -291,17 +291,12 @@ async fn batch_in_one_tx(
             .push_bind(t.now.as_millis())
             .push_bind(t.deadline_at.as_millis());
     });
-    q.push(format!(" RETURNING {TASK_COLS}"));
-    let mut tasks: HashMap<String, Task> = HashMap::new();
-    for row in q
-        .build()
-        .fetch_all(&mut *tx)
+    // No RETURNING: each row would be one more hand-off from the writer's
+    // thread, and the stored task is known (`NewTask::as_queued`).
+    q.build()
+        .execute(&mut *tx)
         .await
-        .map_err(StoreError::from)?
-    {
-        let task = task_from_row(&row)?;
-        tasks.insert(task.id.as_str().to_owned(), task);
-    }
+        .map_err(StoreError::from)?;
 
     let mut q = sqlx::QueryBuilder::<Sqlite>::new(
         "INSERT INTO jobs (task_id, provider, run_at, lease_owner, lease_until, attempts, created_at) ",
@@ -343,29 +338,19 @@ async fn batch_in_one_tx(
             complete_idem(&mut tx, idem).await?;
         }
     }
-    // Every answer is settled before the commit: an error after it would
-    // make the caller run the batch's creates a second time.
-    let out = collect(batch, results, tasks)?;
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(out)
+    Ok(collect(batch, results))
 }
 
 /// The batch's answers in its order: refusals as decided, the rest the
-/// inserted tasks.
+/// stored tasks.
 fn collect(
     batch: &[crate::batch::QueuedCreate],
     results: Vec<Option<Result<Task, CreateTaskError>>>,
-    mut tasks: std::collections::HashMap<String, Task>,
-) -> Result<Vec<Result<Task, CreateTaskError>>, CreateTaskError> {
+) -> Vec<Result<Task, CreateTaskError>> {
     batch
         .iter()
         .zip(results)
-        .map(|(c, r)| match r {
-            Some(refused) => Ok(refused),
-            None => tasks.remove(c.task.id.as_str()).map(Ok).ok_or_else(|| {
-                StoreError::Internal(format!("batch insert did not return task {}", c.task.id))
-                    .into()
-            }),
-        })
+        .map(|(c, r)| r.unwrap_or_else(|| Ok(c.task.as_queued())))
         .collect()
 }

@@ -139,6 +139,7 @@ async fn accounts_keys_and_values_round_trip(db: Db) {
     let task = s.create_task(&nt, None).await.unwrap();
     let back = s.get_task(&a.id, &nt.id).await.unwrap().unwrap();
     assert_eq!(back, task);
+    assert_eq!(back, nt.as_queued(), "what a create shows before commit");
     assert_eq!(back.prompt.as_str(), "a cat — ک 🎬");
     assert_eq!(back.created_at, t(7));
     assert_eq!(back.params.get_str("duration"), Some("5"));
@@ -805,6 +806,12 @@ async fn concurrent_creates_across_accounts_keep_each_ledger_in_order(db: Db) {
         match r {
             Ok(task) => {
                 assert_eq!(task.account_id, acc);
+                let stored = s.get_task(&acc, &task.id).await.unwrap();
+                assert_eq!(
+                    stored.as_ref(),
+                    Some(&task),
+                    "a create answered what it did not store"
+                );
                 *paid.entry(acc).or_insert(0) += 1;
             }
             Err(CreateTaskError::InsufficientCredits { balance, price }) => {
