@@ -123,7 +123,7 @@ macro_rules! impl_store {
             }
             answer
                 .await
-                .map_err(|_| CreateTaskError::Store(StoreError::Internal("the create was dropped before it ran".into())))?
+                .map_err(|_| CreateTaskError::Store(StoreError::Internal("the create batch stopped before answering; the create may have been stored".into())))?
         }
 
         async fn drain_creates(pool: sqlx::Pool<$db>, queue: std::sync::Arc<$crate::batch::CreateQueue>) {
@@ -563,7 +563,11 @@ macro_rules! impl_store {
             }
 
             async fn create_task(&self, t: &NewTask, idem: Option<&IdemCompletion>) -> Result<Task, CreateTaskError> {
-                self.create_task_impl(t, idem).await
+                // Group-committed (`batch.rs`): a transaction's fixed cost —
+                // BEGIN/COMMIT and the WAL writes of SQLite's one writer, the
+                // WAL flush PostgreSQL holds an account's row lock through —
+                // is paid once per batch.
+                create_batched(&self.writer, &self.creates, t, idem).await
             }
 
             async fn get_task(&self, account: &AccountId, id: &TaskId) -> StoreResult<Option<Task>> {

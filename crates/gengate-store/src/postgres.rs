@@ -64,19 +64,6 @@ crate::webhook_engine::impl_webhook_store!(
     delivery_lease_sql = DELIVERY_LEASE_SQL
 );
 
-impl PgStore {
-    /// Group-committed (`batch`): creates of one account queue on its row
-    /// lock, which is held through the commit's WAL flush; a batch pays that
-    /// once.
-    async fn create_task_impl(
-        &self,
-        t: &NewTask,
-        idem: Option<&IdemCompletion>,
-    ) -> Result<Task, CreateTaskError> {
-        create_batched(&self.writer, &self.creates, t, idem).await
-    }
-}
-
 /// PostgreSQL: the writes of one create in one statement (data-modifying
 /// CTEs), so a create costs one round trip plus one for its idempotency
 /// record: the debit, and only when it took, the task, its job and the

@@ -84,19 +84,6 @@ crate::webhook_engine::impl_webhook_store!(
     delivery_lease_sql = DELIVERY_LEASE_SQL
 );
 
-impl SqliteStore {
-    /// Group-committed (`batch`): with one writer, a transaction's fixed
-    /// cost (BEGIN, COMMIT, the touched pages written to the WAL) is what
-    /// bounds creates, so it is paid once per batch.
-    async fn create_task_impl(
-        &self,
-        t: &NewTask,
-        idem: Option<&IdemCompletion>,
-    ) -> Result<Task, CreateTaskError> {
-        create_batched(&self.writer, &self.creates, t, idem).await
-    }
-}
-
 /// Takes the task's price from its account, or reports the balance
 /// that was too low; the new balance on success.
 async fn debit(conn: &mut sqlx::SqliteConnection, t: &NewTask) -> Result<i64, CreateTaskError> {
