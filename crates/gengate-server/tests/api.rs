@@ -423,16 +423,7 @@ async fn keys_scopes_and_accounts_are_enforced(engine: Engine) {
     // Revoked and expired keys.
     let st = &app.running.state;
     let revoked = app.key(&acc, vec![], None, RateOverrides::default()).await;
-    let rec = st
-        .store
-        .find_api_key_by_prefix(&revoked[..16])
-        .await
-        .unwrap()
-        .unwrap();
-    st.store
-        .revoke_api_key(&rec.id, st.clock.now())
-        .await
-        .unwrap();
+    app.revoke(&revoked).await;
     assert_eq!(
         code(app.get("/api/v1/credits", &revoked).send().await.unwrap()).await,
         (401, "api_key_revoked".into())
@@ -506,17 +497,7 @@ async fn a_revoked_key_in_use_is_refused_within_the_cache_time(engine: Engine) {
         (s, v["error"]["code"].as_str().unwrap_or("").to_owned())
     };
     assert_eq!(credits().await.0, 200);
-    let st = &app.running.state;
-    let rec = st
-        .store
-        .find_api_key_by_prefix(&key[..16])
-        .await
-        .unwrap()
-        .unwrap();
-    st.store
-        .revoke_api_key(&rec.id, st.clock.now())
-        .await
-        .unwrap();
+    app.revoke(&key).await;
     let revoked_at = std::time::Instant::now();
     loop {
         let (status, code) = credits().await;

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 async fn long_poll_answers_within_100ms_of_the_change() {
     let app = TestApp::spawn(Engine::Sqlite).await;
     let (_, key) = app.account("poller", 1000).await;
-    let v: Value = app
-        .post(
+    let v = app
+        .post_json(
             "/api/v1/generations",
             &key,
             &kling(
@@ -21,24 +21,14 @@ async fn long_poll_answers_within_100ms_of_the_change() {
                 json!({"mode": "std", "duration": 3, "aspect_ratio": "1:1"}),
             ),
         )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .await;
     let id = v["id"].as_str().unwrap().to_owned();
     // Wait until it is processing, then hold a long poll for the next change.
     let mut status = String::new();
     for _ in 0..100 {
-        let v: Value = app
-            .get(&format!("/api/v1/generations/{id}"), &key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = app
+            .get_json(&format!("/api/v1/generations/{id}"), &key)
+            .await;
         status = v["status"].as_str().unwrap().to_owned();
         if status == "processing" {
             break;
@@ -47,14 +37,9 @@ async fn long_poll_answers_within_100ms_of_the_change() {
     }
     assert_eq!(status, "processing");
     let started = Instant::now();
-    let v: Value = app
-        .get(&format!("/api/v1/generations/{id}?wait=30"), &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = app
+        .get_json(&format!("/api/v1/generations/{id}?wait=30"), &key)
+        .await;
     let answered = chrono_now_ms();
     assert_eq!(v["status"], "succeeded");
     let changed = gengate_core::Timestamp::parse_rfc3339(v["updated_at"].as_str().unwrap())
@@ -84,14 +69,9 @@ fn chrono_now_ms() -> i64 {
 async fn long_polls_see_changes_made_by_other_nodes() {
     let app = TestApp::spawn_with(Engine::Sqlite, &["--no-runner"]).await;
     let (_, key) = app.account("feed", 900).await;
-    let v: Value = app
-        .post("/api/v1/generations", &key, &kling("elsewhere", json!({})))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = app
+        .post_json("/api/v1/generations", &key, &kling("elsewhere", json!({})))
+        .await;
     let id = v["id"].as_str().unwrap().to_owned();
     let poll = {
         let (http, url, key) = (

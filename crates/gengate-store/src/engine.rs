@@ -95,6 +95,27 @@ macro_rules! impl_store {
             }
         }
 
+        /// The new task's values as `$1`..`$11` of an insert into `tasks`
+        /// (id, account, model, prompt, params, references, price, client
+        /// request id, provider, now, deadline), shared by both engines'
+        /// create statements.
+        fn bind_new_task<'q>(
+            q: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>,
+            t: &'q NewTask,
+        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments> {
+            q.bind(t.id.as_str())
+                .bind(t.account_id.as_str())
+                .bind(&t.model)
+                .bind(t.prompt.as_str())
+                .bind(json_text(&t.params))
+                .bind(json_text(&t.references))
+                .bind(t.price.get())
+                .bind(t.client_request_id.as_ref().map(|c| c.as_str().to_owned()))
+                .bind(&t.provider)
+                .bind(t.now.as_millis())
+                .bind(t.deadline_at.as_millis())
+        }
+
         /// One create in its own transaction.
         async fn create_alone(
             pool: &sqlx::Pool<$db>,

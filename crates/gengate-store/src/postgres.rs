@@ -92,19 +92,7 @@ async fn create_rows(
          ) \
          SELECT {TASK_COLS} FROM task"
     );
-    let price = t.price.get();
-    let row = sqlx::query(AssertSqlSafe(sql))
-        .bind(t.id.as_str())
-        .bind(t.account_id.as_str())
-        .bind(&t.model)
-        .bind(t.prompt.as_str())
-        .bind(json_text(&t.params))
-        .bind(json_text(&t.references))
-        .bind(price)
-        .bind(t.client_request_id.as_ref().map(|c| c.as_str().to_owned()))
-        .bind(&t.provider)
-        .bind(t.now.as_millis())
-        .bind(t.deadline_at.as_millis())
+    let row = bind_new_task(sqlx::query(AssertSqlSafe(sql)), t)
         .bind(format!("reserve for {} ({})", t.id, t.model))
         .fetch_optional(&mut *conn)
         .await

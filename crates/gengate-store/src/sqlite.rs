@@ -117,18 +117,7 @@ async fn create_rows(
          client_request_id, result, error, provider, upstream, created_at, updated_at, deadline_at) \
          VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, 0, $8, NULL, NULL, $9, NULL, $10, $10, $11) RETURNING {TASK_COLS}"
     );
-    let row = sqlx::query(AssertSqlSafe(sql))
-        .bind(t.id.as_str())
-        .bind(t.account_id.as_str())
-        .bind(&t.model)
-        .bind(t.prompt.as_str())
-        .bind(json_text(&t.params))
-        .bind(json_text(&t.references))
-        .bind(price)
-        .bind(t.client_request_id.as_ref().map(|c| c.as_str().to_owned()))
-        .bind(&t.provider)
-        .bind(t.now.as_millis())
-        .bind(t.deadline_at.as_millis())
+    let row = bind_new_task(sqlx::query(AssertSqlSafe(sql)), t)
         .fetch_one(&mut *conn)
         .await
         .map_err(StoreError::from)?;

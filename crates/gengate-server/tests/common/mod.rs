@@ -155,6 +155,21 @@ impl TestApp {
             .expect("JSON answer")
     }
 
+    /// Revokes `key` straight in the store, as the CLI or another node would.
+    pub async fn revoke(&self, key: &str) {
+        let st = &self.running.state;
+        let rec = st
+            .store
+            .find_api_key_by_prefix(&key[..16])
+            .await
+            .expect("store")
+            .expect("a key with that prefix");
+        st.store
+            .revoke_api_key(&rec.id, st.clock.now())
+            .await
+            .expect("revoke");
+    }
+
     /// GET and parse the JSON answer, whatever its status.
     pub async fn get_json(&self, path: &str, key: &str) -> Value {
         self.get(path, key)
