@@ -121,8 +121,10 @@ pub struct ServeConfig {
     /// How often overdue tasks are timed out.
     #[arg(long, env = "GENGATE_SWEEP_MS", default_value_t = 1_000)]
     pub sweep_ms: u64,
-    /// Log format: json (default) or text.
-    #[arg(long, env = "GENGATE_LOG_FORMAT", default_value = "json")]
+    /// Log format: `auto` (text when stderr is a terminal, JSON otherwise),
+    /// `text` or `json`.
+    #[arg(long, env = "GENGATE_LOG_FORMAT", default_value = "auto",
+          value_parser = ["auto", "text", "json"])]
     pub log_format: String,
     #[command(flatten)]
     pub webhooks: WebhookArgs,

@@ -410,24 +410,70 @@ async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     gengate_server::telemetry::init_logging(&cfg.log_format);
     tracing::info!(config = %cfg.redacted(), "starting gengate");
     let running = gengate_server::app::start(&cfg).await?;
-    let base = format!("http://{}", running.addr);
-    if let Some(key) = &running.bootstrap {
-        println!(
-            "\n\
-            gengate is listening on {base}\n\n\
-            First start: created account \"default\" with {} credits and an API key with every scope.\n\
-            The key is shown only this once — keep it:\n\n    {}\n\n\
-            Submit a Kling 3.0 generation (sandbox provider, renders a real MP4 offline):\n\n\
-            curl -sS {base}/api/v1/generations \\\n  -H 'Authorization: Bearer {}' \\\n  -H 'Content-Type: application/json' \\\n  -H 'Idempotency-Key: first-try' \\\n  -d '{{\"model\": \"kling-3-0\", \"prompt\": \"A cinematic product reveal with smooth camera movement\", \"params\": {{\"mode\": \"std\", \"duration\": \"5\", \"aspect_ratio\": \"16:9\"}}}}'\n\n\
-            Then wait for it (long poll up to 60 s) with the id it returns:\n\n\
-            curl -sS '{base}/api/v1/generations/TASK_ID?wait=60' -H 'Authorization: Bearer {}'\n",
-            cfg.bootstrap_credits, key.secret, key.secret, key.secret
-        );
-    } else {
-        println!("gengate is listening on {base} (API docs: {base}/api/v1/openapi.json)");
-    }
+    println!("{}", banner(&cfg, &running));
     tokio::signal::ctrl_c().await.ok();
     tracing::info!("shutting down");
     running.shutdown().await;
     Ok(())
+}
+
+/// What the operator reads first: where the server is, the key on a first
+/// start, and how to get a video out of it — naming the provider that will
+/// really run it (a Kling task costs money on the Kling account).
+fn banner(cfg: &ServeConfig, running: &gengate_server::app::Running) -> String {
+    let base = format!("http://{}", running.addr);
+    let Some(key) = &running.bootstrap else {
+        return format!(
+            "gengate is listening on {base} (API docs: {base}/api/v1/openapi.json)\n\
+             Try it: GENGATE_URL={base} GENGATE_API_KEY=<your key> {} generate \"A lighthouse at dusk\" --out lighthouse.mp4",
+            self_command()
+        );
+    };
+    let provider = match running.state.catalog.get("kling-3-0") {
+        Some(model) => running.state.providers.provider_for(model),
+        None => "sandbox".to_owned(),
+    };
+    let runs_on = if provider == "sandbox" {
+        "on the built-in sandbox provider, which renders a real MP4 offline".to_owned()
+    } else {
+        format!(
+            "on the {provider} upstream ({}); each task is charged on that account",
+            cfg.kling.kling_base_url
+        )
+    };
+    let secret = &key.secret;
+    let exe = self_command();
+    format!(
+        "\n\
+        gengate is listening on {base}\n\n\
+        First start: created account \"default\" with {credits} credits and an API key with every scope.\n\
+        The key is shown only this once — keep it:\n\n    {secret}\n\n\
+        Kling 3.0 (kling-3-0) runs {runs_on}.\n\n\
+        Submit a generation, wait for it and download the video in one command:\n\n    \
+        GENGATE_URL={base} GENGATE_API_KEY={secret} \\\n      {exe} generate \"A lighthouse at dusk\" --duration 5 --out lighthouse.mp4\n\n\
+        Or with curl — submit:\n\n\
+        curl -sS {base}/api/v1/generations \\\n  -H 'Authorization: Bearer {secret}' \\\n  -H 'Content-Type: application/json' \\\n  -H 'Idempotency-Key: first-try' \\\n  -d '{{\"model\": \"kling-3-0\", \"prompt\": \"A cinematic product reveal with smooth camera movement\", \"params\": {{\"mode\": \"std\", \"duration\": \"5\", \"aspect_ratio\": \"16:9\"}}}}'\n\n\
+        then wait with the id it returns (each call waits up to 60 s for the next status change;\n\
+        repeat until \"status\" is \"succeeded\" or \"failed\", then download result.primary_url):\n\n\
+        curl -sS '{base}/api/v1/generations/TASK_ID?wait=60' -H 'Authorization: Bearer {secret}'\n",
+        credits = cfg.bootstrap_credits,
+    )
+}
+
+/// How to run this same binary again from the operator's shell: a path
+/// relative to the working directory when it is below it
+/// (`./target/release/gengate` after `cargo run`), else the absolute path.
+fn self_command() -> String {
+    let Ok(exe) = std::env::current_exe() else {
+        return "gengate".to_owned();
+    };
+    let shown = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| exe.strip_prefix(cwd).ok().map(|p| format!("./{}", p.display())))
+        .unwrap_or_else(|| exe.display().to_string());
+    if shown.contains(' ') {
+        format!("'{shown}'")
+    } else {
+        shown
+    }
 }

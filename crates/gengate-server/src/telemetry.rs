@@ -1,4 +1,4 @@
-//! Logs (JSON by default, each line carrying the request id of the request
+//! Logs (text on a terminal, JSON otherwise, each line carrying the request id of the request
 //! it belongs to) and Prometheus metrics.
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -27,11 +27,23 @@ pub fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
+/// `auto` means text for a person (stderr is a terminal) and JSON for a log
+/// collector (anything else); `text` and `json` force one.
+pub fn resolve_log_format(format: &str) -> &'static str {
+    use std::io::IsTerminal;
+    match format {
+        "text" => "text",
+        "json" => "json",
+        _ if std::io::stderr().is_terminal() => "text",
+        _ => "json",
+    }
+}
+
 pub fn init_logging(format: &str) {
     use tracing_subscriber::{EnvFilter, fmt};
     let filter = EnvFilter::try_from_env("GENGATE_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,hyper=warn"));
-    let result = if format == "text" {
+    let result = if resolve_log_format(format) == "text" {
         fmt().with_env_filter(filter).with_target(false).try_init()
     } else {
         fmt()
