@@ -47,13 +47,13 @@ pub async fn resolve_references(
 }
 
 /// Debits and creates the task. `idem` is the caller's hold on its
-/// idempotency key; the stored answer is written in the same transaction.
+/// idempotency key (scope and hold token); the stored answer is written in the same transaction.
 pub async fn create(
     st: &AppState,
     account: &AccountId,
     req: CreateGeneration,
     references: Vec<TaskReference>,
-    idem: Option<&IdemScope>,
+    idem: Option<(&IdemScope, &str)>,
 ) -> Result<(Task, Generation), GenerationError> {
     let now = st.clock.now();
     let id = TaskId::generate();
@@ -75,8 +75,9 @@ pub async fn create(
     // completed inside the same transaction as the debit.
     let preview = new.as_queued();
     let view = Generation::from_task(&preview, st.links.as_ref());
-    let completion = idem.map(|scope| IdemCompletion {
+    let completion = idem.map(|(scope, token)| IdemCompletion {
         scope: scope.clone(),
+        token: token.to_owned(),
         response: StoredResponse {
             status: 202,
             headers: vec![("location".into(), location(&id))],

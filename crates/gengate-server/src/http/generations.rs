@@ -97,7 +97,7 @@ pub async fn create_generation(
         &auth.account_id,
         req,
         references,
-        hold.as_ref().map(|h| &h.scope),
+        hold.as_ref().map(|h| (&h.scope, h.token.as_str())),
     )
     .await
     {
