@@ -119,8 +119,12 @@ pub async fn build_state(
     let sandbox: Arc<dyn crate::providers::Provider> =
         Arc::new(SandboxProvider::new(cfg.sandbox_concurrency, clock.clone()));
     // Kling upstream (issue 5): with credentials, the catalog's "kling" family runs there.
-    let (all_providers, kling_route) =
-        crate::providers::kling::wire(&cfg.kling, sandbox, clock.clone())?;
+    let (all_providers, kling_route) = crate::providers::kling::wire(
+        &cfg.kling,
+        sandbox,
+        clock.clone(),
+        Duration::from_millis(cfg.reliability.provider_unhealthy_fail_after_ms),
+    )?;
     let routes = [("kling".to_owned(), kling_route)].into_iter().collect();
     let providers = ProviderRouting::new(all_providers, routes, "sandbox");
     tracing::info!("{}", providers.describe());

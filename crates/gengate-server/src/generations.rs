@@ -4,6 +4,7 @@
 //! idempotency key.
 
 use crate::app::AppState;
+use crate::providers::health::Availability;
 use gengate_core::error::{FieldIssue, ValidationErrors};
 use gengate_core::generation::{CreateGeneration, Generation, Task, TaskReference, TaskStatus};
 use gengate_core::ids::{AccountId, TaskId};
@@ -21,6 +22,13 @@ pub enum GenerationError {
     Create(#[from] CreateTaskError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The model's provider is unhealthy: refused before any charge.
+    #[error("the provider of {model} is unavailable: {reason}")]
+    ProviderUnavailable {
+        model: String,
+        reason: String,
+        retry_after: Duration,
+    },
 }
 
 pub fn location(id: &TaskId) -> String {
@@ -56,6 +64,20 @@ pub async fn create(
     idem: Option<(&IdemScope, &str)>,
 ) -> Result<(Task, Generation), GenerationError> {
     let now = st.clock.now();
+    // A provider known to refuse work would only hold the credits until the
+    // task fails: refuse before anything is charged.
+    if let Availability::Unhealthy {
+        reason,
+        retry_after,
+        ..
+    } = st.providers.availability_for(&req.model, now.as_millis())
+    {
+        return Err(GenerationError::ProviderUnavailable {
+            model: req.model.id.clone(),
+            reason,
+            retry_after,
+        });
+    }
     let id = TaskId::generate();
     let provider = st.providers.provider_for(&req.model);
     let new = NewTask {

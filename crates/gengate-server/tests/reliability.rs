@@ -1,14 +1,20 @@
 //! Crash and outage behaviour (issue 10, docs/RELIABILITY.md): idempotency
-//! holds die with their process.
+//! holds die with their process, a provider refusing our credentials is
+//! unhealthy for everyone at once, failed Kling status queries retry on the
+//! short back-off.
 
 mod common;
 
-use common::{Engine, kling};
+use common::{Engine, TestApp, kling};
+use gengate_kling::fake::{FakeConfig, FakeHandle, FakeKling, Fault};
 use gengate_store::testing::{raw_count, raw_execute};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-on_both_engines!(a_retry_after_kill_9_is_answered_at_once_not_409);
+on_both_engines!(
+    a_retry_after_kill_9_is_answered_at_once_not_409,
+    failed_status_queries_retry_on_the_short_back_off
+);
 
 /// Makes every task insert hang inside the database, so a create holds its
 /// idempotency key for as long as the test wants: PostgreSQL sleeps, SQLite
@@ -132,4 +138,285 @@ async fn a_retry_after_kill_9_is_answered_at_once_not_409(engine: Engine) {
     );
     assert_eq!(db.store.balance(&db.account).await.unwrap().get(), 910);
     assert!(db.store.ledger_mismatches().await.unwrap().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// Kling: provider health and status-query back-off
+
+/// A fake Kling (callbacks on, fast) and a gengate pointed at it with `secret`.
+async fn kling_env(engine: Engine, secret: Option<&str>, extra: &[&str]) -> (FakeHandle, TestApp) {
+    let fake = FakeKling::start(FakeConfig {
+        submitted_for: Duration::from_millis(40),
+        processing_for: Duration::from_millis(150),
+        ..FakeConfig::default()
+    })
+    .await
+    .expect("fake kling starts");
+    let creds = fake.credentials();
+    let mut flags = vec![
+        "--kling-access-key".to_owned(),
+        creds.access_key.clone(),
+        "--kling-secret-key".to_owned(),
+        secret.map_or(creds.secret_key.clone(), str::to_owned),
+        "--kling-base-url".to_owned(),
+        fake.base_url().to_string(),
+        "--rate-create-per-min".to_owned(),
+        "100000".to_owned(),
+    ];
+    flags.extend(extra.iter().map(|s| (*s).to_owned()));
+    let refs: Vec<&str> = flags.iter().map(String::as_str).collect();
+    (fake, TestApp::spawn_with(engine, &refs).await)
+}
+
+async fn wait_until<F, Fut>(what: &str, secs: u64, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {secs}s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn kling_health(app: &TestApp) -> Value {
+    let v: Value = app
+        .http
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("json");
+    v["providers"]["kling"].clone()
+}
+
+async fn metric_line(app: &TestApp, name: &str) -> Option<String> {
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .map(str::to_owned)
+}
+
+/// Issue 10 item 9, on both engines in turn (the health gauge is one per
+/// process, so the two runs must not overlap).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wrong_kling_credentials_make_the_provider_unhealthy_once_for_everyone() {
+    for engine in [Engine::Sqlite, Engine::Postgres] {
+        wrong_credentials(engine).await;
+    }
+}
+
+/// gengate runs with a secret Kling refuses. The first refusal marks Kling
+/// unhealthy (readyz, metrics); new creates get `503 provider_unavailable`
+/// with Retry-After and are not charged; the tasks already queued fail as
+/// `upstream_unavailable`, refunded, once the provider has been unhealthy for
+/// `--provider-unhealthy-fail-after-ms`. When the keys work again (the fake
+/// now accepts our secret), the prober finds it and creates run again.
+async fn wrong_credentials(engine: Engine) {
+    let (fake, app) = kling_env(
+        engine,
+        Some("a-wrong-secret"),
+        &[
+            "--kling-retry-ms",
+            "100",
+            "--kling-poll-ms",
+            "200",
+            "--provider-unhealthy-fail-after-ms",
+            "1500",
+        ],
+    )
+    .await;
+    let (acc, key) = app.account("creds", 1000).await;
+    let mut queued = vec![];
+    for i in 0..3 {
+        let r = app
+            .post_json(
+                "/api/v1/generations",
+                &key,
+                &kling(&format!("queued {i}"), json!({})),
+            )
+            .await;
+        assert_eq!(r["status"], "queued", "{r}");
+        queued.push(r["id"].as_str().expect("id").to_owned());
+    }
+    assert_eq!(app.balance(&acc).await, 1000 - 3 * 90);
+
+    wait_until("kling reported unhealthy", 30, || async {
+        kling_health(&app).await["healthy"] == json!(false)
+    })
+    .await;
+    let health = kling_health(&app).await;
+    assert!(
+        health["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("credentials"),
+        "{health}"
+    );
+    assert_eq!(
+        metric_line(&app, "gengate_provider_healthy{provider=\"kling\"}")
+            .await
+            .as_deref(),
+        Some("gengate_provider_healthy{provider=\"kling\"} 0")
+    );
+
+    // New creates are refused before any charge, with a clear code.
+    let tasks_before = raw_count(&app.database_url, "SELECT COUNT(*) FROM tasks")
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let r = app
+            .post(
+                "/api/v1/generations",
+                &key,
+                &kling(&format!("refused {i}"), json!({})),
+            )
+            .header("Idempotency-Key", format!("refused-{i}"))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 503);
+        let retry_after: u64 = r
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After");
+        assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
+        let v: Value = r.json().await.expect("json");
+        assert_eq!(v["error"]["code"], "provider_unavailable", "{v}");
+        assert!(v["error"]["requestId"].is_string(), "{v}");
+    }
+    assert_eq!(
+        raw_count(&app.database_url, "SELECT COUNT(*) FROM tasks")
+            .await
+            .unwrap(),
+        tasks_before
+    );
+    // A refused create keeps no idempotency key: the same key runs once healthy.
+    assert_eq!(
+        raw_count(&app.database_url, "SELECT COUNT(*) FROM idempotency_keys")
+            .await
+            .unwrap(),
+        0
+    );
+
+    // The queued tasks fail, refunded, after the bound (not the 30 min deadline).
+    for id in &queued {
+        let v = app.wait_terminal(&key, id, 30).await;
+        assert_eq!(v["status"], "failed", "{v}");
+        assert_eq!(v["error"]["code"], "upstream_unavailable", "{v}");
+    }
+    assert_eq!(app.balance(&acc).await, 1000);
+    app.assert_ledger_balances().await;
+    assert_eq!(fake.creates_received(), 0, "no create got through");
+    // Tasks did not each retry on their own: the refusals are the first tasks'
+    // attempts (each re-minted once by the client) plus one probe at a time.
+    let refused = fake.requests().len();
+    assert!(
+        refused <= 40,
+        "{refused} requests reached Kling while it refused us"
+    );
+
+    // The keys work again: the next probe finds it, creates are accepted and run.
+    fake.set_secret_key("a-wrong-secret");
+    wait_until("kling reported healthy", 60, || async {
+        kling_health(&app).await["healthy"] == json!(true)
+    })
+    .await;
+    assert_eq!(
+        metric_line(&app, "gengate_provider_healthy{provider=\"kling\"}")
+            .await
+            .as_deref(),
+        Some("gengate_provider_healthy{provider=\"kling\"} 1")
+    );
+    let r = app
+        .post("/api/v1/generations", &key, &kling("refused 0", json!({})))
+        .header("Idempotency-Key", "refused-0")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 202);
+    let v: Value = r.json().await.expect("json");
+    let done = app
+        .wait_terminal(&key, v["id"].as_str().expect("id"), 60)
+        .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(app.balance(&acc).await, 1000 - 90);
+    app.assert_ledger_balances().await;
+    app.running.shutdown().await;
+}
+
+/// Issue 10 item 8: after Kling's "succeed" callback, three failed status
+/// queries (5000, HTTP 500) are retried on `--kling-retry-ms` doubling (200,
+/// 400, 800 ms), not on the 20 s poll interval.
+async fn failed_status_queries_retry_on_the_short_back_off(engine: Engine) {
+    let (fake, app) = kling_env(
+        engine,
+        None,
+        &["--kling-poll-ms", "20000", "--kling-retry-ms", "200"],
+    )
+    .await;
+    let (_, key) = app.account("backoff", 1000).await;
+    fake.hold_progress(true);
+    let r = app
+        .post_json("/api/v1/generations", &key, &kling("back off", json!({})))
+        .await;
+    let id = r["id"].as_str().expect("id").to_owned();
+    let task_id = gengate_core::ids::TaskId::parse(&id).expect("id");
+    let store = app.running.state.store.clone();
+    wait_until("the task is at Kling", 30, || async {
+        store
+            .load_upstream(&task_id)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|u| u["phase"] == "submitted")
+    })
+    .await;
+    let upstream_id = fake
+        .tasks()
+        .into_iter()
+        .find(|t| t.external_task_id.as_deref() == Some(id.as_str()))
+        .expect("the upstream task")
+        .task_id;
+    let gets = || {
+        fake.requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with(&upstream_id))
+            .count()
+    };
+    let gets_before = gets();
+    for _ in 0..3 {
+        fake.inject_fault(Fault::Error(5000));
+    }
+    let started = Instant::now();
+    assert!(fake.finish_task(&upstream_id));
+    let v = app.wait_terminal(&key, &id, 60).await;
+    let took = started.elapsed();
+    eprintln!("BACKOFF three failed status queries then success: {took:?}");
+    assert_eq!(v["status"], "succeeded", "{v}");
+    assert_eq!(
+        gets() - gets_before,
+        4,
+        "three failed queries and the good one"
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "three failed status queries cost {took:?} (the poll interval is 20 s)"
+    );
 }
