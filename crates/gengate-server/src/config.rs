@@ -30,6 +30,11 @@ pub struct DatabaseArgs {
     /// checkpoints (survives process crashes, faster).
     #[arg(long, env = "GENGATE_SQLITE_SYNC_FULL", default_value_t = false)]
     pub sqlite_sync_full: bool,
+    /// Longest wait for a database connection (including connecting). When
+    /// the database is down a request answers `503 service_unavailable`
+    /// after at most this long, instead of hanging.
+    #[arg(long, env = "GENGATE_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 5_000)]
+    pub db_acquire_timeout_ms: u64,
 }
 
 impl DatabaseArgs {
@@ -43,7 +48,7 @@ impl DatabaseArgs {
         gengate_store::ConnectOptions {
             max_connections: self.db_max_connections,
             sqlite_synchronous_full: self.sqlite_sync_full,
-            ..Default::default()
+            acquire_timeout: std::time::Duration::from_millis(self.db_acquire_timeout_ms.max(100)),
         }
     }
 }

@@ -420,3 +420,403 @@ async fn failed_status_queries_retry_on_the_short_back_off(engine: Engine) {
         "three failed status queries cost {took:?} (the poll interval is 20 s)"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Database outage: a private PostgreSQL taken away under load
+
+/// A PostgreSQL server of the test's own (initdb into a temporary directory,
+/// its own port), so it can be stopped and started without touching the
+/// shared one. PostgreSQL refuses to run as root: as root its commands run as
+/// the `postgres` user.
+struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl PrivatePostgres {
+    fn init() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL server binaries in /usr/lib/postgresql (.ci/run installs them)")
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("bin"))
+            .filter(|p| p.join("pg_ctl").exists())
+            .max()
+            .expect("a PostgreSQL version with pg_ctl");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let uid = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .expect("id -u");
+        let as_postgres = String::from_utf8_lossy(&uid.stdout).trim() == "0";
+        if as_postgres {
+            let ok = std::process::Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .expect("chown");
+            assert!(ok.success(), "chown the private PostgreSQL directory");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let pg = Self {
+            dir,
+            bin,
+            port,
+            as_postgres,
+        };
+        let data = pg.data();
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        );
+        pg
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let exe = self.bin.join(tool);
+        let mut cmd = if self.as_postgres {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            std::process::Command::new(&exe)
+        };
+        let out = cmd
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("running {tool}: {e}"));
+        assert!(
+            out.status.success(),
+            "{tool} {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn start(&self) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log").display().to_string();
+        let data = self.data();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D", &data, "-l", &log, "-o", &opts, "-w", "-t", "60", "start",
+            ],
+        );
+    }
+
+    /// Like a crash: no clean shutdown, every connection cut.
+    fn stop_now(&self) {
+        let data = self.data();
+        self.run("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]);
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let data = self.data();
+        let exe = self.bin.join("pg_ctl");
+        let mut cmd = if self.as_postgres {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            std::process::Command::new(&exe)
+        };
+        let _ = cmd
+            .args(["-D", &data, "-m", "immediate", "stop"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// One request during the outage: it must be a 503 with Retry-After and the
+/// envelope, answered within a bounded time — never a 500, never a hang.
+async fn refused_cleanly(what: &str, req: reqwest::RequestBuilder) {
+    let started = Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(15), req.send())
+        .await
+        .unwrap_or_else(|_| panic!("{what} hung during the outage"))
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let took = started.elapsed();
+    let status = r.status();
+    let retry_after = r.headers().get("retry-after").cloned();
+    let body = r.text().await.expect("body");
+    assert_eq!(status, 503, "{what} during the outage: {body}");
+    assert!(retry_after.is_some(), "{what}: no Retry-After");
+    let v: Value =
+        serde_json::from_str(&body).unwrap_or_else(|_| panic!("{what}: not JSON: {body}"));
+    assert_eq!(v["error"]["code"], "service_unavailable", "{what}: {v}");
+    assert!(v["error"]["requestId"].is_string(), "{what}: {v}");
+    assert!(took < Duration::from_secs(10), "{what} took {took:?}");
+}
+
+/// The database goes away (a crash: every connection cut, new ones refused)
+/// while tasks render and clients keep calling. Meanwhile every request is
+/// answered 503 with Retry-After within the acquire timeout and readyz
+/// fails; when it is back gengate recovers without a restart, every
+/// accepted task ends, creates refused during the outage run once when
+/// retried, and the ledger is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_outage_is_answered_503_and_recovered_from_without_loss() {
+    let pg = PrivatePostgres::init();
+    pg.start();
+    let url = pg.url();
+    let store = gengate_store::connect(&url, &Default::default())
+        .await
+        .expect("connect");
+    store.migrate().await.expect("migrate");
+    let now = gengate_core::Timestamp::from_millis(
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("time")
+                .as_millis(),
+        )
+        .expect("ms"),
+    );
+    let credits = 90 * 40;
+    let acc = gengate_server::accounts::create_account(store.as_ref(), "outage", credits, now)
+        .await
+        .expect("account");
+    let key = gengate_server::accounts::issue_key(
+        store.as_ref(),
+        &acc.id,
+        "k",
+        vec![],
+        None,
+        Default::default(),
+        now,
+    )
+    .await
+    .expect("key")
+    .secret;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = common::config(
+        Engine::Postgres,
+        dir.path(),
+        &url,
+        &[
+            "--db-acquire-timeout-ms",
+            "1000",
+            "--lease-ms",
+            "2000",
+            "--idempotency-lease-ms",
+            "1000",
+            "--key-cache-ms",
+            "0",
+            "--sandbox-concurrency",
+            "2",
+            "--rate-create-per-min",
+            "100000",
+        ],
+    );
+    let running = gengate_server::app::start(&cfg)
+        .await
+        .expect("gengate starts");
+    let base = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+    let create = |prompt: String, idem: String| {
+        http.post(format!("{base}/api/v1/generations"))
+            .bearer_auth(&key)
+            .header("Idempotency-Key", idem)
+            .json(&kling(
+                &prompt,
+                json!({"mode": "std", "duration": 3, "aspect_ratio": "1:1"}),
+            ))
+    };
+
+    let mut accepted = vec![];
+    for i in 0..10 {
+        let prompt = if i % 2 == 0 {
+            format!("before {i} [sandbox:slow=1]")
+        } else {
+            format!("before {i}")
+        };
+        let r = create(prompt, format!("before-{i}"))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 202);
+        let v: Value = r.json().await.expect("json");
+        accepted.push(v["id"].as_str().expect("id").to_owned());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Requests in flight when the database dies: creates (some mid-commit)
+    // and a long poll. Each gets an answer — 202, or 503 — never a 500.
+    let mut edge = vec![];
+    for i in 0..12 {
+        edge.push(tokio::spawn(
+            create(format!("edge {i}"), format!("edge-{i}")).send(),
+        ));
+    }
+    let long_poll = tokio::spawn(
+        http.get(format!("{base}/api/v1/generations/{}?wait=5", accepted[0]))
+            .bearer_auth(&key)
+            .send(),
+    );
+    pg.stop_now();
+    let outage_started = Instant::now();
+    let mut edge_statuses = vec![];
+    for e in edge {
+        let r = tokio::time::timeout(Duration::from_secs(15), e)
+            .await
+            .expect("a create in flight at the crash hung")
+            .expect("join")
+            .expect("answered");
+        let status = r.status();
+        let body = r.text().await.expect("body");
+        assert!(
+            status == 202 || status == 503,
+            "a create in flight at the crash: {status} {body}"
+        );
+        edge_statuses.push(status.as_u16());
+    }
+    let r = tokio::time::timeout(Duration::from_secs(40), long_poll)
+        .await
+        .expect("the long poll hung")
+        .expect("join")
+        .expect("answered");
+    let status = r.status();
+    let body = r.text().await.expect("body");
+    assert!(
+        status == 200 || status == 503,
+        "a long poll across the crash: {status} {body}"
+    );
+    eprintln!("OUTAGE creates in flight at the crash: {edge_statuses:?}; long poll: {status}");
+    for round in 0..2 {
+        refused_cleanly(
+            "create",
+            create(format!("during {round}"), format!("during-{round}")),
+        )
+        .await;
+        refused_cleanly(
+            "read",
+            http.get(format!("{base}/api/v1/generations/{}", accepted[0]))
+                .bearer_auth(&key),
+        )
+        .await;
+        refused_cleanly(
+            "list",
+            http.get(format!("{base}/api/v1/generations"))
+                .bearer_auth(&key),
+        )
+        .await;
+        refused_cleanly(
+            "credits",
+            http.get(format!("{base}/api/v1/credits")).bearer_auth(&key),
+        )
+        .await;
+        refused_cleanly("readyz", http.get(format!("{base}/readyz"))).await;
+    }
+    eprintln!("OUTAGE lasted {:?}", outage_started.elapsed());
+
+    pg.start();
+    wait_until("gengate is ready again", 60, || async {
+        http.get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+
+    // Creates refused during the outage run (once) when retried; those in
+    // flight at the crash are replayed if they were stored, run if not.
+    let retries = (0..2)
+        .map(|r| (format!("during {r}"), format!("during-{r}")))
+        .chain((0..12).map(|i| (format!("edge {i}"), format!("edge-{i}"))));
+    for (prompt, idem) in retries {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = create(prompt.clone(), idem.clone())
+                .send()
+                .await
+                .expect("post");
+            let status = r.status();
+            let v: Value = r.json().await.expect("json");
+            if status == 202 {
+                let id = v["id"].as_str().expect("id").to_owned();
+                if !accepted.contains(&id) {
+                    accepted.push(id);
+                }
+                break;
+            }
+            // A hold whose release the outage prevented lapses with its lease.
+            assert_eq!(status, 409, "retry after the outage: {v}");
+            assert!(Instant::now() < deadline, "the key stayed held: {v}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    // Every accepted task ends; nothing charged twice.
+    let mut succeeded = 0;
+    for id in &accepted {
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            let v: Value = http
+                .get(format!("{base}/api/v1/generations/{id}?wait=5"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .expect("get")
+                .json()
+                .await
+                .expect("json");
+            match v["status"].as_str() {
+                Some("succeeded") => {
+                    succeeded += 1;
+                    break;
+                }
+                Some("failed") => break,
+                _ => assert!(Instant::now() < deadline, "task {id} did not end: {v}"),
+            }
+        }
+    }
+    assert_eq!(succeeded, accepted.len(), "every task renders in the end");
+    let ledger = store.ledger(&acc.id).await.expect("ledger");
+    let reserves = ledger
+        .iter()
+        .filter(|e| e.kind == gengate_core::credits::LedgerKind::Reserve)
+        .count();
+    assert_eq!(reserves, accepted.len(), "one debit per accepted task");
+    assert_eq!(
+        store.balance(&acc.id).await.expect("balance").get(),
+        credits - 90 * accepted.len() as i64
+    );
+    assert!(store.ledger_mismatches().await.expect("audit").is_empty());
+    assert_eq!(
+        raw_count(&url, "SELECT COUNT(*) FROM tasks")
+            .await
+            .expect("count"),
+        accepted.len() as i64
+    );
+    running.shutdown().await;
+}
