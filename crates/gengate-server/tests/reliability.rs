@@ -140,6 +140,55 @@ async fn a_retry_after_kill_9_is_answered_at_once_not_409(engine: Engine) {
     assert!(db.store.ledger_mismatches().await.unwrap().is_empty());
 }
 
+/// The other half of item 6: a request that runs longer than its lease keeps
+/// its key, because its heartbeat extends the lease; a retry meanwhile is
+/// told it is still running, and only one task is made. (PostgreSQL only:
+/// the stall must hold the create for a known time, and SQLite's one writer
+/// would queue the retry behind it instead of answering it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_running_request_keeps_its_key_past_its_lease() {
+    let app = TestApp::spawn_with(Engine::Postgres, &["--idempotency-lease-ms", "600"]).await;
+    let url = app.database_url.clone();
+    for s in [
+        "CREATE FUNCTION test_stall() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(3); RETURN NEW; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER test_stall BEFORE INSERT ON tasks FOR EACH ROW EXECUTE FUNCTION test_stall()",
+    ] {
+        raw_execute(&url, s).await.expect("install the stall");
+    }
+    let (acc, key) = app.account("slow", 1000).await;
+    let body = kling("slow create", json!({"mode": "std", "duration": 5}));
+    let send = || {
+        app.post("/api/v1/generations", &key, &body)
+            .header("Idempotency-Key", "slow-1")
+            .send()
+    };
+    let (first, second) = tokio::join!(send(), async {
+        wait_for_count(
+            &url,
+            "SELECT COUNT(*) FROM idempotency_keys WHERE state = 'in_flight'",
+            1,
+            30,
+        )
+        .await;
+        // More than two leases later: without the heartbeat the hold has lapsed.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let r = send().await.expect("retry");
+        let status = r.status();
+        (status, r.json::<Value>().await.expect("json"))
+    });
+    let first = first.expect("first");
+    assert_eq!(first.status(), 202);
+    let (status, v) = second;
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(v["error"]["code"], "idempotency_conflict", "{v}");
+    assert_eq!(
+        raw_count(&url, "SELECT COUNT(*) FROM tasks").await.unwrap(),
+        1
+    );
+    assert_eq!(app.balance(&acc).await, 910);
+    app.assert_ledger_balances().await;
+}
+
 // ---------------------------------------------------------------------------------------
 // Kling: provider health and status-query back-off
 
