@@ -21,6 +21,9 @@ pub enum ErrorCode {
     RateLimited,
     PublicApiDisabled,
     ServiceUnavailable,
+    /// The model's upstream provider cannot take tasks now (e.g. it refuses
+    /// our credentials); nothing was charged.
+    ProviderUnavailable,
     InternalError,
 }
 
@@ -38,7 +41,7 @@ impl ErrorCode {
             Self::IdempotencyConflict => 409,
             Self::PayloadTooLarge => 413,
             Self::RateLimited => 429,
-            Self::PublicApiDisabled | Self::ServiceUnavailable => 503,
+            Self::PublicApiDisabled | Self::ServiceUnavailable | Self::ProviderUnavailable => 503,
             Self::InternalError => 500,
         }
     }
@@ -58,6 +61,7 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::PublicApiDisabled => "public_api_disabled",
             Self::ServiceUnavailable => "service_unavailable",
+            Self::ProviderUnavailable => "provider_unavailable",
             Self::InternalError => "internal_error",
         }
     }

@@ -29,6 +29,8 @@ pub struct RuntimeConfig {
     pub rate_upload_per_min: u32,
     pub max_json_bytes: usize,
     pub idempotency_keep: Duration,
+    /// How long a running request's hold on its key lasts without a heartbeat.
+    pub idempotency_lease: Duration,
 }
 
 #[derive(Clone)]
@@ -50,6 +52,8 @@ pub struct AppState {
     /// Poked when a job is enqueued so an idle runner looks at once.
     pub runner_wakeup: Arc<Notify>,
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// This process's node and boot ids (idempotency holds carry them).
+    pub node: Arc<crate::node::NodeIdentity>,
 }
 
 /// `bound` is the address actually listened on (it differs from the
@@ -73,6 +77,16 @@ pub async fn build_state(
         .await
         .with_context(|| format!("connecting to {}", crate::config::redact_url(&cfg.db.url())))?;
     store.migrate().await.context("running migrations")?;
+    let node =
+        crate::node::NodeIdentity::load(cfg.reliability.node_id.as_deref(), &cfg.db.data_dir)
+            .context("loading the node id")?;
+    // Requests of this node's previous run died with it: their keys are free
+    // at once, not when their leases run out.
+    let released = store
+        .release_idempotency_holds_of_node(&node.node, &node.boot)
+        .await
+        .context("releasing the idempotency holds of this node's previous run")?;
+    tracing::info!(node = %node.node, boot = %node.boot, released_idempotency_holds = released, "node identity");
     let key = SigningKey::load_or_create(
         std::env::var("GENGATE_SIGNING_KEY").ok().as_deref(),
         &cfg.db.data_dir,
@@ -96,6 +110,7 @@ pub async fn build_state(
         rate_upload_per_min: cfg.rate_upload_per_min,
         max_json_bytes: cfg.max_json_bytes,
         idempotency_keep: Duration::from_secs(cfg.idempotency_hours.max(24) * 3600),
+        idempotency_lease: Duration::from_millis(cfg.reliability.idempotency_lease_ms.max(100)),
     });
     let blobs = match &cfg.blob_url {
         Some(url) => Blobs::s3(url)?,
@@ -104,8 +119,12 @@ pub async fn build_state(
     let sandbox: Arc<dyn crate::providers::Provider> =
         Arc::new(SandboxProvider::new(cfg.sandbox_concurrency, clock.clone()));
     // Kling upstream (issue 5): with credentials, the catalog's "kling" family runs there.
-    let (all_providers, kling_route) =
-        crate::providers::kling::wire(&cfg.kling, sandbox, clock.clone())?;
+    let (all_providers, kling_route) = crate::providers::kling::wire(
+        &cfg.kling,
+        sandbox,
+        clock.clone(),
+        Duration::from_millis(cfg.reliability.provider_unhealthy_fail_after_ms),
+    )?;
     let routes = [("kling".to_owned(), kling_route)].into_iter().collect();
     let providers = ProviderRouting::new(all_providers, routes, "sandbox");
     tracing::info!("{}", providers.describe());
@@ -149,6 +168,7 @@ pub async fn build_state(
         links,
         runner_wakeup: Arc::new(Notify::new()),
         nudges: Arc::new(crate::callbacks::Nudges::new()),
+        node: Arc::new(node),
     })
 }
 

@@ -21,6 +21,9 @@ pub fn spawn(st: &AppState, cfg: &ServeConfig, stop: watch::Receiver<bool>) -> V
         // Deliveries are leased, so every node may send them.
         tokio::spawn(crate::webhooks::dispatcher(st.clone(), stop.clone())),
         tokio::spawn(change_feed(st.clone(), stop.clone())),
+        // Creates are refused on every node while a provider is unhealthy, so
+        // every node also looks for its recovery.
+        tokio::spawn(provider_prober(st.clone(), stop.clone())),
     ];
     if cfg.role == Role::Api || cfg.no_runner {
         return out;
@@ -52,6 +55,25 @@ async fn deadline_sweeper(st: AppState, every: Duration, mut stop: watch::Receiv
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// While a provider is unhealthy, checks it one probe at a time on its
+/// back-off (`providers/health.rs`); nothing is sent while it is healthy.
+async fn provider_prober(st: AppState, mut stop: watch::Receiver<bool>) {
+    const TICK: Duration = Duration::from_millis(100);
+    loop {
+        for p in st.providers.all() {
+            let Some(h) = p.health() else { continue };
+            if h.begin_probe(st.clock.now().as_millis()) {
+                let ok = p.probe().await;
+                h.end_probe(st.clock.now().as_millis(), ok);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(TICK) => {}
             _ = stop.changed() => return,
         }
     }

@@ -30,6 +30,11 @@ pub struct DatabaseArgs {
     /// checkpoints (survives process crashes, faster).
     #[arg(long, env = "GENGATE_SQLITE_SYNC_FULL", default_value_t = false)]
     pub sqlite_sync_full: bool,
+    /// Longest wait for a database connection (including connecting). When
+    /// the database is down a request answers `503 service_unavailable`
+    /// after at most this long, instead of hanging.
+    #[arg(long, env = "GENGATE_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 5_000)]
+    pub db_acquire_timeout_ms: u64,
 }
 
 impl DatabaseArgs {
@@ -43,7 +48,7 @@ impl DatabaseArgs {
         gengate_store::ConnectOptions {
             max_connections: self.db_max_connections,
             sqlite_synchronous_full: self.sqlite_sync_full,
-            ..Default::default()
+            acquire_timeout: std::time::Duration::from_millis(self.db_acquire_timeout_ms.max(100)),
         }
     }
 }
@@ -128,6 +133,32 @@ pub struct ServeConfig {
     pub log_format: String,
     #[command(flatten)]
     pub webhooks: WebhookArgs,
+    #[command(flatten)]
+    pub reliability: ReliabilityArgs,
+}
+
+/// Crash and outage behaviour (issue 10; docs/RELIABILITY.md).
+#[derive(Debug, Clone, Args)]
+pub struct ReliabilityArgs {
+    /// This node's id, kept across restarts so a restarted node releases the
+    /// idempotency holds of its previous run at once. Default: generated
+    /// into the data directory (`node-id`) on the first start. Give every
+    /// node its own.
+    #[arg(long, env = "GENGATE_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Lease of a running request on its Idempotency-Key; a heartbeat extends
+    /// it while the request runs. A hold whose holder stopped renewing it is
+    /// taken over by a retry after this long.
+    #[arg(long, env = "GENGATE_IDEMPOTENCY_LEASE_MS", default_value_t = 10_000)]
+    pub idempotency_lease_ms: u64,
+    /// Queued tasks of a provider that has been unhealthy (refusing our
+    /// credentials) this long fail as `upstream_unavailable` and are refunded.
+    #[arg(
+        long,
+        env = "GENGATE_PROVIDER_UNHEALTHY_FAIL_AFTER_MS",
+        default_value_t = 300_000
+    )]
+    pub provider_unhealthy_fail_after_ms: u64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -4,6 +4,7 @@
 //! idempotency key.
 
 use crate::app::AppState;
+use crate::providers::health::Availability;
 use gengate_core::error::{FieldIssue, ValidationErrors};
 use gengate_core::generation::{CreateGeneration, Generation, Task, TaskReference, TaskStatus};
 use gengate_core::ids::{AccountId, TaskId};
@@ -21,6 +22,13 @@ pub enum GenerationError {
     Create(#[from] CreateTaskError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The model's provider is unhealthy: refused before any charge.
+    #[error("the provider of {model} is unavailable: {reason}")]
+    ProviderUnavailable {
+        model: String,
+        reason: String,
+        retry_after: Duration,
+    },
 }
 
 pub fn location(id: &TaskId) -> String {
@@ -47,15 +55,29 @@ pub async fn resolve_references(
 }
 
 /// Debits and creates the task. `idem` is the caller's hold on its
-/// idempotency key; the stored answer is written in the same transaction.
+/// idempotency key (scope and hold token); the stored answer is written in the same transaction.
 pub async fn create(
     st: &AppState,
     account: &AccountId,
     req: CreateGeneration,
     references: Vec<TaskReference>,
-    idem: Option<&IdemScope>,
+    idem: Option<(&IdemScope, &str)>,
 ) -> Result<(Task, Generation), GenerationError> {
     let now = st.clock.now();
+    // A provider known to refuse work would only hold the credits until the
+    // task fails: refuse before anything is charged.
+    if let Availability::Unhealthy {
+        reason,
+        retry_after,
+        ..
+    } = st.providers.availability_for(&req.model, now.as_millis())
+    {
+        return Err(GenerationError::ProviderUnavailable {
+            model: req.model.id.clone(),
+            reason,
+            retry_after,
+        });
+    }
     let id = TaskId::generate();
     let provider = st.providers.provider_for(&req.model);
     let new = NewTask {
@@ -75,8 +97,9 @@ pub async fn create(
     // completed inside the same transaction as the debit.
     let preview = new.as_queued();
     let view = Generation::from_task(&preview, st.links.as_ref());
-    let completion = idem.map(|scope| IdemCompletion {
+    let completion = idem.map(|(scope, token)| IdemCompletion {
         scope: scope.clone(),
+        token: token.to_owned(),
         response: StoredResponse {
             status: 202,
             headers: vec![("location".into(), location(&id))],

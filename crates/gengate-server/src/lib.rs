@@ -15,6 +15,7 @@ pub mod generations;
 pub mod http;
 pub mod keycache;
 pub mod limits;
+pub mod node;
 pub mod providers;
 pub mod runner;
 pub mod signing;

@@ -64,7 +64,8 @@ macro_rules! impl_store {
         async fn complete_idem(conn: &mut <$db as sqlx::Database>::Connection, c: &IdemCompletion) -> Result<(), CreateTaskError> {
             let done = sqlx::query(
                 "UPDATE idempotency_keys SET state = 'completed', locked_until = NULL, response_status = $5, response_headers = $6, \
-                 response_body = $7, expires_at = $8 WHERE account_id = $1 AND method = $2 AND path = $3 AND idem_key = $4 AND state = 'in_flight'",
+                 response_body = $7, expires_at = $8, holder_node = NULL, holder_boot = NULL, hold_token = NULL \
+                 WHERE account_id = $1 AND method = $2 AND path = $3 AND idem_key = $4 AND state = 'in_flight' AND hold_token = $9",
             )
             .bind(c.scope.account_id.as_str())
             .bind(&c.scope.method)
@@ -74,6 +75,7 @@ macro_rules! impl_store {
             .bind(headers_text(&c.response.headers))
             .bind(&c.response.body)
             .bind(c.expires_at.as_millis())
+            .bind(&c.token)
             .execute(&mut *conn)
             .await
             .map_err(StoreError::from)?;
@@ -470,15 +472,17 @@ macro_rules! impl_store {
                 &self,
                 scope: &IdemScope,
                 fingerprint: &str,
+                holder: &IdemHolder,
                 now: Timestamp,
-                lock_for: std::time::Duration,
+                lease: std::time::Duration,
                 keep_for: std::time::Duration,
             ) -> StoreResult<IdemBegin> {
-                let locked_until = now.as_millis() + ms(lock_for);
+                let locked_until = now.as_millis() + ms(lease);
                 let expires_at = now.as_millis() + ms(keep_for);
                 let inserted = sqlx::query(
-                    "INSERT INTO idempotency_keys (account_id, method, path, idem_key, fingerprint, state, locked_until, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, 'in_flight', $6, $7, $8) ON CONFLICT (account_id, method, path, idem_key) DO NOTHING",
+                    "INSERT INTO idempotency_keys (account_id, method, path, idem_key, fingerprint, state, locked_until, created_at, expires_at, \
+                     holder_node, holder_boot, hold_token) \
+                     VALUES ($1, $2, $3, $4, $5, 'in_flight', $6, $7, $8, $9, $10, $11) ON CONFLICT (account_id, method, path, idem_key) DO NOTHING",
                 )
                 .bind(scope.account_id.as_str())
                 .bind(&scope.method)
@@ -488,16 +492,22 @@ macro_rules! impl_store {
                 .bind(locked_until)
                 .bind(now.as_millis())
                 .bind(expires_at)
+                .bind(&holder.node)
+                .bind(&holder.boot)
+                .bind(&holder.token)
                 .execute(&self.writer)
                 .await?;
                 if inserted.rows_affected() == 1 {
                     return Ok(IdemBegin::Started);
                 }
                 // Take over a record that expired, or an in-flight one whose
-                // holder died (lock lapsed) for the same request.
+                // holder stopped renewing its lease, for the same request. The
+                // conditions are re-checked by the UPDATE itself, so of two
+                // requests racing for a lapsed hold exactly one wins.
                 let taken = sqlx::query(
                     "UPDATE idempotency_keys SET fingerprint = $5, state = 'in_flight', locked_until = $6, response_status = NULL, \
-                     response_headers = NULL, response_body = NULL, created_at = $7, expires_at = $8 \
+                     response_headers = NULL, response_body = NULL, created_at = $7, expires_at = $8, \
+                     holder_node = $9, holder_boot = $10, hold_token = $11 \
                      WHERE account_id = $1 AND method = $2 AND path = $3 AND idem_key = $4 \
                        AND (expires_at < $7 OR (state = 'in_flight' AND locked_until < $7 AND fingerprint = $5))",
                 )
@@ -509,6 +519,9 @@ macro_rules! impl_store {
                 .bind(locked_until)
                 .bind(now.as_millis())
                 .bind(expires_at)
+                .bind(&holder.node)
+                .bind(&holder.boot)
+                .bind(&holder.token)
                 .execute(&self.writer)
                 .await?;
                 if taken.rows_affected() == 1 {
@@ -544,10 +557,27 @@ macro_rules! impl_store {
                 }))
             }
 
-            async fn idempotency_complete(&self, scope: &IdemScope, response: &StoredResponse, expires_at: Timestamp) -> StoreResult<()> {
-                sqlx::query(
+            async fn idempotency_extend(&self, scope: &IdemScope, token: &str, until: Timestamp) -> StoreResult<bool> {
+                let r = sqlx::query(
+                    "UPDATE idempotency_keys SET locked_until = $6 \
+                     WHERE account_id = $1 AND method = $2 AND path = $3 AND idem_key = $4 AND state = 'in_flight' AND hold_token = $5",
+                )
+                .bind(scope.account_id.as_str())
+                .bind(&scope.method)
+                .bind(&scope.path)
+                .bind(&scope.key)
+                .bind(token)
+                .bind(until.as_millis())
+                .execute(&self.writer)
+                .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn idempotency_complete(&self, scope: &IdemScope, token: &str, response: &StoredResponse, expires_at: Timestamp) -> StoreResult<bool> {
+                let r = sqlx::query(
                     "UPDATE idempotency_keys SET state = 'completed', locked_until = NULL, response_status = $5, response_headers = $6, \
-                     response_body = $7, expires_at = $8 WHERE account_id = $1 AND method = $2 AND path = $3 AND idem_key = $4",
+                     response_body = $7, expires_at = $8, holder_node = NULL, holder_boot = NULL, hold_token = NULL \
+                     WHERE account_id = $1 AND method = $2 AND path = $3 AND idem_key = $4 AND state = 'in_flight' AND hold_token = $9",
                 )
                 .bind(scope.account_id.as_str())
                 .bind(&scope.method)
@@ -557,22 +587,36 @@ macro_rules! impl_store {
                 .bind(headers_text(&response.headers))
                 .bind(&response.body)
                 .bind(expires_at.as_millis())
+                .bind(token)
                 .execute(&self.writer)
                 .await?;
-                Ok(())
+                Ok(r.rows_affected() == 1)
             }
 
-            async fn idempotency_release(&self, scope: &IdemScope) -> StoreResult<()> {
+            async fn idempotency_release(&self, scope: &IdemScope, token: &str) -> StoreResult<()> {
                 sqlx::query(
-                    "DELETE FROM idempotency_keys WHERE account_id = $1 AND method = $2 AND path = $3 AND idem_key = $4 AND state = 'in_flight'",
+                    "DELETE FROM idempotency_keys WHERE account_id = $1 AND method = $2 AND path = $3 AND idem_key = $4 \
+                     AND state = 'in_flight' AND hold_token = $5",
                 )
                 .bind(scope.account_id.as_str())
                 .bind(&scope.method)
                 .bind(&scope.path)
                 .bind(&scope.key)
+                .bind(token)
                 .execute(&self.writer)
                 .await?;
                 Ok(())
+            }
+
+            async fn release_idempotency_holds_of_node(&self, node: &str, current_boot: &str) -> StoreResult<u64> {
+                let r = sqlx::query(
+                    "DELETE FROM idempotency_keys WHERE state = 'in_flight' AND holder_node = $1 AND holder_boot <> $2",
+                )
+                .bind(node)
+                .bind(current_boot)
+                .execute(&self.writer)
+                .await?;
+                Ok(r.rows_affected())
             }
 
             async fn purge_expired_idempotency(&self, now: Timestamp) -> StoreResult<u64> {

@@ -146,6 +146,19 @@ pub struct IdemScope {
     pub key: String,
 }
 
+/// Who holds an in-flight idempotency key: the node (persistent across
+/// restarts), the boot of that node (random per process start) and a token
+/// of the one request. A restarted node releases the holds of its earlier
+/// boots; every later write on a hold (heartbeat, completion, release) is a
+/// compare-and-set on the token, so a request whose hold was taken over can
+/// never complete or release someone else's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdemHolder {
+    pub node: String,
+    pub boot: String,
+    pub token: String,
+}
+
 /// The first answer, kept to be replayed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredResponse {
@@ -212,6 +225,8 @@ impl NewTask {
 #[derive(Debug, Clone)]
 pub struct IdemCompletion {
     pub scope: IdemScope,
+    /// The hold being completed; the completion fails if it is not ours any more.
+    pub token: String,
     pub response: StoredResponse,
     pub expires_at: Timestamp,
 }
@@ -287,22 +302,43 @@ pub trait Store: WebhookStore + Send + Sync + 'static {
     async fn ledger_mismatches(&self) -> StoreResult<Vec<LedgerMismatch>>;
 
     // Idempotency.
+    /// Takes the key for `holder` with a lease of `lease`, or says why not.
+    /// A hold whose lease ran out (its holder died or lost the database) is
+    /// taken over by the same request.
     async fn idempotency_begin(
         &self,
         scope: &IdemScope,
         fingerprint: &str,
+        holder: &IdemHolder,
         now: Timestamp,
-        lock_for: Duration,
+        lease: Duration,
         keep_for: Duration,
     ) -> StoreResult<IdemBegin>;
+    /// The heartbeat of a running request: extends its lease to `until`.
+    /// False when the hold is not ours any more (completed, released, taken over).
+    async fn idempotency_extend(
+        &self,
+        scope: &IdemScope,
+        token: &str,
+        until: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Stores the answer for replays. False when the hold is not ours any more.
     async fn idempotency_complete(
         &self,
         scope: &IdemScope,
+        token: &str,
         response: &StoredResponse,
         expires_at: Timestamp,
-    ) -> StoreResult<()>;
-    /// Forget an in-flight key whose request failed, so a retry can run.
-    async fn idempotency_release(&self, scope: &IdemScope) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
+    /// Forget our in-flight key whose request failed, so a retry can run.
+    async fn idempotency_release(&self, scope: &IdemScope, token: &str) -> StoreResult<()>;
+    /// At start: releases the holds of `node`'s earlier boots (every boot but
+    /// `current_boot`), whose requests died with their process. Returns how many.
+    async fn release_idempotency_holds_of_node(
+        &self,
+        node: &str,
+        current_boot: &str,
+    ) -> StoreResult<u64>;
     async fn purge_expired_idempotency(&self, now: Timestamp) -> StoreResult<u64>;
 
     // Tasks.

@@ -77,6 +77,7 @@ both_engines!(
     failed_task_refunds_exactly_once,
     state_machine_is_compare_and_set,
     idempotency_keys_start_replay_conflict_and_release,
+    idempotency_holds_die_with_their_process,
     leases_are_exclusive_and_lapse,
     listing_is_newest_first_with_cursor_and_filters,
     concurrent_debits_never_overdraw,
@@ -359,20 +360,27 @@ async fn idempotency_keys_start_replay_conflict_and_release(db: Db) {
     };
     let keep = Duration::from_secs(86_400);
     let lock = Duration::from_secs(60);
+    let (h1, h2, h3, h4, h5) = (
+        holder("n1", "b1", "r1"),
+        holder("n1", "b1", "r2"),
+        holder("n2", "b1", "r3"),
+        holder("n2", "b1", "r4"),
+        holder("n2", "b1", "r5"),
+    );
     assert_eq!(
-        s.idempotency_begin(&scope, "fp1", t(0), lock, keep)
+        s.idempotency_begin(&scope, "fp1", &h1, t(0), lock, keep)
             .await
             .unwrap(),
         IdemBegin::Started
     );
     assert_eq!(
-        s.idempotency_begin(&scope, "fp1", t(1), lock, keep)
+        s.idempotency_begin(&scope, "fp1", &h2, t(1), lock, keep)
             .await
             .unwrap(),
         IdemBegin::InFlight
     );
     assert_eq!(
-        s.idempotency_begin(&scope, "fp2", t(1), lock, keep)
+        s.idempotency_begin(&scope, "fp2", &h2, t(1), lock, keep)
             .await
             .unwrap(),
         IdemBegin::Mismatch
@@ -382,17 +390,25 @@ async fn idempotency_keys_start_replay_conflict_and_release(db: Db) {
         headers: vec![("location".into(), "/x".into())],
         body: "{\"a\":1}".into(),
     };
-    s.idempotency_complete(&scope, &resp, t(0).plus(keep))
-        .await
-        .unwrap();
+    // Only the holder's token completes it.
+    assert!(
+        !s.idempotency_complete(&scope, "r2", &resp, t(0).plus(keep))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.idempotency_complete(&scope, "r1", &resp, t(0).plus(keep))
+            .await
+            .unwrap()
+    );
     assert_eq!(
-        s.idempotency_begin(&scope, "fp1", t(2), lock, keep)
+        s.idempotency_begin(&scope, "fp1", &h3, t(2), lock, keep)
             .await
             .unwrap(),
         IdemBegin::Replay(resp.clone())
     );
     assert_eq!(
-        s.idempotency_begin(&scope, "fp2", t(2), lock, keep)
+        s.idempotency_begin(&scope, "fp2", &h3, t(2), lock, keep)
             .await
             .unwrap(),
         IdemBegin::Mismatch
@@ -404,21 +420,29 @@ async fn idempotency_keys_start_replay_conflict_and_release(db: Db) {
         ..scope.clone()
     };
     assert_eq!(
-        s.idempotency_begin(&other, "fp2", t(2), lock, keep)
+        s.idempotency_begin(&other, "fp2", &h3, t(2), lock, keep)
             .await
             .unwrap(),
         IdemBegin::Started
     );
     // Released keys run afresh; a dead holder's lock lapses.
-    s.idempotency_release(&other).await.unwrap();
+    s.idempotency_release(&other, "someone-else").await.unwrap();
     assert_eq!(
-        s.idempotency_begin(&other, "fp3", t(3), lock, keep)
+        s.idempotency_begin(&other, "fp2", &h4, t(2), lock, keep)
+            .await
+            .unwrap(),
+        IdemBegin::InFlight,
+        "a release with another token frees nothing"
+    );
+    s.idempotency_release(&other, "r3").await.unwrap();
+    assert_eq!(
+        s.idempotency_begin(&other, "fp3", &h4, t(3), lock, keep)
             .await
             .unwrap(),
         IdemBegin::Started
     );
     assert_eq!(
-        s.idempotency_begin(&other, "fp3", t(4), lock, keep)
+        s.idempotency_begin(&other, "fp3", &h4, t(4), lock, keep)
             .await
             .unwrap(),
         IdemBegin::InFlight
@@ -427,6 +451,7 @@ async fn idempotency_keys_start_replay_conflict_and_release(db: Db) {
         s.idempotency_begin(
             &other,
             "fp3",
+            &h5,
             t(3).plus(lock).plus(Duration::from_millis(1)),
             lock,
             keep
@@ -440,6 +465,7 @@ async fn idempotency_keys_start_replay_conflict_and_release(db: Db) {
         s.idempotency_begin(
             &scope,
             "fp9",
+            &h5,
             t(0).plus(keep).plus(Duration::from_secs(1)),
             lock,
             keep
@@ -448,6 +474,200 @@ async fn idempotency_keys_start_replay_conflict_and_release(db: Db) {
         .unwrap(),
         IdemBegin::Started
     );
+}
+
+fn holder(node: &str, boot: &str, token: &str) -> IdemHolder {
+    IdemHolder {
+        node: node.into(),
+        boot: boot.into(),
+        token: token.into(),
+    }
+}
+
+/// Issue 10 item 6: a hold lives as long as its holder's lease (extended by
+/// its heartbeat) and no longer than its process: a restarted node releases
+/// its earlier boots' holds at once, any node takes over a lapsed one, and a
+/// hold is only ever completed, extended or released by its own token.
+async fn idempotency_holds_die_with_their_process(db: Db) {
+    let s = &db.store;
+    let a = s.create_account("a", t(0)).await.unwrap();
+    let scope = |k: &str| IdemScope {
+        account_id: a.id.clone(),
+        method: "POST".into(),
+        path: "/api/v1/generations".into(),
+        key: k.into(),
+    };
+    let keep = Duration::from_secs(86_400);
+    let lease = Duration::from_secs(10);
+    let secs = |n: i64| t(n * 1000);
+    let (k1, k2, k3) = (scope("k1"), scope("k2"), scope("k3"));
+    let resp = StoredResponse {
+        status: 202,
+        headers: vec![],
+        body: "{}".into(),
+    };
+
+    // Node A (boot 1) holds k1; its heartbeat keeps the lease alive past the
+    // first lease, so node B cannot take it while A runs.
+    let a1 = holder("node-a", "boot-1", "a1");
+    let b = holder("node-b", "boot-1", "b1");
+    assert_eq!(
+        s.idempotency_begin(&k1, "fp", &a1, secs(0), lease, keep)
+            .await
+            .unwrap(),
+        IdemBegin::Started
+    );
+    assert!(s.idempotency_extend(&k1, "a1", secs(20)).await.unwrap());
+    assert!(!s.idempotency_extend(&k1, "b1", secs(30)).await.unwrap());
+    assert_eq!(
+        s.idempotency_begin(&k1, "fp", &b, secs(15), lease, keep)
+            .await
+            .unwrap(),
+        IdemBegin::InFlight
+    );
+    // A also holds k2; node C holds k3 with its own (unexpired) lease.
+    assert_eq!(
+        s.idempotency_begin(
+            &k2,
+            "fp",
+            &holder("node-a", "boot-1", "a2"),
+            secs(15),
+            lease,
+            keep
+        )
+        .await
+        .unwrap(),
+        IdemBegin::Started
+    );
+    let c = holder("node-c", "boot-1", "c1");
+    assert_eq!(
+        s.idempotency_begin(&k3, "fp", &c, secs(15), lease, keep)
+            .await
+            .unwrap(),
+        IdemBegin::Started
+    );
+
+    // A is killed and starts again as boot 2: both of its holds go at once,
+    // long before their leases end; C's is not A's to release.
+    assert_eq!(
+        s.release_idempotency_holds_of_node("node-a", "boot-2")
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        s.idempotency_begin(&k1, "fp", &b, secs(16), lease, keep)
+            .await
+            .unwrap(),
+        IdemBegin::Started
+    );
+    assert_eq!(
+        s.idempotency_begin(&k3, "fp", &b, secs(16), lease, keep)
+            .await
+            .unwrap(),
+        IdemBegin::InFlight
+    );
+    // The dead boot's request can neither extend, complete nor release B's hold.
+    assert!(!s.idempotency_extend(&k1, "a1", secs(40)).await.unwrap());
+    assert!(
+        !s.idempotency_complete(&k1, "a1", &resp, secs(0).plus(keep))
+            .await
+            .unwrap()
+    );
+    s.idempotency_release(&k1, "a1").await.unwrap();
+    assert_eq!(
+        s.idempotency_begin(
+            &k1,
+            "fp",
+            &holder("node-c", "boot-1", "c9"),
+            secs(17),
+            lease,
+            keep
+        )
+        .await
+        .unwrap(),
+        IdemBegin::InFlight
+    );
+    // A node's current boot never releases its own holds.
+    let a3 = holder("node-a", "boot-2", "a3");
+    assert_eq!(
+        s.idempotency_begin(&k2, "fp", &a3, secs(17), lease, keep)
+            .await
+            .unwrap(),
+        IdemBegin::Started
+    );
+    assert_eq!(
+        s.release_idempotency_holds_of_node("node-a", "boot-2")
+            .await
+            .unwrap(),
+        0
+    );
+
+    // C stops renewing (it lost the database, or died on a node that never
+    // comes back): once its lease is over, any node takes the same request over.
+    assert_eq!(
+        s.idempotency_begin(&k3, "other-fp", &b, secs(26), lease, keep)
+            .await
+            .unwrap(),
+        IdemBegin::Mismatch
+    );
+    let b2 = holder("node-b", "boot-1", "b2");
+    assert_eq!(
+        s.idempotency_begin(&k3, "fp", &b2, secs(26), lease, keep)
+            .await
+            .unwrap(),
+        IdemBegin::Started
+    );
+    assert!(
+        !s.idempotency_complete(&k3, "c1", &resp, secs(0).plus(keep))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.idempotency_complete(&k3, "b2", &resp, secs(0).plus(keep))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.idempotency_begin(&k3, "fp", &c, secs(27), lease, keep)
+            .await
+            .unwrap(),
+        IdemBegin::Replay(resp.clone())
+    );
+
+    // Of many requests racing for one lapsed hold, exactly one wins.
+    let k4 = scope("k4");
+    assert_eq!(
+        s.idempotency_begin(
+            &k4,
+            "fp",
+            &holder("node-d", "boot-1", "d0"),
+            secs(30),
+            lease,
+            keep
+        )
+        .await
+        .unwrap(),
+        IdemBegin::Started
+    );
+    let mut racers = vec![];
+    for i in 0..8 {
+        let s = s.clone();
+        let k4 = k4.clone();
+        racers.push(tokio::spawn(async move {
+            let h = holder(&format!("node-{i}"), "boot-1", &format!("r{i}"));
+            s.idempotency_begin(&k4, "fp", &h, secs(41), lease, keep)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut started = 0;
+    for r in racers {
+        if r.await.unwrap() == IdemBegin::Started {
+            started += 1;
+        }
+    }
+    assert_eq!(started, 1, "exactly one racer may take a lapsed hold");
 }
 
 async fn leases_are_exclusive_and_lapse(db: Db) {
@@ -719,6 +939,7 @@ async fn a_failing_create_among_concurrent_ones_spoils_none(db: Db) {
                             path: "/api/v1/generations".into(),
                             key: format!("never-begun-{i}"),
                         },
+                        token: "nobody".into(),
                         response: StoredResponse {
                             status: 202,
                             headers: vec![],

@@ -286,15 +286,19 @@ impl FakeHandle {
 
     /// The key pair the fake accepts.
     pub fn credentials(&self) -> KlingCredentials {
-        KlingCredentials::new(
-            self.shared.access_key.clone(),
-            self.shared.secret_key.clone(),
-        )
+        KlingCredentials::new(self.shared.access_key.clone(), self.shared.secret_key())
     }
 
     /// A client pointed at this fake with its credentials.
     pub fn client(&self, http: reqwest::Client) -> KlingClient {
         KlingClient::new(self.base_url(), self.credentials(), http)
+    }
+
+    /// The account's secret key from now on, as when an operator rotates the keys at
+    /// Kling: tokens signed with any other secret are refused (1000). Tests use it to make
+    /// a client with a wrong secret right again.
+    pub fn set_secret_key(&self, secret: impl Into<String>) {
+        self.shared.set_secret_key(secret.into());
     }
 
     /// Delay added before every API answer.

@@ -221,7 +221,7 @@ fn check_auth(s: &Shared, headers: &HeaderMap, skew_secs: i64) -> Result<(), (i6
     validation.required_spec_claims.clear();
     let data = jsonwebtoken::decode::<Value>(
         token,
-        &DecodingKey::from_secret(s.secret_key.as_bytes()),
+        &DecodingKey::from_secret(s.secret_key().as_bytes()),
         &validation,
     )
     .map_err(|e| match e.kind() {

@@ -83,7 +83,8 @@ pub(crate) struct Inner {
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
     pub access_key: String,
-    pub secret_key: String,
+    /// Changeable, as when the account's keys are rotated at Kling.
+    secret_key: std::sync::RwLock<String>,
     pub strict: bool,
     pub base_url: Url,
     pub callbacks_tx: mpsc::UnboundedSender<Callback>,
@@ -100,6 +101,21 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 impl Shared {
+    /// The secret tokens must be signed with now.
+    pub(crate) fn secret_key(&self) -> String {
+        match self.secret_key.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn set_secret_key(&self, secret: String) {
+        match self.secret_key.write() {
+            Ok(mut s) => *s = secret,
+            Err(poisoned) => *poisoned.into_inner() = secret,
+        }
+    }
+
     pub(crate) fn new(
         config: FakeConfig,
         base_url: Url,
@@ -126,7 +142,7 @@ impl Shared {
                 max_concurrent: 0,
             }),
             access_key: config.access_key,
-            secret_key: config.secret_key,
+            secret_key: std::sync::RwLock::new(config.secret_key),
             strict: config.strict,
             base_url,
             callbacks_tx,

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use gengate_core::error::{FieldIssue, ValidationErrors};
+use gengate_core::error::{ErrorCode, FieldIssue, ValidationErrors};
 use gengate_core::generation::{Generation, parse_create_request};
 use gengate_core::idempotency::canonical_json;
 use gengate_core::ids::TaskId;
@@ -22,6 +22,20 @@ impl From<GenerationError> for ApiError {
             GenerationError::Invalid(v) => v.into(),
             GenerationError::Create(c) => c.into(),
             GenerationError::Store(s) => s.into(),
+            GenerationError::ProviderUnavailable {
+                model, retry_after, ..
+            } => {
+                let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                ApiError {
+                    retry_after_secs: Some(secs),
+                    ..ApiError::new(
+                        ErrorCode::ProviderUnavailable,
+                        format!(
+                            "{model} cannot take tasks right now: its upstream provider is unavailable; nothing was charged, retry after {secs} s"
+                        ),
+                    )
+                }
+            }
         }
     }
 }
@@ -55,7 +69,7 @@ pub struct CreateGenerationBody {
         (status = 409, description = "idempotency_conflict", body = ErrorEnvelope),
         (status = 413, description = "payload_too_large", body = ErrorEnvelope),
         (status = 429, description = "rate_limited", body = ErrorEnvelope),
-        (status = 503, description = "service_unavailable | public_api_disabled", body = ErrorEnvelope),
+        (status = 503, description = "service_unavailable | public_api_disabled | provider_unavailable (the model's upstream provider cannot take tasks now; nothing was charged); Retry-After is set", body = ErrorEnvelope),
     ))]
 pub async fn create_generation(
     State(st): State<AppState>,
@@ -97,7 +111,7 @@ pub async fn create_generation(
         &auth.account_id,
         req,
         references,
-        hold.as_ref().map(|h| &h.scope),
+        hold.as_ref().map(|h| (&h.scope, h.token.as_str())),
     )
     .await
     {

@@ -9,12 +9,52 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gengate_core::error::{ErrorCode, FieldIssue, ValidationErrors};
 use gengate_core::idempotency::{IdempotencyKey, fingerprint};
-use gengate_store::{IdemBegin, IdemScope, StoredResponse};
-use std::time::Duration;
+use gengate_store::{IdemBegin, IdemHolder, IdemScope, StoredResponse};
 
-/// A request's hold on its idempotency key, if it sent one.
+/// A request's hold on its idempotency key, if it sent one. While it exists
+/// a heartbeat extends the hold's lease; dropped (the request ended or was
+/// cancelled), the heartbeat stops and the lease runs out on its own.
 pub struct IdemHold {
     pub scope: IdemScope,
+    /// This request's token: every write on the hold is a compare-and-set on it.
+    pub token: String,
+    _heartbeat: Heartbeat,
+}
+
+/// Aborts the heartbeat task when the hold goes away.
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Heartbeat {
+    fn start(st: &AppState, scope: IdemScope, token: String) -> Self {
+        let store = st.store.clone();
+        let clock = st.clock.clone();
+        let lease = st.config.idempotency_lease;
+        Self(tokio::spawn(async move {
+            loop {
+                // Three beats per lease: one lost beat never lets the hold lapse.
+                tokio::time::sleep(lease / 3).await;
+                match store
+                    .idempotency_extend(&scope, &token, clock.now().plus(lease))
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(key = %scope.key, "idempotency hold lost while its request runs (lease ran out and was taken over)");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(key = %scope.key, error = %e, "idempotency heartbeat failed; trying again");
+                    }
+                }
+            }
+        }))
+    }
 }
 
 pub enum IdemStart {
@@ -23,10 +63,6 @@ pub enum IdemStart {
     /// Answer with this stored response.
     Replay(Response),
 }
-
-/// How long a running request holds its key before another attempt with the
-/// same request may take it over (the holder is presumed dead).
-const LOCK_FOR: Duration = Duration::from_secs(120);
 
 pub fn parse_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(v) = headers.get("idempotency-key") else {
@@ -63,12 +99,28 @@ pub async fn begin(
     };
     let fp = fingerprint(method, path, canonical_body);
     let now = st.clock.now();
+    let holder = IdemHolder {
+        node: st.node.node.clone(),
+        boot: st.node.boot.clone(),
+        token: gengate_core::ids::random_token(20),
+    };
     match st
         .store
-        .idempotency_begin(&scope, &fp, now, LOCK_FOR, st.config.idempotency_keep)
+        .idempotency_begin(
+            &scope,
+            &fp,
+            &holder,
+            now,
+            st.config.idempotency_lease,
+            st.config.idempotency_keep,
+        )
         .await?
     {
-        IdemBegin::Started => Ok(IdemStart::Proceed(Some(IdemHold { scope }))),
+        IdemBegin::Started => Ok(IdemStart::Proceed(Some(IdemHold {
+            _heartbeat: Heartbeat::start(st, scope.clone(), holder.token.clone()),
+            scope,
+            token: holder.token,
+        }))),
         IdemBegin::Replay(stored) => Ok(IdemStart::Replay(replay(stored))),
         IdemBegin::Mismatch => Err(ApiError::new(
             ErrorCode::IdempotencyConflict,
@@ -99,15 +151,22 @@ impl IdemHold {
     /// Store the answer for replays.
     pub async fn complete(self, st: &AppState, response: &StoredResponse) -> Result<(), ApiError> {
         let expires = st.clock.now().plus(st.config.idempotency_keep);
-        st.store
-            .idempotency_complete(&self.scope, response, expires)
+        let stored = st
+            .store
+            .idempotency_complete(&self.scope, &self.token, response, expires)
             .await?;
+        if !stored {
+            // Our lease ran out (the heartbeat could not reach the database)
+            // and another request took the key: the work is done and
+            // answered here, but this answer is not the one kept for replays.
+            tracing::warn!(key = %self.scope.key, "idempotency hold was taken over before the answer was stored");
+        }
         Ok(())
     }
 
     /// Forget the key: the request failed and stored nothing, so a retry runs afresh.
     pub async fn release(self, st: &AppState) {
-        if let Err(e) = st.store.idempotency_release(&self.scope).await {
+        if let Err(e) = st.store.idempotency_release(&self.scope, &self.token).await {
             tracing::warn!(error = %e, "could not release idempotency key; it frees itself when its lock lapses");
         }
     }

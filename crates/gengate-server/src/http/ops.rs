@@ -2,6 +2,7 @@
 
 use super::error::ApiError;
 use crate::app::AppState;
+use crate::providers::health::Availability;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -21,10 +22,35 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-/// Ready when the database answers.
+/// Ready when the database answers. The providers' health is reported in
+/// the body but does not make the node unready: it still serves every read,
+/// and an unhealthy provider is the same on every node (taking nodes out of
+/// a load balancer would not help).
 async fn readyz(State(st): State<AppState>) -> Response {
     match st.store.ping().await {
-        Ok(()) => Json(serde_json::json!({"status": "ready"})).into_response(),
+        Ok(()) => {
+            let now = st.clock.now().as_millis();
+            let providers: serde_json::Map<String, serde_json::Value> = st
+                .providers
+                .all()
+                .map(|p| {
+                    let v = match p.health().map(|h| h.check(now)) {
+                        None | Some(Availability::Healthy) => {
+                            serde_json::json!({"healthy": true})
+                        }
+                        Some(Availability::Unhealthy {
+                            since_ms, reason, ..
+                        }) => serde_json::json!({
+                            "healthy": false,
+                            "since": gengate_core::Timestamp::from_millis(since_ms).rfc3339(),
+                            "reason": reason,
+                        }),
+                    };
+                    (p.name().to_owned(), v)
+                })
+                .collect();
+            Json(serde_json::json!({"status": "ready", "providers": providers})).into_response()
+        }
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
             ApiError::unavailable("the database is not reachable").into_response()

@@ -4,6 +4,7 @@
 //! reconcile after a crash, or poll. State that must survive a crash is saved
 //! through `ProviderCtx::save_upstream` *before* the vendor is called.
 
+pub mod health;
 pub mod kling;
 pub mod sandbox;
 
@@ -94,6 +95,16 @@ pub trait Provider: Send + Sync {
     ) -> bool {
         false
     }
+    /// The provider's health, for providers that can lose it (a vendor
+    /// refusing our credentials); `None` is always healthy.
+    fn health(&self) -> Option<&health::ProviderHealth> {
+        None
+    }
+    /// One check of whether an unhealthy provider recovered; the background
+    /// prober calls it one at a time, only while unhealthy.
+    async fn probe(&self) -> bool {
+        true
+    }
 }
 
 /// Which provider serves which model on this deployment.
@@ -123,6 +134,18 @@ impl ProviderRouting {
             .copied()
             .unwrap_or(self.fallback)
             .to_owned()
+    }
+
+    /// Whether the provider behind `model` can take new tasks now.
+    pub fn availability_for(&self, model: &Model, now_ms: i64) -> health::Availability {
+        self.get(&self.provider_for(model))
+            .and_then(|p| p.health().map(|h| h.check(now_ms)))
+            .unwrap_or(health::Availability::Healthy)
+    }
+
+    /// Every provider of this node, by name.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn Provider>> {
+        self.providers.values()
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<dyn Provider>> {

@@ -18,6 +18,7 @@ mod settings;
 mod slots;
 mod state;
 
+use super::health::{Availability, ProviderHealth};
 use super::{Output, Progress, Provider, ProviderCtx, ProviderError};
 use async_trait::async_trait;
 use gengate_core::clock::SharedClock;
@@ -54,6 +55,9 @@ pub struct KlingSettings {
     /// First retry delay after 1302/5xx/network errors; also how long a task waits for a
     /// free slot before looking again.
     pub retry: Duration,
+    /// Tasks with nothing at Kling fail (refunded) once the provider has been unhealthy
+    /// (credentials refused) this long.
+    pub unhealthy_fail_after: Duration,
 }
 
 pub struct KlingProvider {
@@ -61,11 +65,13 @@ pub struct KlingProvider {
     settings: KlingSettings,
     slots: Slots,
     clock: SharedClock,
+    health: ProviderHealth,
 }
 
 impl KlingProvider {
     pub fn new(client: KlingClient, settings: KlingSettings, clock: SharedClock) -> Self {
         Self {
+            health: ProviderHealth::new(NAME, settings.unhealthy_fail_after, settings.retry),
             slots: Slots::new(settings.max_in_flight),
             client,
             settings,
@@ -178,7 +184,7 @@ impl KlingProvider {
         }
         match self.client.create(&req).await {
             Ok(t) => {
-                metrics::gauge!("gengate_kling_auth_ok").set(1.0);
+                self.credentials_work();
                 self.adopt(ctx, family, t).await
             }
             Err(e) => self.create_failed(ctx, family, attempts, e).await,
@@ -199,6 +205,7 @@ impl KlingProvider {
                 family: family.into(),
                 task_id: t.task_id.clone(),
                 submitted_at_ms,
+                poll_failures: 0,
             }
             .to_json(),
         )
@@ -261,8 +268,7 @@ impl KlingProvider {
             ErrorClass::Auth => {
                 self.slots.release(&task_id);
                 ctx.save_upstream(pending).await?;
-                metrics::gauge!("gengate_kling_auth_ok").set(0.0);
-                tracing::error!(task = %task_id, error = %e, "kling refused our credentials twice (keys or clock wrong); tasks wait until it is fixed or their deadline");
+                self.credentials_refused(&e);
                 Ok(Progress::Deferred {
                     retry_after: self.retry_delay(attempts).max(MIN_AUTH_RETRY),
                     reason: format!("kling auth failed: {e}"),
@@ -314,6 +320,7 @@ impl KlingProvider {
         let task_id = ctx.task.id.as_str().to_owned();
         match self.client.find_by_external_id(family, &task_id).await {
             Ok(Some(t)) => {
+                self.credentials_work();
                 metrics::counter!("gengate_kling_reconciled_total", "found" => "true").increment(1);
                 tracing::info!(task = %task_id, kling_task = %t.task_id, "kling: found the task of an unanswered create");
                 self.adopt(ctx, family, t).await
@@ -326,6 +333,9 @@ impl KlingProvider {
             }
             Err(e) => {
                 count_error("list", e.class());
+                if e.class() == ErrorClass::Auth {
+                    self.credentials_refused(&e);
+                }
                 // Never create without knowing: wait and look again.
                 tracing::warn!(task = %task_id, error = %e, "kling: reconciliation lookup failed; retrying");
                 Ok(Progress::Deferred {
@@ -338,36 +348,114 @@ impl KlingProvider {
 
     async fn poll(
         &self,
-        task_id: &str,
+        ctx: &mut ProviderCtx<'_>,
         family: Family,
         kling_task: &str,
         submitted_at_ms: i64,
-    ) -> Progress {
+        poll_failures: u32,
+    ) -> Result<Progress, ProviderError> {
+        let task_id = ctx.task.id.as_str().to_owned();
         // Counted again on every poll, so slots are known after a restart too.
-        self.slots.confirm(task_id);
+        self.slots.confirm(&task_id);
+        let saved = |poll_failures: u32| {
+            Upstream::Submitted {
+                family: family.into(),
+                task_id: kling_task.to_owned(),
+                submitted_at_ms,
+                poll_failures,
+            }
+            .to_json()
+        };
         match self.client.get(family, kling_task).await {
             Ok(t) => {
-                metrics::gauge!("gengate_kling_auth_ok").set(1.0);
-                self.interpret(task_id, &t, submitted_at_ms)
+                self.credentials_work();
+                if poll_failures > 0 {
+                    ctx.save_upstream(saved(0)).await?;
+                }
+                Ok(self.interpret(&task_id, &t, submitted_at_ms))
             }
             Err(e) if e.class() == ErrorClass::NotFound => {
                 count_error("get", ErrorClass::NotFound);
-                self.slots.release(task_id);
+                self.slots.release(&task_id);
                 tracing::error!(task = %task_id, kling_task, error = %e, "ALERT kling no longer knows a task it accepted; failing and refunding");
-                failed(
+                Ok(failed(
                     TaskErrorCode::GenerationFailed,
                     "the video provider lost the task".into(),
-                )
+                ))
             }
             Err(e) => {
                 // The task exists and is billed: never give up on it for a query error.
-                // The deadline ends it if Kling stays unreachable.
+                // The deadline ends it if Kling stays unreachable. The next query comes
+                // after the retry back-off (`--kling-retry-ms`, doubling per failure in a
+                // row), not a whole poll interval: after a "succeed" callback one
+                // transient error must not cost seconds.
                 count_error("get", e.class());
-                tracing::warn!(task = %task_id, kling_task, error = %e, "kling status query failed; polling again later");
-                Progress::Running {
-                    poll_after: self.poll_delay(submitted_at_ms).max(self.retry_delay(1)),
+                if e.class() == ErrorClass::Auth {
+                    self.credentials_refused(&e);
                 }
+                let failures = poll_failures.saturating_add(1);
+                ctx.save_upstream(saved(failures)).await?;
+                let retry_after = self.retry_delay(failures);
+                tracing::warn!(task = %task_id, kling_task, failures, retry_in_ms = retry_after.as_millis() as u64, error = %e, "kling status query failed; retrying");
+                Ok(Progress::Running {
+                    poll_after: retry_after,
+                })
             }
+        }
+    }
+
+    /// Our credentials worked: the provider is healthy.
+    fn credentials_work(&self) {
+        metrics::gauge!("gengate_kling_auth_ok").set(1.0);
+        self.health.call_succeeded();
+    }
+
+    /// Kling refused our credentials (after the client's own re-mint and retry): the
+    /// provider is unhealthy for every task, logged once by the health tracker.
+    fn credentials_refused(&self, e: &KlingError) {
+        metrics::gauge!("gengate_kling_auth_ok").set(0.0);
+        self.health.credentials_refused(
+            self.now_ms(),
+            &format!("kling refused our credentials: {e}"),
+        );
+    }
+
+    /// What a task does while the provider is unhealthy: nothing at Kling (every call
+    /// would be refused; the prober finds out when it recovers). A task with nothing at
+    /// Kling waits, then fails refunded once the provider has been unhealthy for
+    /// `unhealthy_fail_after`; one that may exist there (`submitting`, `submitted`) waits
+    /// for the recovery or its deadline, since failing it could refund a video Kling
+    /// makes and bills.
+    fn while_unhealthy(
+        &self,
+        task_id: &str,
+        state: Option<&Upstream>,
+        retry_after: Duration,
+        fail_in: Duration,
+    ) -> Progress {
+        let look_again = jitter(retry_after, 4);
+        let reason = "kling is unhealthy (our credentials are refused)".to_owned();
+        match state {
+            None | Some(Upstream::Pending { .. }) if fail_in.is_zero() => {
+                metrics::counter!("gengate_kling_task_failures_total", "reason" => "provider_unhealthy").increment(1);
+                tracing::info!(task = %task_id, "kling stayed unhealthy; failing the queued task and refunding it");
+                failed(
+                    TaskErrorCode::UpstreamUnavailable,
+                    "the video provider refused our credentials for too long; nothing was charged"
+                        .into(),
+                )
+            }
+            None | Some(Upstream::Pending { .. }) => Progress::Deferred {
+                retry_after: look_again.min(fail_in.max(Duration::from_millis(10))),
+                reason,
+            },
+            Some(Upstream::Submitting { .. }) => Progress::Deferred {
+                retry_after: look_again,
+                reason,
+            },
+            Some(Upstream::Submitted { .. }) => Progress::Running {
+                poll_after: look_again,
+            },
         }
     }
 
@@ -450,6 +538,19 @@ impl Provider for KlingProvider {
                 ));
             }
         };
+        if let Availability::Unhealthy {
+            retry_after,
+            fail_in,
+            ..
+        } = self.health.check(self.now_ms())
+        {
+            return Ok(self.while_unhealthy(
+                ctx.task.id.as_str(),
+                state.as_ref(),
+                retry_after,
+                fail_in,
+            ));
+        }
         match state {
             None => self.submit(ctx, 0).await,
             Some(Upstream::Pending { attempts, .. }) => self.submit(ctx, attempts).await,
@@ -460,14 +561,27 @@ impl Provider for KlingProvider {
                 family,
                 task_id,
                 submitted_at_ms,
-            }) => Ok(self
-                .poll(
-                    ctx.task.id.as_str(),
-                    family.into(),
-                    &task_id,
-                    submitted_at_ms,
-                )
-                .await),
+                poll_failures,
+            }) => {
+                self.poll(ctx, family.into(), &task_id, submitted_at_ms, poll_failures)
+                    .await
+            }
+        }
+    }
+
+    fn health(&self) -> Option<&ProviderHealth> {
+        Some(&self.health)
+    }
+
+    /// The cheapest authenticated call: one item of the task list.
+    async fn probe(&self) -> bool {
+        match self.client.list(Family::Text2Video, 1, 1).await {
+            Ok(_) => true,
+            Err(e) => {
+                count_error("list", e.class());
+                tracing::debug!(error = %e, "kling health probe failed");
+                false
+            }
         }
     }
 
@@ -562,6 +676,7 @@ mod tests {
                 max_in_flight: 0,
                 poll: Duration::from_millis(1000),
                 retry: Duration::from_millis(100),
+                unhealthy_fail_after: Duration::from_secs(300),
             },
             std::sync::Arc::new(gengate_core::clock::SystemClock),
         )

@@ -60,6 +60,7 @@ pub fn wire(
     args: &KlingArgs,
     sandbox: Arc<dyn Provider>,
     clock: SharedClock,
+    unhealthy_fail_after: Duration,
 ) -> anyhow::Result<(Vec<Arc<dyn Provider>>, &'static str)> {
     let Some((access, secret)) = args.credentials() else {
         if args.kling_access_key.is_some() || args.kling_secret_key.is_some() {
@@ -88,6 +89,7 @@ pub fn wire(
             max_in_flight: args.kling_max_in_flight,
             poll: Duration::from_millis(args.kling_poll_ms.max(10)),
             retry: Duration::from_millis(args.kling_retry_ms.max(10)),
+            unhealthy_fail_after,
         },
         clock,
     );

@@ -32,6 +32,10 @@ pub enum Upstream {
         task_id: String,
         /// Unix ms when we learned the task id; polling slows down as the task ages.
         submitted_at_ms: i64,
+        /// Status queries that failed in a row (5xx, 5000, network): the next one
+        /// comes after the retry back-off for this many, not a poll interval.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        poll_failures: u32,
     },
 }
 
@@ -62,6 +66,10 @@ impl From<FamilyName> for Family {
             FamilyName::Image2Video => Family::Image2Video,
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Upstream {
@@ -103,8 +111,29 @@ mod tests {
             family: FamilyName::Text2Video,
             task_id: "860".into(),
             submitted_at_ms: 5,
+            poll_failures: 0,
         };
         assert_eq!(Upstream::load(Some(&s.to_json())), Ok(Some(s)));
+        // State saved before poll failures were counted reads as none so far.
+        assert_eq!(
+            Upstream::load(Some(
+                &json!({"phase": "submitted", "family": "text2video", "task_id": "1", "submitted_at_ms": 5})
+            )),
+            Ok(Some(Upstream::Submitted {
+                family: FamilyName::Text2Video,
+                task_id: "1".into(),
+                submitted_at_ms: 5,
+                poll_failures: 0
+            }))
+        );
+        let failing = Upstream::Submitted {
+            family: FamilyName::Text2Video,
+            task_id: "1".into(),
+            submitted_at_ms: 5,
+            poll_failures: 3,
+        };
+        assert_eq!(failing.to_json()["poll_failures"], 3);
+        assert_eq!(Upstream::load(Some(&failing.to_json())), Ok(Some(failing)));
         assert_eq!(Upstream::load(None), Ok(None));
     }
 
