@@ -351,9 +351,7 @@ pub(crate) async fn api_error(resp: reqwest::Response) -> ApiError {
 }
 
 fn header_string(h: &HeaderMap, name: &str) -> Option<String> {
-    h.get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+    h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 /// A short description of a transport failure, with its innermost cause

@@ -107,13 +107,12 @@ impl Client {
                     let headers = resp.headers();
                     let mut skip;
                     if status == StatusCode::PARTIAL_CONTENT {
-                        let (start, size) = content_range(
-                            headers.get(CONTENT_RANGE).and_then(|v| v.to_str().ok()),
-                        )
-                        .ok_or_else(|| Error::Decode {
-                            url: url.to_owned(),
-                            message: "206 without a usable Content-Range".into(),
-                        })?;
+                        let (start, size) =
+                            content_range(headers.get(CONTENT_RANGE).and_then(|v| v.to_str().ok()))
+                                .ok_or_else(|| Error::Decode {
+                                    url: url.to_owned(),
+                                    message: "206 without a usable Content-Range".into(),
+                                })?;
                         if start > done {
                             return Err(Error::Decode {
                                 url: url.to_owned(),
@@ -212,7 +211,10 @@ mod tests {
 
     #[test]
     fn content_range_parsing() {
-        assert_eq!(content_range(Some("bytes 100-199/200")), Some((100, Some(200))));
+        assert_eq!(
+            content_range(Some("bytes 100-199/200")),
+            Some((100, Some(200)))
+        );
         assert_eq!(content_range(Some("bytes 0-9/*")), Some((0, None)));
         assert_eq!(content_range(Some("bytes */200")), None);
         assert_eq!(content_range(Some("items 0-1/2")), None);

@@ -208,10 +208,7 @@ impl Upload {
 
     /// Everything a reader yields (at most [`MAX_UPLOAD_BYTES`]). The bytes
     /// are kept so that a retried upload sends them again.
-    pub async fn from_reader(
-        reader: impl AsyncRead + Unpin,
-        name: Option<String>,
-    ) -> Result<Self> {
+    pub async fn from_reader(reader: impl AsyncRead + Unpin, name: Option<String>) -> Result<Self> {
         let mut buf = Vec::new();
         let n = reader
             .take(MAX_UPLOAD_BYTES + 1)
@@ -303,9 +300,7 @@ impl Upload {
         };
         let mut part = Part::stream_with_length(body, total);
         part = part.file_name(self.name.clone().unwrap_or_else(|| "upload".into()));
-        let mut form = Form::new()
-            .text("kind", kind.as_str())
-            .part("file", part);
+        let mut form = Form::new().text("kind", kind.as_str()).part("file", part);
         if let Some(m) = &self.model {
             form = form.text("model", m.clone());
         }
@@ -360,10 +355,19 @@ mod tests {
     #[test]
     fn sniffs_kinds_from_magic_numbers() {
         let cases: [(&[u8], Option<(FileKind, &str)>); 11] = [
-            (b"\x89PNG\r\n\x1a\n....", Some((FileKind::Image, "image/png"))),
+            (
+                b"\x89PNG\r\n\x1a\n....",
+                Some((FileKind::Image, "image/png")),
+            ),
             (b"\xff\xd8\xff\xe0", Some((FileKind::Image, "image/jpeg"))),
-            (b"RIFF\0\0\0\0WEBPVP8 ", Some((FileKind::Image, "image/webp"))),
-            (b"RIFF\0\0\0\0WAVEfmt ", Some((FileKind::Audio, "audio/wav"))),
+            (
+                b"RIFF\0\0\0\0WEBPVP8 ",
+                Some((FileKind::Image, "image/webp")),
+            ),
+            (
+                b"RIFF\0\0\0\0WAVEfmt ",
+                Some((FileKind::Audio, "audio/wav")),
+            ),
             (b"\0\0\0\x20ftypisom", Some((FileKind::Video, "video/mp4"))),
             (b"\0\0\0\x20ftypM4A ", Some((FileKind::Audio, "audio/mp4"))),
             (b"\x1a\x45\xdf\xa3", Some((FileKind::Video, "video/webm"))),
@@ -375,7 +379,10 @@ mod tests {
         for (bytes, want) in cases {
             assert_eq!(sniff(bytes), want, "{bytes:?}");
         }
-        assert_eq!(sniff(b"\xff\xfb\x90\x00"), Some((FileKind::Audio, "audio/mpeg")));
+        assert_eq!(
+            sniff(b"\xff\xfb\x90\x00"),
+            Some((FileKind::Audio, "audio/mpeg"))
+        );
         assert_eq!(sniff(b""), None);
     }
 
@@ -383,6 +390,9 @@ mod tests {
     fn given_kind_wins_and_unknown_bytes_are_refused() {
         let u = Upload::from_bytes(&b"plain text"[..], Some("a.png".into()));
         assert!(u.resolved_kind().is_err());
-        assert_eq!(u.kind(FileKind::Image).resolved_kind().unwrap(), FileKind::Image);
+        assert_eq!(
+            u.kind(FileKind::Image).resolved_kind().unwrap(),
+            FileKind::Image
+        );
     }
 }

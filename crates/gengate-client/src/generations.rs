@@ -290,9 +290,11 @@ impl<'a> Generations<'a> {
     /// is read.
     pub fn list_all(&self, q: ListGenerations) -> impl Stream<Item = Result<Generation>> + 'a {
         let this = *self;
-        paginate(q, move |q| async move { this.list(&q).await }, |q, last| {
-            q.starting_after = Some(last.id.clone())
-        })
+        paginate(
+            q,
+            move |q| async move { this.list(&q).await },
+            |q, last| q.starting_after = Some(last.id.clone()),
+        )
     }
 
     /// Waits until the task ends and returns it (`succeeded` or `failed`:
@@ -344,36 +346,33 @@ impl<'a> Generations<'a> {
         let this = *self;
         let id = id.to_owned();
         let started = Instant::now();
-        futures_util::stream::try_unfold(
-            (None::<GenerationStatus>, false),
-            move |(last, done)| {
-                let id = id.clone();
-                let opts = opts.clone();
-                async move {
-                    if done {
-                        return Ok(None);
+        futures_util::stream::try_unfold((None::<GenerationStatus>, false), move |(last, done)| {
+            let id = id.clone();
+            let opts = opts.clone();
+            async move {
+                if done {
+                    return Ok(None);
+                }
+                loop {
+                    if let Some(limit) = opts.timeout
+                        && started.elapsed() >= limit
+                    {
+                        return Err(Error::WaitTimeout {
+                            task_id: id,
+                            waited: started.elapsed(),
+                        });
                     }
-                    loop {
-                        if let Some(limit) = opts.timeout
-                            && started.elapsed() >= limit
-                        {
-                            return Err(Error::WaitTimeout {
-                                task_id: id,
-                                waited: started.elapsed(),
-                            });
-                        }
-                        let task = match last {
-                            None => this.get(&id).await?,
-                            Some(_) => this.get_wait(&id, opts.poll).await?,
-                        };
-                        if Some(task.status) != last {
-                            let s = task.status;
-                            return Ok(Some((task, (Some(s), s.is_terminal()))));
-                        }
+                    let task = match last {
+                        None => this.get(&id).await?,
+                        Some(_) => this.get_wait(&id, opts.poll).await?,
+                    };
+                    if Some(task.status) != last {
+                        let s = task.status;
+                        return Ok(Some((task, (Some(s), s.is_terminal()))));
                     }
                 }
-            },
-        )
+            }
+        })
     }
 
     /// Create, then wait until the task ends (Replicate's `run`).
@@ -384,10 +383,7 @@ impl<'a> Generations<'a> {
 }
 
 fn task_path(id: &str) -> String {
-    format!(
-        "api/v1/generations/{}",
-        crate::models::encode_segment(id)
-    )
+    format!("api/v1/generations/{}", crate::models::encode_segment(id))
 }
 
 /// Turns a page-fetching function into a stream of items.
@@ -460,7 +456,10 @@ mod tests {
             .reference(&f)
             .reference(&f);
         let v = serde_json::to_value(&r).unwrap();
-        assert_eq!(v["params"]["referenceMediaItems"][1]["url"], "http://x/media/a?sig=1");
+        assert_eq!(
+            v["params"]["referenceMediaItems"][1]["url"],
+            "http://x/media/a?sig=1"
+        );
         assert_eq!(v["params"]["referenceMediaItems"][0]["kind"], "image");
         assert!(v.get("client_request_id").is_none());
     }

@@ -60,8 +60,8 @@ pub use download::DownloadProgress;
 pub use error::{ApiError, Error, ErrorCode, FieldDetail, Result};
 pub use files::{FileKind, FileObject, Files, MAX_UPLOAD_BYTES, Upload, UploadProgress, sniff};
 pub use generations::{
-    CreateGeneration, Generation, GenerationResult, GenerationStatus, Generations,
-    ListGenerations, MediaItem, Page, TaskError, WaitOptions,
+    CreateGeneration, Generation, GenerationResult, GenerationStatus, Generations, ListGenerations,
+    MediaItem, Page, TaskError, WaitOptions,
 };
 pub use models::{
     KindLimits, Model, Models, ParamSpec, ParamType, REFERENCE_ITEMS_KEY, ReferenceMedia,

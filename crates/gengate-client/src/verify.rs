@@ -89,8 +89,8 @@ pub fn verify_webhook_at(
     if ts.abs_diff(now_secs) > tolerance.as_secs() {
         return Err(WebhookVerifyError::TimestampOutOfTolerance);
     }
-    let mut mac =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(&key).map_err(|_| WebhookVerifyError::InvalidSecret)?;
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key)
+        .map_err(|_| WebhookVerifyError::InvalidSecret)?;
     mac.update(id.as_bytes());
     mac.update(b".");
     mac.update(ts_text.trim().as_bytes());
@@ -129,7 +129,10 @@ mod tests {
     fn headers(sig: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert("webhook-id", HeaderValue::from_static(ID));
-        h.insert("webhook-timestamp", HeaderValue::from_str(&TS.to_string()).unwrap());
+        h.insert(
+            "webhook-timestamp",
+            HeaderValue::from_str(&TS.to_string()).unwrap(),
+        );
         h.insert("webhook-signature", HeaderValue::from_str(sig).unwrap());
         h
     }
@@ -140,10 +143,22 @@ mod tests {
 
     #[test]
     fn the_spec_vector_verifies() {
-        assert_eq!(verify_webhook_at(SECRET, &headers(SIG), BODY, at(TS), DEFAULT_TOLERANCE), Ok(()));
+        assert_eq!(
+            verify_webhook_at(SECRET, &headers(SIG), BODY, at(TS), DEFAULT_TOLERANCE),
+            Ok(())
+        );
         // Among several entries (a rotation), with unknown versions skipped.
         let multi = format!("v2,xyz v1,bm90IGl0 {SIG}");
-        assert_eq!(verify_webhook_at(SECRET, &headers(&multi), BODY, at(TS + 60), DEFAULT_TOLERANCE), Ok(()));
+        assert_eq!(
+            verify_webhook_at(
+                SECRET,
+                &headers(&multi),
+                BODY,
+                at(TS + 60),
+                DEFAULT_TOLERANCE
+            ),
+            Ok(())
+        );
     }
 
     #[test]
@@ -151,19 +166,48 @@ mod tests {
         let v = |h: &HeaderMap, body: &[u8], secret: &str, now| {
             verify_webhook_at(secret, h, body, at(now), DEFAULT_TOLERANCE)
         };
-        assert_eq!(v(&headers(SIG), br#"{"test": 2432232315}"#, SECRET, TS), Err(WebhookVerifyError::NoMatchingSignature));
-        assert_eq!(v(&headers(SIG), BODY, "whsec_c2VjcmV0", TS), Err(WebhookVerifyError::NoMatchingSignature));
-        assert_eq!(v(&headers("v1,"), BODY, SECRET, TS), Err(WebhookVerifyError::NoMatchingSignature));
-        assert_eq!(v(&headers("v1a,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="), BODY, SECRET, TS), Err(WebhookVerifyError::NoMatchingSignature));
-        assert_eq!(v(&headers(SIG), BODY, "whsec_!!!", TS), Err(WebhookVerifyError::InvalidSecret));
+        assert_eq!(
+            v(&headers(SIG), br#"{"test": 2432232315}"#, SECRET, TS),
+            Err(WebhookVerifyError::NoMatchingSignature)
+        );
+        assert_eq!(
+            v(&headers(SIG), BODY, "whsec_c2VjcmV0", TS),
+            Err(WebhookVerifyError::NoMatchingSignature)
+        );
+        assert_eq!(
+            v(&headers("v1,"), BODY, SECRET, TS),
+            Err(WebhookVerifyError::NoMatchingSignature)
+        );
+        assert_eq!(
+            v(
+                &headers("v1a,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
+                BODY,
+                SECRET,
+                TS
+            ),
+            Err(WebhookVerifyError::NoMatchingSignature)
+        );
+        assert_eq!(
+            v(&headers(SIG), BODY, "whsec_!!!", TS),
+            Err(WebhookVerifyError::InvalidSecret)
+        );
         let mut h = headers(SIG);
         h.insert("webhook-id", HeaderValue::from_static("msg_other"));
-        assert_eq!(v(&h, BODY, SECRET, TS), Err(WebhookVerifyError::NoMatchingSignature));
+        assert_eq!(
+            v(&h, BODY, SECRET, TS),
+            Err(WebhookVerifyError::NoMatchingSignature)
+        );
         h.remove("webhook-id");
-        assert_eq!(v(&h, BODY, SECRET, TS), Err(WebhookVerifyError::MissingHeader("webhook-id")));
+        assert_eq!(
+            v(&h, BODY, SECRET, TS),
+            Err(WebhookVerifyError::MissingHeader("webhook-id"))
+        );
         let mut h = headers(SIG);
         h.insert("webhook-timestamp", HeaderValue::from_static("soon"));
-        assert_eq!(v(&h, BODY, SECRET, TS), Err(WebhookVerifyError::InvalidTimestamp));
+        assert_eq!(
+            v(&h, BODY, SECRET, TS),
+            Err(WebhookVerifyError::InvalidTimestamp)
+        );
     }
 
     #[test]
@@ -171,7 +215,13 @@ mod tests {
         let v = |now| verify_webhook_at(SECRET, &headers(SIG), BODY, at(now), DEFAULT_TOLERANCE);
         assert_eq!(v(TS + 300), Ok(()));
         assert_eq!(v(TS - 300), Ok(()));
-        assert_eq!(v(TS + 301), Err(WebhookVerifyError::TimestampOutOfTolerance));
-        assert_eq!(v(TS - 301), Err(WebhookVerifyError::TimestampOutOfTolerance));
+        assert_eq!(
+            v(TS + 301),
+            Err(WebhookVerifyError::TimestampOutOfTolerance)
+        );
+        assert_eq!(
+            v(TS - 301),
+            Err(WebhookVerifyError::TimestampOutOfTolerance)
+        );
     }
 }

@@ -181,9 +181,11 @@ impl<'a> Webhooks<'a> {
     /// Every endpoint.
     pub fn list_all(&self, q: ListPage) -> impl Stream<Item = Result<WebhookEndpoint>> + 'a {
         let this = *self;
-        paginate(q, move |q| async move { this.list(&q).await }, |q, last| {
-            q.starting_after = Some(last.id.clone())
-        })
+        paginate(
+            q,
+            move |q| async move { this.list(&q).await },
+            |q, last| q.starting_after = Some(last.id.clone()),
+        )
     }
 
     /// One endpoint.

@@ -387,12 +387,16 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             println!("revoked {key_id}");
             Ok(())
         }
-        Command::Credits(CreditsArgs { op: Some(CreditsCmd::Grant {
-            account,
-            amount,
-            reason,
-            db,
-        }), .. }) => {
+        Command::Credits(CreditsArgs {
+            op:
+                Some(CreditsCmd::Grant {
+                    account,
+                    amount,
+                    reason,
+                    db,
+                }),
+            ..
+        }) => {
             let store = open(&db).await?;
             let acc = account_id(&store, &account).await?;
             let b = store
@@ -401,12 +405,16 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             println!("balance {b}");
             Ok(())
         }
-        Command::Credits(CreditsArgs { op: Some(CreditsCmd::Adjust {
-            account,
-            delta,
-            reason,
-            db,
-        }), .. }) => {
+        Command::Credits(CreditsArgs {
+            op:
+                Some(CreditsCmd::Adjust {
+                    account,
+                    delta,
+                    reason,
+                    db,
+                }),
+            ..
+        }) => {
             let store = open(&db).await?;
             let acc = account_id(&store, &account).await?;
             let b = store
@@ -415,7 +423,10 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             println!("balance {b}");
             Ok(())
         }
-        Command::Credits(CreditsArgs { op: Some(CreditsCmd::Show { account, db }), .. }) => {
+        Command::Credits(CreditsArgs {
+            op: Some(CreditsCmd::Show { account, db }),
+            ..
+        }) => {
             let store = open(&db).await?;
             let acc = account_id(&store, &account).await?;
             println!("balance {}", store.balance(&acc).await?);
@@ -432,7 +443,10 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Credits(CreditsArgs { op: Some(CreditsCmd::Audit { db }), .. }) => {
+        Command::Credits(CreditsArgs {
+            op: Some(CreditsCmd::Audit { db }),
+            ..
+        }) => {
             let store = open(&db).await?;
             let bad = store.ledger_mismatches().await?;
             if bad.is_empty() {
@@ -514,7 +528,11 @@ fn self_command() -> String {
     };
     let shown = std::env::current_dir()
         .ok()
-        .and_then(|cwd| exe.strip_prefix(cwd).ok().map(|p| format!("./{}", p.display())))
+        .and_then(|cwd| {
+            exe.strip_prefix(cwd)
+                .ok()
+                .map(|p| format!("./{}", p.display()))
+        })
         .unwrap_or_else(|| exe.display().to_string());
     if shown.contains(' ') {
         format!("'{shown}'")

@@ -86,18 +86,33 @@ async fn generate_downloads_the_requested_video(engine: Engine) {
     let info = gengate_media::inspect_mp4(&bytes).expect("an MP4");
     assert_eq!((info.width, info.height), (720, 1280));
     assert_eq!(info.video_codec, "avc1");
-    assert!((info.video_duration_seconds - 3.0).abs() <= 0.05, "{info:?}");
+    assert!(
+        (info.video_duration_seconds - 3.0).abs() <= 0.05,
+        "{info:?}"
+    );
     assert!(info.has_audio);
     assert_eq!(app.balance(&acc).await, 910);
 
     // `tasks` and `credits` see it; `tasks wait --out -` streams it to stdout.
     let id = task["id"].as_str().expect("id");
-    let list = gengate(&app.base, Some(&key), dir.path(), &["tasks", "list", "--status", "succeeded"]).await;
+    let list = gengate(
+        &app.base,
+        Some(&key),
+        dir.path(),
+        &["tasks", "list", "--status", "succeeded"],
+    )
+    .await;
     assert_eq!(list.code, 0, "{}", list.stderr);
     assert_eq!(list.json()[0]["id"], id);
     let got = gengate(&app.base, Some(&key), dir.path(), &["tasks", "get", id]).await;
     assert_eq!(got.json()["result"]["media"][0]["has_audio"], true);
-    let streamed = gengate(&app.base, Some(&key), dir.path(), &["tasks", "wait", id, "--out", "-"]).await;
+    let streamed = gengate(
+        &app.base,
+        Some(&key),
+        dir.path(),
+        &["tasks", "wait", id, "--out", "-"],
+    )
+    .await;
     assert_eq!(streamed.code, 0, "{}", streamed.stderr);
     assert_eq!(streamed.stdout, bytes);
     let credits = gengate(&app.base, Some(&key), dir.path(), &["credits"]).await;
@@ -113,12 +128,25 @@ async fn failed_task_exits_1_and_says_it_was_refunded(engine: Engine) {
         &app.base,
         Some(&key),
         dir.path(),
-        &["generate", "A storm [sandbox:fail]", "--mode", "std", "--duration", "3", "--out", "y.mp4"],
+        &[
+            "generate",
+            "A storm [sandbox:fail]",
+            "--mode",
+            "std",
+            "--duration",
+            "3",
+            "--out",
+            "y.mp4",
+        ],
     )
     .await;
     assert_eq!(r.code, 1, "stderr: {}", r.stderr);
     assert!(r.stderr.contains("generation_failed"), "{}", r.stderr);
-    assert!(r.stderr.contains("90 credits were refunded"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("90 credits were refunded"),
+        "{}",
+        r.stderr
+    );
     assert!(!dir.path().join("y.mp4").exists());
     assert_eq!(app.balance(&acc).await, 1000);
 }
@@ -128,27 +156,58 @@ async fn invalid_params_exit_2_before_any_charge(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let (acc, key) = app.account("cli", 1000).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let r = gengate(&app.base, Some(&key), dir.path(), &["generate", "x", "--duration", "16"]).await;
+    let r = gengate(
+        &app.base,
+        Some(&key),
+        dir.path(),
+        &["generate", "x", "--duration", "16"],
+    )
+    .await;
     assert_eq!(r.code, 2, "stderr: {}", r.stderr);
     assert!(r.stderr.contains("params.duration"), "{}", r.stderr);
     let r = gengate(
         &app.base,
         Some(&key),
         dir.path(),
-        &["generate", "x", "--negative-prompt", "blur", "--param", "mode=turbo"],
+        &[
+            "generate",
+            "x",
+            "--negative-prompt",
+            "blur",
+            "--param",
+            "mode=turbo",
+        ],
     )
     .await;
     assert_eq!(r.code, 2, "stderr: {}", r.stderr);
-    assert!(r.stderr.contains("no parameter \"negative_prompt\""), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no parameter \"negative_prompt\""),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("params.mode"), "{}", r.stderr);
     // Two reference images with multi_shots: only the server knows that
     // rule; its validation_failed details are shown per field.
-    std::fs::write(dir.path().join("a.png"), gengate_media::corpus::png(640, 360)).expect("png");
+    std::fs::write(
+        dir.path().join("a.png"),
+        gengate_media::corpus::png(640, 360),
+    )
+    .expect("png");
     let r = gengate(
         &app.base,
         Some(&key),
         dir.path(),
-        &["generate", "x", "--mode", "std", "--multi-shots", "--ref", "a.png", "--ref", "a.png"],
+        &[
+            "generate",
+            "x",
+            "--mode",
+            "std",
+            "--multi-shots",
+            "--ref",
+            "a.png",
+            "--ref",
+            "a.png",
+        ],
     )
     .await;
     assert_eq!(r.code, 2, "stderr: {}", r.stderr);
@@ -173,8 +232,16 @@ async fn auth_and_network_exit_codes(engine: Engine) {
     assert_eq!(wrong.code, 3, "stderr: {}", wrong.stderr);
     assert!(wrong.stderr.contains("GENGATE_API_KEY"), "{}", wrong.stderr);
     let last = wrong.stderr.trim().lines().last().unwrap_or_default();
-    assert!(last.starts_with("The server at") && last.contains("api_key_invalid"), "one sentence: {}", wrong.stderr);
-    assert!(!wrong.stderr.contains("panicked") && !wrong.stderr.contains("Error {"), "{}", wrong.stderr);
+    assert!(
+        last.starts_with("The server at") && last.contains("api_key_invalid"),
+        "one sentence: {}",
+        wrong.stderr
+    );
+    assert!(
+        !wrong.stderr.contains("panicked") && !wrong.stderr.contains("Error {"),
+        "{}",
+        wrong.stderr
+    );
     let missing = gengate(&app.base, None, dir.path(), &["tasks", "list"]).await;
     assert_eq!(missing.code, 3, "stderr: {}", missing.stderr);
     assert!(missing.stderr.contains("No API key"), "{}", missing.stderr);
@@ -196,7 +263,19 @@ async fn no_wait_models_and_files(engine: Engine) {
         &app.base,
         Some(&key),
         dir.path(),
-        &["generate", "later", "--mode", "std", "--duration", "3", "--aspect-ratio", "1:1", "--no-wait", "--idempotency-key", "cli-test-1"],
+        &[
+            "generate",
+            "later",
+            "--mode",
+            "std",
+            "--duration",
+            "3",
+            "--aspect-ratio",
+            "1:1",
+            "--no-wait",
+            "--idempotency-key",
+            "cli-test-1",
+        ],
     )
     .await;
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -206,11 +285,29 @@ async fn no_wait_models_and_files(engine: Engine) {
         &app.base,
         Some(&key),
         dir.path(),
-        &["generate", "later", "--mode", "std", "--duration", "3", "--aspect-ratio", "1:1", "--no-wait", "--idempotency-key", "cli-test-1"],
+        &[
+            "generate",
+            "later",
+            "--mode",
+            "std",
+            "--duration",
+            "3",
+            "--aspect-ratio",
+            "1:1",
+            "--no-wait",
+            "--idempotency-key",
+            "cli-test-1",
+        ],
     )
     .await;
     assert_eq!(again.json()["id"], id.as_str());
-    let w = gengate(&app.base, Some(&key), dir.path(), &["tasks", "wait", &id, "--out", "later.mp4"]).await;
+    let w = gengate(
+        &app.base,
+        Some(&key),
+        dir.path(),
+        &["tasks", "wait", &id, "--out", "later.mp4"],
+    )
+    .await;
     assert_eq!(w.code, 0, "{}", w.stderr);
     let bytes = std::fs::read(dir.path().join("later.mp4")).expect("file");
     assert_eq!(gengate_media::inspect_mp4(&bytes).expect("mp4").width, 720);
@@ -219,11 +316,24 @@ async fn no_wait_models_and_files(engine: Engine) {
     assert_eq!(m.code, 0, "{}", m.stderr);
     assert_eq!(m.json()["base_credits"], 90);
 
-    std::fs::write(dir.path().join("ref.png"), gengate_media::corpus::png(640, 360)).expect("png");
-    let f = gengate(&app.base, Some(&key), dir.path(), &["files", "upload", "ref.png"]).await;
+    std::fs::write(
+        dir.path().join("ref.png"),
+        gengate_media::corpus::png(640, 360),
+    )
+    .expect("png");
+    let f = gengate(
+        &app.base,
+        Some(&key),
+        dir.path(),
+        &["files", "upload", "ref.png"],
+    )
+    .await;
     assert_eq!(f.code, 0, "{}", f.stderr);
     let file = f.json();
-    assert_eq!((file["kind"].as_str(), file["width"].as_u64()), (Some("image"), Some(640)));
+    assert_eq!(
+        (file["kind"].as_str(), file["width"].as_u64()),
+        (Some("image"), Some(640))
+    );
 }
 
 on_both_engines!(

@@ -57,7 +57,11 @@ async fn create_whose_answer_is_lost_is_charged_once(engine: Engine) {
     )
     .await;
     let c = client(&proxy.base, &key);
-    let task = c.generations().create(&small("lost answer")).await.expect("create survives");
+    let task = c
+        .generations()
+        .create(&small("lost answer"))
+        .await
+        .expect("create survives");
 
     let posts = proxy.heads_starting("POST /api/v1/generations");
     assert_eq!(posts.len(), 2, "one lost attempt and one retry: {posts:?}");
@@ -80,7 +84,11 @@ async fn create_whose_answer_is_lost_is_charged_once(engine: Engine) {
     app.assert_ledger_balances().await;
 
     // The same key from a new logical call is a new task.
-    let second = c.generations().create(&small("lost answer")).await.expect("create");
+    let second = c
+        .generations()
+        .create(&small("lost answer"))
+        .await
+        .expect("create");
     assert_ne!(second.id, task.id);
     assert_eq!(app.balance(&acc).await, 820);
 }
@@ -107,9 +115,18 @@ async fn download_resumes_after_a_broken_connection(engine: Engine) {
         .bytes()
         .await
         .expect("body");
-    assert!(expected.len() > 20_000, "a real video: {} bytes", expected.len());
+    assert!(
+        expected.len() > 20_000,
+        "a real video: {} bytes",
+        expected.len()
+    );
 
-    let proxy = Proxy::start(app.running.addr, "GET /media/", Sabotage::CutBodyAfter(10_000)).await;
+    let proxy = Proxy::start(
+        app.running.addr,
+        "GET /media/",
+        Sabotage::CutBodyAfter(10_000),
+    )
+    .await;
     let via_proxy = url.replace(&app.base, &proxy.base);
     assert_ne!(via_proxy, url);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -132,7 +149,12 @@ async fn download_resumes_after_a_broken_connection(engine: Engine) {
     assert!(!dir.path().join("out.mp4.part").exists());
 
     // Streaming to a writer resumes the same way.
-    let proxy = Proxy::start(app.running.addr, "GET /media/", Sabotage::CutBodyAfter(3_000)).await;
+    let proxy = Proxy::start(
+        app.running.addr,
+        "GET /media/",
+        Sabotage::CutBodyAfter(3_000),
+    )
+    .await;
     let mut buf: Vec<u8> = Vec::new();
     direct
         .download_to_writer(&url.replace(&app.base, &proxy.base), &mut buf, |_| {})
@@ -162,11 +184,19 @@ async fn sdk_round_trip(engine: Engine) {
         .upload(Upload::from_bytes(png.clone(), Some("first.png".into())).model("kling-3-0"))
         .await
         .expect("upload");
-    assert_eq!((file.kind.as_str(), file.mime_type.as_str()), ("image", "image/png"));
+    assert_eq!(
+        (file.kind.as_str(), file.mime_type.as_str()),
+        ("image", "image/png")
+    );
     assert_eq!(file.width, Some(640));
-    assert_eq!(c.files().get(&file.id).await.expect("get file").sha256, file.sha256);
+    assert_eq!(
+        c.files().get(&file.id).await.expect("get file").sha256,
+        file.sha256
+    );
 
-    let req = small("from a first frame").reference(&file).client_request_id("order-7");
+    let req = small("from a first frame")
+        .reference(&file)
+        .client_request_id("order-7");
     let task = c.generations().create(&req).await.expect("create");
     let mut seen = Vec::new();
     let done = c
@@ -176,7 +206,10 @@ async fn sdk_round_trip(engine: Engine) {
         .expect("wait");
     assert_eq!(done.status, GenerationStatus::Succeeded, "{done:?}");
     assert_eq!(seen.last(), Some(&GenerationStatus::Succeeded));
-    assert!(seen.windows(2).all(|w| w[0] != w[1]), "changes only: {seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[0] != w[1]),
+        "changes only: {seen:?}"
+    );
     assert_eq!(done.client_request_id.as_deref(), Some("order-7"));
 
     let failed = c
@@ -191,10 +224,16 @@ async fn sdk_round_trip(engine: Engine) {
         .await;
     let last = updates.last().expect("updates").as_ref().expect("ok");
     assert_eq!(last.status, GenerationStatus::Failed);
-    assert_eq!(last.error.as_ref().expect("error").code, "generation_failed");
+    assert_eq!(
+        last.error.as_ref().expect("error").code,
+        "generation_failed"
+    );
     assert_eq!(c.credits().await.expect("credits").current_credits, 910);
 
-    c.generations().create(&small("third")).await.expect("create");
+    c.generations()
+        .create(&small("third"))
+        .await
+        .expect("create");
     let all: Vec<_> = c
         .generations()
         .list_all(ListGenerations {
@@ -223,9 +262,16 @@ async fn sdk_round_trip(engine: Engine) {
         .expect_err("invalid");
     let api = bad.api().expect("api error");
     assert_eq!((api.status, &api.code), (400, &ErrorCode::ValidationFailed));
-    assert!(api.request_id.as_deref().is_some_and(|r| r.starts_with("req_")));
+    assert!(
+        api.request_id
+            .as_deref()
+            .is_some_and(|r| r.starts_with("req_"))
+    );
     let fields: Vec<&str> = api.details.iter().map(|d| d.field.as_str()).collect();
-    assert!(fields.contains(&"params.duration") && fields.contains(&"params.colour"), "{fields:?}");
+    assert!(
+        fields.contains(&"params.duration") && fields.contains(&"params.colour"),
+        "{fields:?}"
+    );
 
     let wrong = client(&app.base, "gg_live_not_a_real_key_at_all_0000000000");
     let e = wrong.credits().await.expect_err("401");

@@ -62,7 +62,9 @@ impl Failure {
                 format!("error: the server at {url} kept failing after retries: {api}"),
             ),
             Error::Api(api) => Self::new(Exit::Usage, format!("error: the server refused: {api}")),
-            Error::Network { message, attempts, .. } => Self::new(
+            Error::Network {
+                message, attempts, ..
+            } => Self::new(
                 Exit::Unreachable,
                 format!(
                     "error: cannot reach the gengate server at {url} ({attempts} attempts: {message}). \

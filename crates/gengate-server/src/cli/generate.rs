@@ -116,17 +116,27 @@ pub async fn run(args: GenerateArgs) -> Result<(), Failure> {
     let (raw, mut problems) = params::build(&model, &args.requested());
     let mut refs = Vec::new();
     for path in &args.refs {
-        let upload = Upload::from_path(path).await.map_err(|e| Failure::usage(e.to_string()))?;
+        let upload = Upload::from_path(path)
+            .await
+            .map_err(|e| Failure::usage(e.to_string()))?;
         refs.push((path.display().to_string(), upload.model(model.id.clone())));
     }
     problems.extend(params::check_refs(&model, &refs));
     let checked = model.check(&args.prompt, &raw, refs.len());
     let checked = match checked {
         Ok(p) if problems.is_empty() => p,
-        Ok(_) => return Err(Failure::new(Exit::Usage, params::describe(&model, &problems))),
+        Ok(_) => {
+            return Err(Failure::new(
+                Exit::Usage,
+                params::describe(&model, &problems),
+            ));
+        }
         Err(more) => {
             problems.extend(more);
-            return Err(Failure::new(Exit::Usage, params::describe(&model, &problems)));
+            return Err(Failure::new(
+                Exit::Usage,
+                params::describe(&model, &problems),
+            ));
         }
     };
 
@@ -174,7 +184,10 @@ pub async fn run(args: GenerateArgs) -> Result<(), Failure> {
             println!("{}", task.id);
         }
         if !output.fancy {
-            eprintln!("{} {}; wait for it with: gengate tasks wait {}", task.id, task.status, task.id);
+            eprintln!(
+                "{} {}; wait for it with: gengate tasks wait {}",
+                task.id, task.status, task.id
+            );
         }
         return Ok(());
     }

@@ -53,7 +53,12 @@ pub async fn models(args: ModelsArgs) -> Result<(), Failure> {
             let default = p
                 .default
                 .as_ref()
-                .map(|d| format!(" (default {})", d.as_str().map_or(d.to_string(), str::to_owned)))
+                .map(|d| {
+                    format!(
+                        " (default {})",
+                        d.as_str().map_or(d.to_string(), str::to_owned)
+                    )
+                })
                 .unwrap_or_default();
             println!("  {:<14} {values}{default}  {}", p.key, p.description);
         }
@@ -118,7 +123,9 @@ pub async fn files(cmd: FilesCmd) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure::usage(e.to_string()))?;
     if let Some(k) = kind {
-        let k: FileKind = k.parse().map_err(|e: gengate_client::Error| Failure::usage(e.to_string()))?;
+        let k: FileKind = k
+            .parse()
+            .map_err(|e: gengate_client::Error| Failure::usage(e.to_string()))?;
         upload = upload.kind(k);
     }
     if let Some(m) = model {
@@ -136,7 +143,10 @@ pub async fn files(cmd: FilesCmd) -> Result<(), Failure> {
     if output.json {
         output.print_json(&f);
     } else {
-        println!("{}\t{}\t{}\t{} bytes\t{}", f.id, f.kind, f.mime_type, f.size_bytes, f.url);
+        println!(
+            "{}\t{}\t{}\t{} bytes\t{}",
+            f.id, f.kind, f.mime_type, f.size_bytes, f.url
+        );
     }
     Ok(())
 }

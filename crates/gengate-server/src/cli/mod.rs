@@ -13,7 +13,9 @@ mod wait;
 
 pub use exit::{Exit, Failure};
 pub use generate::{GenerateArgs, run as run_generate};
-pub use info::{FilesCmd, ModelsArgs, credits as run_credits, files as run_files, models as run_models};
+pub use info::{
+    FilesCmd, ModelsArgs, credits as run_credits, files as run_files, models as run_models,
+};
 pub use tasks::{TasksCmd, run as run_tasks};
 
 use gengate_client::Client;
@@ -34,7 +36,11 @@ pub struct Connection {
 impl Connection {
     /// A client; with `needs_key`, a missing key is refused before anything is sent.
     pub(crate) fn client(&self, needs_key: bool) -> Result<Client, Failure> {
-        let key = self.api_key.as_deref().map(str::trim).filter(|k| !k.is_empty());
+        let key = self
+            .api_key
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty());
         if needs_key && key.is_none() {
             return Err(Failure::new(
                 Exit::Auth,
@@ -46,7 +52,8 @@ impl Connection {
         if let Some(k) = key {
             b = b.api_key(k);
         }
-        b.build().map_err(|e| Failure::new(Exit::Usage, e.to_string()))
+        b.build()
+            .map_err(|e| Failure::new(Exit::Usage, e.to_string()))
     }
 }
 

@@ -137,7 +137,10 @@ pub fn describe(model: &Model, problems: &[FieldDetail]) -> String {
             s.push_str(&format!(" (allowed: {})", spec.option_strings().join(", ")));
         }
     }
-    s.push_str(&format!("\nNothing was sent or charged. `gengate models {}` lists its parameters.", model.id));
+    s.push_str(&format!(
+        "\nNothing was sent or charged. `gengate models {}` lists its parameters.",
+        model.id
+    ));
     s
 }
 

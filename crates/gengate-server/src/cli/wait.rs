@@ -1,9 +1,9 @@
 //! Waiting for a task and delivering its result; shared by `generate` and
 //! `tasks wait`. Ctrl-C stops waiting, never the task.
 
+use super::Output;
 use super::exit::{Exit, Failure};
 use super::progress::{Progress, human_bytes};
-use super::Output;
 use gengate_client::{Client, Generation, GenerationStatus, WaitOptions};
 use std::path::PathBuf;
 
@@ -37,7 +37,9 @@ impl Out {
 }
 
 fn shell_quote(s: &str) -> String {
-    if s.chars().all(|c| c.is_ascii_alphanumeric() || "._-/+=:,@".contains(c)) {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._-/+=:,@".contains(c))
+    {
         s.to_owned()
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
@@ -107,7 +109,10 @@ async fn deliver(
     let Some(result) = &task.result else {
         return Err(Failure::new(
             Exit::Unreachable,
-            format!("error: task {} succeeded but the server sent no result", task.id),
+            format!(
+                "error: task {} succeeded but the server sent no result",
+                task.id
+            ),
         ));
     };
     let media_url = result.primary_url.clone();
@@ -131,7 +136,12 @@ async fn deliver(
             if output.json {
                 output.print_json(task);
             } else {
-                println!("{} succeeded → {} ({})", task.id, path.display(), human_bytes(n));
+                println!(
+                    "{} succeeded → {} ({})",
+                    task.id,
+                    path.display(),
+                    human_bytes(n)
+                );
             }
             if !output.fancy {
                 eprintln!("saved {} ({n} bytes)", path.display());
