@@ -354,7 +354,8 @@ mod tests {
 
     #[test]
     fn sniffs_kinds_from_magic_numbers() {
-        let cases: [(&[u8], Option<(FileKind, &str)>); 11] = [
+        type Case = (&'static [u8], Option<(FileKind, &'static str)>);
+        let cases: [Case; 11] = [
             (
                 b"\x89PNG\r\n\x1a\n....",
                 Some((FileKind::Image, "image/png")),

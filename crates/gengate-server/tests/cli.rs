@@ -336,7 +336,68 @@ async fn no_wait_models_and_files(engine: Engine) {
     );
 }
 
+/// Ctrl-C while waiting: exit 130, how to resume, and the task runs on.
+async fn ctrl_c_leaves_the_task_running(engine: Engine) {
+    use std::io::BufRead;
+    let app = TestApp::spawn(engine).await;
+    let (_, key) = app.account("cli", 1000).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gengate"))
+        .args([
+            "generate",
+            "slow [sandbox:slow=3]",
+            "--mode",
+            "std",
+            "--duration",
+            "3",
+            "--aspect-ratio",
+            "1:1",
+        ])
+        .current_dir(dir.path())
+        .env("GENGATE_URL", &app.base)
+        .env("GENGATE_API_KEY", &key)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let pid = child.id().to_string();
+    let (code, lines) = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        let mut reader = std::io::BufReader::new(stderr);
+        let mut signalled = false;
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap_or(0) > 0 {
+            // Waiting has begun once a status change has been reported.
+            if !signalled && line.contains(" processing ") {
+                let _ = std::process::Command::new("kill")
+                    .args(["-INT", &pid])
+                    .status();
+                signalled = true;
+            }
+            lines.push(std::mem::take(&mut line));
+        }
+        (child.wait().expect("wait").code(), lines.concat())
+    })
+    .await
+    .expect("join");
+    assert_eq!(code, Some(130), "stderr: {lines}");
+    let id = lines
+        .split_whitespace()
+        .find(|w| w.starts_with("task_"))
+        .expect("a task id")
+        .to_owned();
+    assert!(
+        lines.contains(&format!("gengate tasks wait {id}")),
+        "{lines}"
+    );
+    let done = app.wait_terminal(&key, &id, 120).await;
+    assert_eq!(done["status"], "succeeded", "the task ran on: {done}");
+}
+
 on_both_engines!(
+    ctrl_c_leaves_the_task_running,
     generate_downloads_the_requested_video,
     failed_task_exits_1_and_says_it_was_refunded,
     invalid_params_exit_2_before_any_charge,
