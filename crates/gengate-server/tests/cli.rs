@@ -212,6 +212,22 @@ async fn invalid_params_exit_2_before_any_charge(engine: Engine) {
     .await;
     assert_eq!(r.code, 2, "stderr: {}", r.stderr);
     assert!(r.stderr.contains("params.multi_shots"), "{}", r.stderr);
+    let r = gengate(
+        &app.base,
+        Some(&key),
+        dir.path(),
+        &[
+            "generate",
+            "x",
+            "--mode",
+            "std",
+            "--out",
+            "no/such/dir/x.mp4",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 2, "stderr: {}", r.stderr);
+    assert!(r.stderr.contains("does not exist"), "{}", r.stderr);
     assert_eq!(app.balance(&acc).await, 1000);
     assert_eq!(task_count(&app, &key).await, 0);
 }

@@ -140,6 +140,21 @@ pub async fn run(args: GenerateArgs) -> Result<(), Failure> {
         }
     };
 
+    // A result that cannot be saved must not be paid for.
+    if let Out::File(path) = &out {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        if !dir.is_dir() {
+            return Err(Failure::usage(format!(
+                "--out {}: the directory {} does not exist; nothing was sent",
+                path.display(),
+                dir.display()
+            )));
+        }
+    }
+
     let progress = Progress::new(output.fancy);
     let mut req = CreateGeneration::new(&model.id, &args.prompt);
     req.params = checked;
