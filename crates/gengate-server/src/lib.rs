@@ -7,6 +7,7 @@ pub mod app;
 pub mod background;
 pub mod blobs;
 pub mod callbacks;
+pub mod cli;
 pub mod config;
 pub mod events;
 pub mod fetch;

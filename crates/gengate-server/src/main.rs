@@ -8,6 +8,7 @@ use gengate_core::credits::LedgerKind;
 use gengate_core::ids::ApiKeyId;
 use gengate_core::scope::Scope;
 use gengate_server::accounts;
+use gengate_server::cli;
 use gengate_server::config::{DatabaseArgs, ServeConfig};
 use gengate_store::{DynStore, RateOverrides};
 
@@ -34,9 +35,18 @@ enum Command {
     /// API keys: create, list, revoke.
     #[command(subcommand)]
     Keys(KeysCmd),
-    /// Credits: grant, adjust, show, audit.
+    /// Your balance via the API; operators: grant, adjust, show, audit.
+    Credits(CreditsArgs),
+    /// Submit a generation, wait for it and download the result (API user).
+    Generate(Box<cli::GenerateArgs>),
+    /// Your generation tasks: list, get, wait (API user).
     #[command(subcommand)]
-    Credits(CreditsCmd),
+    Tasks(cli::TasksCmd),
+    /// The server's model catalog and each model's parameters.
+    Models(cli::ModelsArgs),
+    /// Upload reference files through the Files API (API user).
+    #[command(subcommand)]
+    Files(cli::FilesCmd),
     /// Development helpers: local stand-ins for upstream vendors.
     #[command(subcommand)]
     Dev(DevCmd),
@@ -126,6 +136,19 @@ enum KeysCmd {
     },
 }
 
+/// `gengate credits` alone asks the API for the caller's balance; its
+/// subcommands are the operator's, straight on the database.
+#[derive(clap::Args)]
+struct CreditsArgs {
+    #[command(subcommand)]
+    op: Option<CreditsCmd>,
+    /// JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    conn: cli::Connection,
+}
+
 #[derive(Subcommand)]
 enum CreditsCmd {
     /// Add credits (a `grant` ledger row).
@@ -193,7 +216,29 @@ async fn main() -> anyhow::Result<()> {
             None => bail!("no command"),
         },
     };
+    // API-user commands end with their own documented exit codes.
+    let code = match command {
+        Command::Generate(args) => cli::run(cli::run_generate(*args)).await,
+        Command::Tasks(cmd) => cli::run(cli::run_tasks(cmd)).await,
+        Command::Models(args) => cli::run(cli::run_models(args)).await,
+        Command::Files(cmd) => cli::run(cli::run_files(cmd)).await,
+        Command::Credits(CreditsArgs {
+            op: None,
+            json,
+            conn,
+        }) => cli::run(cli::run_credits(conn, json)).await,
+        other => return operator(other).await,
+    };
+    std::process::exit(code)
+}
+
+async fn operator(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Generate(_)
+        | Command::Tasks(_)
+        | Command::Models(_)
+        | Command::Files(_)
+        | Command::Credits(CreditsArgs { op: None, .. }) => bail!("not an operator command"),
         Command::Serve(cfg) => serve(*cfg).await,
         Command::Dev(DevCmd::FakeKling {
             listen,
@@ -342,11 +387,15 @@ async fn main() -> anyhow::Result<()> {
             println!("revoked {key_id}");
             Ok(())
         }
-        Command::Credits(CreditsCmd::Grant {
-            account,
-            amount,
-            reason,
-            db,
+        Command::Credits(CreditsArgs {
+            op:
+                Some(CreditsCmd::Grant {
+                    account,
+                    amount,
+                    reason,
+                    db,
+                }),
+            ..
         }) => {
             let store = open(&db).await?;
             let acc = account_id(&store, &account).await?;
@@ -356,11 +405,15 @@ async fn main() -> anyhow::Result<()> {
             println!("balance {b}");
             Ok(())
         }
-        Command::Credits(CreditsCmd::Adjust {
-            account,
-            delta,
-            reason,
-            db,
+        Command::Credits(CreditsArgs {
+            op:
+                Some(CreditsCmd::Adjust {
+                    account,
+                    delta,
+                    reason,
+                    db,
+                }),
+            ..
         }) => {
             let store = open(&db).await?;
             let acc = account_id(&store, &account).await?;
@@ -370,7 +423,10 @@ async fn main() -> anyhow::Result<()> {
             println!("balance {b}");
             Ok(())
         }
-        Command::Credits(CreditsCmd::Show { account, db }) => {
+        Command::Credits(CreditsArgs {
+            op: Some(CreditsCmd::Show { account, db }),
+            ..
+        }) => {
             let store = open(&db).await?;
             let acc = account_id(&store, &account).await?;
             println!("balance {}", store.balance(&acc).await?);
@@ -387,7 +443,10 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Credits(CreditsCmd::Audit { db }) => {
+        Command::Credits(CreditsArgs {
+            op: Some(CreditsCmd::Audit { db }),
+            ..
+        }) => {
             let store = open(&db).await?;
             let bad = store.ledger_mismatches().await?;
             if bad.is_empty() {

@@ -2,6 +2,8 @@
 //! SQLite file or a fresh PostgreSQL database, and talk HTTP to it.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use clap::Parser;
 use gengate_core::ids::AccountId;
 use gengate_core::scope::Scope;
