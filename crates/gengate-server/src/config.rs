@@ -128,6 +128,9 @@ pub struct ServeConfig {
     pub log_format: String,
     #[command(flatten)]
     pub webhooks: WebhookArgs,
+    /// Connection limits and timeouts of the HTTP server (docs/HTTP.md).
+    #[command(flatten)]
+    pub http: crate::server::HttpArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -17,6 +17,7 @@ pub mod keycache;
 pub mod limits;
 pub mod providers;
 pub mod runner;
+pub mod server;
 pub mod signing;
 pub mod telemetry;
 pub mod webhooks;

@@ -4,7 +4,8 @@ use super::idempotency::{self, IdemStart};
 use crate::app::AppState;
 use crate::files::{FileObject, FilesError, FilesService, MAX_UPLOAD_BYTES, Upload};
 use axum::Json;
-use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use super::extract::Path;
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gengate_core::error::{ErrorCode, FieldIssue, ValidationErrors};
@@ -160,6 +161,11 @@ async fn read_form(st: &AppState, form: &mut Multipart) -> Result<Upload, ApiErr
             ApiError::new(
                 ErrorCode::PayloadTooLarge,
                 "the upload is larger than the hard cap",
+            )
+        } else if super::body::stalled(&e) {
+            ApiError::new(
+                ErrorCode::RequestTimeout,
+                "the upload stopped arriving; send the rest without pausing",
             )
         } else {
             ValidationErrors::single(

@@ -6,7 +6,9 @@ pub mod body;
 pub mod callbacks;
 pub mod context;
 pub mod credits;
+pub mod envelope;
 pub mod error;
+pub mod extract;
 pub mod files;
 pub mod generations;
 pub mod idempotency;
@@ -146,7 +148,7 @@ pub fn router(state: AppState) -> Router {
         // Vendor callbacks (issue 5): token-checked, outside the public API.
         .merge(callbacks::routes())
         .fallback(ops::not_found)
-        .method_not_allowed_fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(axum::Extension(doc))
         .layer(from_fn(context::request_context))
         .with_state(state)
