@@ -14,6 +14,7 @@ pub mod generations;
 pub mod idempotency;
 pub mod media;
 pub mod models;
+pub mod openapi;
 pub mod ops;
 pub mod webhooks;
 
@@ -136,6 +137,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(hooks)
         .split_for_parts();
     models::document_catalog(&mut doc, &state.catalog);
+    openapi::complete(&mut doc);
     (router, doc)
 }
 
