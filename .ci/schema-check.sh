@@ -37,7 +37,8 @@ GENGATE_LOG=warn "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data"
     >"$WORK/server.log" 2>&1 &
 PID=$!
 for _ in $(seq 1 200); do
-    if curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; then break; fi
+    if python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=2)" \
+        "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; then break; fi
     kill -0 "$PID" 2>/dev/null || { cat "$WORK/server.log" >&2; echo "schema-check: gengate did not start" >&2; exit 1; }
     sleep 0.1
 done
