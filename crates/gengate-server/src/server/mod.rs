@@ -7,7 +7,7 @@ mod body;
 mod settings;
 mod watchdog;
 
-pub use body::{BodyStalled, ProgressBody};
+pub use body::{BodyStalled, ProgressBody, Unread};
 pub use settings::{HttpArgs, HttpLimits};
 
 use axum::Router;
@@ -94,13 +94,23 @@ async fn connection(
     let svc_state = state.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let guard = svc_state.begin_request();
-        let req = req.map(|b| Body::new(ProgressBody::new(b, limits.body_timeout)));
-        let fut = router.clone().call(req);
+        let http1 = req.version() <= hyper::Version::HTTP_11;
+        let (parts, body) = req.into_parts();
+        let (body, unread) = ProgressBody::tracked(body, limits.body_timeout);
+        let fut = router
+            .clone()
+            .call(hyper::Request::from_parts(parts, Body::new(body)));
         async move {
-            let resp = match fut.await {
+            let mut resp = match fut.await {
                 Ok(r) => r,
                 Err(never) => match never {},
             };
+            if http1 && unread.is_some_and(|u| u.is_set()) {
+                resp.headers_mut().insert(
+                    hyper::header::CONNECTION,
+                    hyper::header::HeaderValue::from_static("close"),
+                );
+            }
             // The request counts as in flight until its body is sent.
             Ok::<_, Infallible>(resp.map(|b| Body::new(Guarded { inner: b, _guard: guard })))
         }
