@@ -133,6 +133,23 @@ async fn every_route_answers_malformed_requests_in_the_envelope(engine: Engine) 
     assert!(ops.len() >= 17, "the document lists {} operations", ops.len());
 
     for (method, path, op) in &ops {
+        // The document lists what the shared layers answer.
+        let documented = |status: &str| op["responses"].get(status).is_some();
+        let what = format!("{method} {path}");
+        if op.get("security").is_some() {
+            for s in ["401", "403", "429", "503"] {
+                assert!(documented(s), "{what} does not document {s}");
+            }
+        }
+        if params(op, "header").contains(&"Idempotency-Key") {
+            assert!(documented("400") && documented("409"), "{what}: Idempotency-Key errors");
+        }
+        if op.get("requestBody").is_some() {
+            assert!(documented("413") && documented("408"), "{what}: body errors");
+        }
+        if !params(op, "path").is_empty() {
+            assert!(documented("400") && documented("404"), "{what}: id errors");
+        }
         // Invalid UTF-8 in every path id: 400 naming the parameter.
         let path_params = params(op, "path");
         if !path_params.is_empty() {

@@ -43,7 +43,7 @@ pub struct UploadForm {
 /// off at the kind's limit rather than at the largest one).
 #[utoipa::path(post, path = "/api/v1/files", tag = "files", security(("bearer" = [])),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
-    params(("Idempotency-Key" = Option<String>, Header)),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[ -~]+$", description = "1..=255 printable ASCII characters; replays the first answer")),
     responses((status = 201, body = FileObject), (status = 400, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope)))]
 pub async fn upload_file(
     State(st): State<AppState>,

@@ -119,3 +119,42 @@ fn error_response(status: &str, codes: &str) -> RefOr<utoipa::openapi::Response>
     }
     RefOr::T(r.build())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Traits;
+
+    fn statuses(t: Traits) -> Vec<&'static str> {
+        t.errors().into_iter().map(|(s, _)| s).collect()
+    }
+
+    #[test]
+    fn each_trait_brings_its_errors() {
+        assert!(statuses(Traits::default()).is_empty(), "a bare public GET");
+        let authed = Traits {
+            authenticated: true,
+            ..Default::default()
+        };
+        assert_eq!(statuses(authed), ["401", "403", "429", "503"]);
+        let rotate = Traits {
+            authenticated: true,
+            path_params: true,
+            idempotency_key: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            statuses(rotate),
+            ["400", "401", "403", "404", "409", "429", "503"]
+        );
+        let upload = Traits {
+            authenticated: true,
+            body: true,
+            idempotency_key: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            statuses(upload),
+            ["400", "401", "403", "408", "409", "413", "429", "503"]
+        );
+    }
+}
