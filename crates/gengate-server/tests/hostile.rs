@@ -130,7 +130,11 @@ async fn every_route_answers_malformed_requests_in_the_envelope(engine: Engine) 
         .await
         .expect("doc json");
     let ops = operations(&doc);
-    assert!(ops.len() >= 17, "the document lists {} operations", ops.len());
+    assert!(
+        ops.len() >= 17,
+        "the document lists {} operations",
+        ops.len()
+    );
 
     for (method, path, op) in &ops {
         // The document lists what the shared layers answer.
@@ -142,10 +146,16 @@ async fn every_route_answers_malformed_requests_in_the_envelope(engine: Engine) 
             }
         }
         if params(op, "header").contains(&"Idempotency-Key") {
-            assert!(documented("400") && documented("409"), "{what}: Idempotency-Key errors");
+            assert!(
+                documented("400") && documented("409"),
+                "{what}: Idempotency-Key errors"
+            );
         }
         if op.get("requestBody").is_some() {
-            assert!(documented("413") && documented("408"), "{what}: body errors");
+            assert!(
+                documented("413") && documented("408"),
+                "{what}: body errors"
+            );
         }
         if !params(op, "path").is_empty() {
             assert!(documented("400") && documented("404"), "{what}: id errors");
@@ -154,9 +164,12 @@ async fn every_route_answers_malformed_requests_in_the_envelope(engine: Engine) 
         let path_params = params(op, "path");
         if !path_params.is_empty() {
             let what = format!("{method} {path} with %FF%FE ids");
-            let (status, e) = envelope(&what, request(&app, method, &fill(path, "%FF%FE"), &key)
-                .header("content-type", "application/json")
-                .body("{}"))
+            let (status, e) = envelope(
+                &what,
+                request(&app, method, &fill(path, "%FF%FE"), &key)
+                    .header("content-type", "application/json")
+                    .body("{}"),
+            )
             .await;
             assert_eq!(status, 400, "{what}: {e}");
             assert_eq!(e["code"], "validation_failed", "{what}: {e}");
@@ -197,23 +210,32 @@ async fn every_route_answers_malformed_requests_in_the_envelope(engine: Engine) 
                 "application/json"
             };
             let what = format!("{method} {target} with a malformed body");
-            let (status, e) = envelope(&what, request(&app, method, &target, &key)
-                .header("content-type", ct)
-                .body("{\"model\": \"kling-3-0\", \u{7f}--XYZ garbage"))
+            let (status, e) = envelope(
+                &what,
+                request(&app, method, &target, &key)
+                    .header("content-type", ct)
+                    .body("{\"model\": \"kling-3-0\", \u{7f}--XYZ garbage"),
+            )
             .await;
             assert!(status == 400 || status == 404, "{what}: {status} {e}");
             let what = format!("{method} {target} with a text/plain body");
-            let (status, e) = envelope(&what, request(&app, method, &target, &key)
-                .header("content-type", "text/plain")
-                .body("hello"))
+            let (status, e) = envelope(
+                &what,
+                request(&app, method, &target, &key)
+                    .header("content-type", "text/plain")
+                    .body("hello"),
+            )
             .await;
             assert!(status == 400 || status == 404, "{what}: {status} {e}");
             if !multipart {
                 let what = format!("{method} {target} with 100 KB of JSON");
                 let big = format!("{{\"prompt\": \"{}\"}}", "a".repeat(100_000));
-                let (status, e) = envelope(&what, request(&app, method, &target, &key)
-                    .header("content-type", "application/json")
-                    .body(big))
+                let (status, e) = envelope(
+                    &what,
+                    request(&app, method, &target, &key)
+                        .header("content-type", "application/json")
+                        .body(big),
+                )
                 .await;
                 assert!(status == 413 || status == 404, "{what}: {status} {e}");
             }
@@ -224,7 +246,10 @@ async fn every_route_answers_malformed_requests_in_the_envelope(engine: Engine) 
             .filter(|(_, p, _)| p == path)
             .map(|(m, _, _)| m.clone())
             .collect();
-        for m in METHODS.iter().filter(|m| !documented.contains(&m.to_string())) {
+        for m in METHODS
+            .iter()
+            .filter(|m| !documented.contains(&m.to_string()))
+        {
             let what = format!("{m} {target}");
             let r = request(&app, m, &target, &key).send().await.expect("send");
             assert!(r.headers().contains_key("allow"), "{what}: no Allow header");
@@ -245,26 +270,65 @@ async fn every_route_answers_malformed_requests_in_the_envelope(engine: Engine) 
         ("PUT", "/metrics", 405, "method_not_allowed"),
         ("GET", "/media", 404, "not_found"),
         ("GET", "/media/x.mp4", 404, "not_found"),
-        ("GET", "/media/x.mp4?expires=%FF&sig=%FE", 400, "validation_failed"),
-        ("GET", "/media/%FF%FE.mp4?expires=1&sig=2", 400, "validation_failed"),
+        (
+            "GET",
+            "/media/x.mp4?expires=%FF&sig=%FE",
+            400,
+            "validation_failed",
+        ),
+        (
+            "GET",
+            "/media/%FF%FE.mp4?expires=1&sig=2",
+            400,
+            "validation_failed",
+        ),
         ("POST", "/media/x.mp4", 405, "method_not_allowed"),
-        ("GET", "/internal/callbacks/kling/task_x", 405, "method_not_allowed"),
+        (
+            "GET",
+            "/internal/callbacks/kling/task_x",
+            405,
+            "method_not_allowed",
+        ),
         ("POST", "/internal/callbacks/kling", 404, "not_found"),
-        ("POST", "/internal/callbacks/kling/task_x?token=nope", 401, "api_key_invalid"),
-        ("POST", "/internal/callbacks/kling/%FF%FE?token=x", 400, "validation_failed"),
-        ("POST", "/internal/callbacks/%FF/task_x?token=%FF", 400, "validation_failed"),
+        (
+            "POST",
+            "/internal/callbacks/kling/task_x?token=nope",
+            401,
+            "api_key_invalid",
+        ),
+        (
+            "POST",
+            "/internal/callbacks/kling/%FF%FE?token=x",
+            400,
+            "validation_failed",
+        ),
+        (
+            "POST",
+            "/internal/callbacks/%FF/task_x?token=%FF",
+            400,
+            "validation_failed",
+        ),
     ];
     for (method, path, want, code) in cases {
         let what = format!("{method} {path}");
         let (status, e) = envelope(&what, request(&app, method, path, &key)).await;
-        assert_eq!((status, e["code"].as_str()), (*want, Some(*code)), "{what}: {e}");
+        assert_eq!(
+            (status, e["code"].as_str()),
+            (*want, Some(*code)),
+            "{what}: {e}"
+        );
     }
     // A callback body far over its cap: 413 in the envelope.
     let what = "an oversized callback";
     let (status, e) = envelope(
         what,
-        request(&app, "POST", "/internal/callbacks/kling/task_x?token=nope", &key)
-            .body(vec![b'x'; 1024 * 1024]),
+        request(
+            &app,
+            "POST",
+            "/internal/callbacks/kling/task_x?token=nope",
+            &key,
+        )
+        .body(vec![b'x'; 1024 * 1024]),
     )
     .await;
     assert!(status == 413 || status == 401, "{what}: {status} {e}");
@@ -273,8 +337,7 @@ async fn every_route_answers_malformed_requests_in_the_envelope(engine: Engine) 
         if op.get("security").is_some() {
             let what = format!("{method} {path} without a key");
             let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-            let (status, _) =
-                envelope(&what, app.http.request(m, app.url(&fill(path, "x")))).await;
+            let (status, _) = envelope(&what, app.http.request(m, app.url(&fill(path, "x")))).await;
             assert_eq!(status, 401, "{what}");
         }
     }
@@ -358,7 +421,12 @@ async fn slow_and_idle_connections_are_cut_and_long_requests_are_not(engine: Eng
         .await
         .unwrap();
     let got = read_until_closed(&mut s, "an idle keep-alive connection", ANSWER_WITHIN).await;
-    assert_eq!(parse_answer(&got).0, 200, "{}", String::from_utf8_lossy(&got));
+    assert_eq!(
+        parse_answer(&got).0,
+        200,
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
 
     // A body that stops after 9 of 1000 bytes: 408 in the envelope, closed.
     let mut s = connect(&app).await;
@@ -371,7 +439,11 @@ async fn slow_and_idle_connections_are_cut_and_long_requests_are_not(engine: Eng
     let (status, v) = parse_answer(&got);
     assert_eq!(status, 408, "{}", String::from_utf8_lossy(&got));
     assert_eq!(v["error"]["code"], "request_timeout");
-    assert!(v["error"]["requestId"].as_str().is_some_and(|r| r.starts_with("req_")));
+    assert!(
+        v["error"]["requestId"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("req_"))
+    );
 
     // The same stall in an upload.
     let mut s = connect(&app).await;
@@ -470,7 +542,11 @@ async fn over_the_connection_cap_is_answered_503_and_closed(engine: Engine) {
     let (status, v) = parse_answer(&got);
     assert_eq!(status, 503, "{text}");
     assert_eq!(v["error"]["code"], "service_unavailable");
-    assert!(v["error"]["requestId"].as_str().is_some_and(|r| r.starts_with("req_")));
+    assert!(
+        v["error"]["requestId"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("req_"))
+    );
     assert!(text.contains("retry-after: 1"), "{text}");
     // A place freed is a place taken: once one closes, a new one is served.
     drop(held.pop());

@@ -7,15 +7,15 @@
 //! database read.
 
 use super::error::ApiError;
+use super::extract::{Path, Query};
 use crate::app::AppState;
-use gengate_core::error::ErrorCode;
 use axum::Router;
 use axum::body::Bytes;
-use super::extract::{Path, Query};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use gengate_core::error::ErrorCode;
 use gengate_core::ids::TaskId;
 use serde::Deserialize;
 use serde_json::json;

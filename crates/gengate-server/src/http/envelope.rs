@@ -95,8 +95,15 @@ mod tests {
         assert!(is_json(r.headers()));
         let v = json(r).await;
         assert_eq!(v["error"]["code"], "validation_failed");
-        assert_eq!(v["error"]["message"], "Invalid URL: Invalid UTF-8 in task_id");
-        assert!(v["error"]["requestId"].as_str().is_some_and(|s| s.starts_with("req_")));
+        assert_eq!(
+            v["error"]["message"],
+            "Invalid URL: Invalid UTF-8 in task_id"
+        );
+        assert!(
+            v["error"]["requestId"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("req_"))
+        );
     }
 
     #[tokio::test]
@@ -115,6 +122,8 @@ mod tests {
     #[test]
     fn envelopes_and_successes_are_left_alone() {
         assert!(!needs_envelope(&ApiError::not_found("x").into_response()));
-        assert!(!needs_envelope(&Response::new(axum::body::Body::from("ok"))));
+        assert!(!needs_envelope(&Response::new(axum::body::Body::from(
+            "ok"
+        ))));
     }
 }

@@ -96,7 +96,8 @@ fn first_non_utf8(query: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         let bad = |s: &str| std::str::from_utf8(&percent_decode(s)).is_err();
-        (bad(name) || bad(value)).then(|| String::from_utf8_lossy(&percent_decode(name)).into_owned())
+        (bad(name) || bad(value))
+            .then(|| String::from_utf8_lossy(&percent_decode(name)).into_owned())
     })
 }
 
@@ -106,7 +107,11 @@ fn percent_decode(s: &str) -> Vec<u8> {
     let mut i = 0;
     while i < b.len() {
         let hex = |c: u8| (c as char).to_digit(16);
-        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(h), Some(l)) => {
                 out.push((h * 16 + l) as u8);
                 i += 3;
@@ -130,7 +135,10 @@ mod tests {
 
     #[test]
     fn query_pairs_that_are_not_utf8_are_named() {
-        assert_eq!(first_non_utf8("limit=5&status=%FF%FE"), Some("status".into()));
+        assert_eq!(
+            first_non_utf8("limit=5&status=%FF%FE"),
+            Some("status".into())
+        );
         assert_eq!(first_non_utf8("%FF=1"), Some("\u{fffd}".into()));
         assert_eq!(first_non_utf8("a=%C3%A9&b=caf%C3%A9+x&c=%zz&d"), None);
         assert_eq!(first_non_utf8("a=%C3"), Some("a".into()));

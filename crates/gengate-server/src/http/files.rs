@@ -1,10 +1,10 @@
 use super::auth::Auth;
 use super::error::{ApiError, ErrorEnvelope};
+use super::extract::Path;
 use super::idempotency::{self, IdemStart};
 use crate::app::AppState;
 use crate::files::{FileObject, FilesError, FilesService, MAX_UPLOAD_BYTES, Upload};
 use axum::Json;
-use super::extract::Path;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -1,11 +1,11 @@
 use super::auth::Auth;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorEnvelope};
+use super::extract::{Path, Query};
 use super::idempotency::{self, IdemStart};
 use crate::app::AppState;
 use crate::generations::{self as domain, GenerationError};
 use axum::Json;
-use super::extract::{Path, Query};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

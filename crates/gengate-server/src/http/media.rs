@@ -2,11 +2,11 @@
 //! links, with single byte ranges so a browser `<video>` can seek.
 
 use super::error::ApiError;
+use super::extract::{Path, Query};
 use crate::app::AppState;
 use crate::blobs::BlobError;
 use axum::Router;
 use axum::body::Body;
-use super::extract::{Path, Query};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

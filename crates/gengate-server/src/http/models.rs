@@ -1,7 +1,7 @@
 use super::error::ApiError;
+use super::extract::Path;
 use crate::app::AppState;
 use axum::Json;
-use super::extract::Path;
 use axum::extract::State;
 use gengate_core::catalog::{Catalog, Model, ParamType};
 use serde::Serialize;

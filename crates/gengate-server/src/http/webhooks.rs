@@ -4,11 +4,11 @@
 use super::auth::Auth;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorEnvelope};
+use super::extract::{Path, Query};
 use super::idempotency;
 use crate::app::AppState;
 use crate::webhooks::{AttemptView, EndpointView, EventView, WebhookError, parse_attempt_cursor};
 use axum::Json;
-use super::extract::{Path, Query};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;

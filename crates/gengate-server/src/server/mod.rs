@@ -112,7 +112,12 @@ async fn connection(
                 );
             }
             // The request counts as in flight until its body is sent.
-            Ok::<_, Infallible>(resp.map(|b| Body::new(Guarded { inner: b, _guard: guard })))
+            Ok::<_, Infallible>(resp.map(|b| {
+                Body::new(Guarded {
+                    inner: b,
+                    _guard: guard,
+                })
+            }))
         }
     });
     let conn = builder.serve_connection_with_upgrades(io, service);
