@@ -24,6 +24,18 @@ pub enum ParamType {
     Text,
 }
 
+fn param_default_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([
+            Type::String,
+            Type::Number,
+            Type::Boolean,
+            Type::Null,
+        ]))
+        .build()
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParamSpec {
@@ -32,8 +44,10 @@ pub struct ParamSpec {
     pub kind: ParamType,
     #[serde(default)]
     pub required: bool,
+    /// A select's default is one of its options (a string); a number's is
+    /// a number; `null` when there is none.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = param_default_schema)]
     pub default: Option<serde_json::Value>,
     #[serde(default)]
     pub options: Option<Vec<String>>,

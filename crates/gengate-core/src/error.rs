@@ -15,9 +15,15 @@ pub enum ErrorCode {
     ValidationFailed,
     InsufficientCredits,
     NotFound,
+    /// The route exists but not with this method (`Allow` lists the ones it has).
+    MethodNotAllowed,
+    /// The request body stopped arriving (no progress within the body timeout).
+    RequestTimeout,
     IdempotencyConflict,
     WebhookUrlRejected,
     PayloadTooLarge,
+    /// A media `Range` outside the file.
+    RangeNotSatisfiable,
     RateLimited,
     PublicApiDisabled,
     ServiceUnavailable,
@@ -38,11 +44,35 @@ impl ErrorCode {
             Self::ValidationFailed | Self::WebhookUrlRejected => 400,
             Self::InsufficientCredits => 402,
             Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::RequestTimeout => 408,
             Self::IdempotencyConflict => 409,
             Self::PayloadTooLarge => 413,
+            Self::RangeNotSatisfiable => 416,
             Self::RateLimited => 429,
             Self::PublicApiDisabled | Self::ServiceUnavailable | Self::ProviderUnavailable => 503,
             Self::InternalError => 500,
+        }
+    }
+    /// The code for an error answer that was produced without one (a
+    /// framework rejection, a bare status): the code whose status it is, or
+    /// the generic code of its class. `for_status(s).http_status()` is the
+    /// status the answer is then sent with.
+    pub fn for_status(status: u16) -> Self {
+        match status {
+            401 => Self::ApiKeyInvalid,
+            403 => Self::ApiScopeDenied,
+            402 => Self::InsufficientCredits,
+            404 | 410 => Self::NotFound,
+            405 => Self::MethodNotAllowed,
+            408 => Self::RequestTimeout,
+            409 => Self::IdempotencyConflict,
+            411 | 413 => Self::PayloadTooLarge,
+            416 => Self::RangeNotSatisfiable,
+            429 => Self::RateLimited,
+            503 => Self::ServiceUnavailable,
+            400..=499 => Self::ValidationFailed,
+            _ => Self::InternalError,
         }
     }
     pub fn as_str(self) -> &'static str {
@@ -55,9 +85,12 @@ impl ErrorCode {
             Self::ValidationFailed => "validation_failed",
             Self::InsufficientCredits => "insufficient_credits",
             Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::RequestTimeout => "request_timeout",
             Self::IdempotencyConflict => "idempotency_conflict",
             Self::WebhookUrlRejected => "webhook_url_rejected",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RangeNotSatisfiable => "range_not_satisfiable",
             Self::RateLimited => "rate_limited",
             Self::PublicApiDisabled => "public_api_disabled",
             Self::ServiceUnavailable => "service_unavailable",
@@ -161,3 +194,28 @@ impl std::fmt::Display for ValidationErrors {
 }
 
 impl std::error::Error for ValidationErrors {}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    #[test]
+    fn bare_statuses_get_the_code_of_their_status() {
+        for code in [
+            ErrorCode::NotFound,
+            ErrorCode::MethodNotAllowed,
+            ErrorCode::RequestTimeout,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::RangeNotSatisfiable,
+            ErrorCode::RateLimited,
+            ErrorCode::ServiceUnavailable,
+            ErrorCode::ValidationFailed,
+        ] {
+            assert_eq!(ErrorCode::for_status(code.http_status()), code);
+        }
+        // Statuses without a code of their own fall back to their class.
+        assert_eq!(ErrorCode::for_status(415), ErrorCode::ValidationFailed);
+        assert_eq!(ErrorCode::for_status(431), ErrorCode::ValidationFailed);
+        assert_eq!(ErrorCode::for_status(502), ErrorCode::InternalError);
+    }
+}

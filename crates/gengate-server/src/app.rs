@@ -215,23 +215,23 @@ pub async fn start_with_clock(cfg: &ServeConfig, clock: SharedClock) -> anyhow::
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     if cfg.role != Role::Worker {
+        // The router is built (and its route table resolved) once; every
+        // connection serves a clone of it (an `Arc`).
         let router = crate::http::router(state.clone());
-        let mut rx = stop_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = rx.wait_for(|s| *s).await;
-            };
-            // `into_make_service` resolves the router once; serving the
-            // `Router` itself rebuilds its route table for every connection
-            // (~10 KB each, kept while the connection is open: a third of a
-            // waiting long poll's memory).
-            if let Err(e) = axum::serve(listener, router.into_make_service())
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::error!(error = %e, "HTTP server stopped");
-            }
-        }));
+        let limits = cfg.http.limits();
+        tracing::info!(
+            header_timeout_ms = limits.header_timeout.as_millis() as u64,
+            body_timeout_ms = limits.body_timeout.as_millis() as u64,
+            idle_timeout_ms = limits.idle_timeout.as_millis() as u64,
+            max_connections = limits.max_connections,
+            "http limits"
+        );
+        tasks.push(tokio::spawn(crate::server::serve(
+            listener,
+            router,
+            limits,
+            stop_rx.clone(),
+        )));
     }
     tasks.extend(crate::background::spawn(&state, cfg, stop_rx));
     Ok(Running {

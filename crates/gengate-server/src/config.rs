@@ -135,6 +135,9 @@ pub struct ServeConfig {
     pub webhooks: WebhookArgs,
     #[command(flatten)]
     pub reliability: ReliabilityArgs,
+    /// Connection limits and timeouts of the HTTP server (docs/HTTP.md).
+    #[command(flatten)]
+    pub http: crate::server::HttpArgs,
 }
 
 /// Crash and outage behaviour (issue 10; docs/RELIABILITY.md).

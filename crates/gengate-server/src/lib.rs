@@ -19,6 +19,7 @@ pub mod limits;
 pub mod node;
 pub mod providers;
 pub mod runner;
+pub mod server;
 pub mod signing;
 pub mod telemetry;
 pub mod webhooks;

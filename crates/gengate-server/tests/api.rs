@@ -716,7 +716,10 @@ async fn operational_endpoints_and_errors_use_the_envelope(engine: Engine) {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 404);
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET,HEAD");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "method_not_allowed");
 
     assert_eq!(
         app.http

@@ -40,12 +40,7 @@ impl FromRequest<AppState> for JsonBody {
         let limit = state.config.max_json_bytes;
         let bytes = axum::body::to_bytes(req.into_body(), limit)
             .await
-            .map_err(|_| {
-                ApiError::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!("the request body is larger than {limit} bytes"),
-                )
-            })?;
+            .map_err(|e| read_error(&e, limit))?;
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::from(ValidationErrors::single(
                 "body",
@@ -55,4 +50,44 @@ impl FromRequest<AppState> for JsonBody {
         })?;
         Ok(Self(value))
     }
+}
+
+/// Whether a body read failed because the client stopped sending.
+pub fn stalled(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<crate::server::BodyStalled>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// Why reading a request body failed, as the caller should hear it: over the
+/// cap (413), stalled past the body timeout (408), or cut off / malformed
+/// framing (400).
+pub fn read_error(e: &(dyn std::error::Error + 'static), limit: usize) -> ApiError {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("the request body is larger than {limit} bytes"),
+            );
+        }
+        cause = c.source();
+    }
+    if stalled(e) {
+        return ApiError::new(
+            ErrorCode::RequestTimeout,
+            "the request body stopped arriving; send it without pausing",
+        );
+    }
+    ValidationErrors::single(
+        "body",
+        FieldIssue::InvalidFormat,
+        format!("the request body could not be read: {e}"),
+    )
+    .into()
 }

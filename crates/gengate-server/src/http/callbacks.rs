@@ -6,13 +6,16 @@
 //! one is harmless (settling is compare-and-set), and a forged one is refused before any
 //! database read.
 
+use super::error::ApiError;
+use super::extract::{Path, Query};
 use crate::app::AppState;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use gengate_core::error::ErrorCode;
 use gengate_core::ids::TaskId;
 use serde::Deserialize;
 use serde_json::json;
@@ -32,9 +35,25 @@ pub struct TokenQuery {
     token: String,
 }
 
+/// Accepted callbacks answer `{"outcome": …}`; refused ones answer the
+/// public error envelope like every other route, with the outcome in the
+/// message (a bad token is the callback's `api_key_invalid`).
 fn answer(status: StatusCode, outcome: &'static str) -> Response {
     metrics::counter!("gengate_vendor_callbacks_total", "outcome" => outcome).increment(1);
-    (status, axum::Json(json!({"outcome": outcome}))).into_response()
+    let refused = |code: ErrorCode| {
+        let message = format!("callback refused: {outcome}");
+        match code {
+            ErrorCode::ServiceUnavailable => ApiError::unavailable(message),
+            _ => ApiError::new(code, message),
+        }
+        .into_response()
+    };
+    match status {
+        StatusCode::UNAUTHORIZED => refused(ErrorCode::ApiKeyInvalid),
+        StatusCode::NOT_FOUND => refused(ErrorCode::NotFound),
+        StatusCode::SERVICE_UNAVAILABLE => refused(ErrorCode::ServiceUnavailable),
+        _ => (status, axum::Json(json!({"outcome": outcome}))).into_response(),
+    }
 }
 
 async fn callback(

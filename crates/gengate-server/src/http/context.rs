@@ -1,5 +1,6 @@
 //! Per-request context: the request id (`req_…`), available to error
-//! responses and logs through a task-local, and per-route metrics.
+//! responses and logs through a task-local, per-route metrics, and the
+//! envelope rule for every error answer (`envelope.rs`).
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::HeaderValue;
@@ -29,7 +30,15 @@ pub async fn request_context(req: Request, next: Next) -> Response {
     let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
     let started = Instant::now();
     let mut resp = REQUEST_ID
-        .scope(id.clone(), next.run(req).instrument(span.clone()))
+        .scope(id.clone(), async {
+            let resp = next.run(req).instrument(span.clone()).await;
+            // Every error leaves in the envelope, whoever produced it.
+            if super::envelope::needs_envelope(&resp) {
+                super::envelope::wrap(resp).await
+            } else {
+                resp
+            }
+        })
         .await;
     let elapsed = started.elapsed();
     let status = resp.status().as_u16();

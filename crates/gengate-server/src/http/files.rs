@@ -1,10 +1,11 @@
 use super::auth::Auth;
 use super::error::{ApiError, ErrorEnvelope};
+use super::extract::Path;
 use super::idempotency::{self, IdemStart};
 use crate::app::AppState;
 use crate::files::{FileObject, FilesError, FilesService, MAX_UPLOAD_BYTES, Upload};
 use axum::Json;
-use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gengate_core::error::{ErrorCode, FieldIssue, ValidationErrors};
@@ -42,7 +43,7 @@ pub struct UploadForm {
 /// off at the kind's limit rather than at the largest one).
 #[utoipa::path(post, path = "/api/v1/files", tag = "files", security(("bearer" = [])),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
-    params(("Idempotency-Key" = Option<String>, Header)),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[ -~]+$", description = "1..=255 printable ASCII characters; replays the first answer")),
     responses((status = 201, body = FileObject), (status = 400, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope)))]
 pub async fn upload_file(
     State(st): State<AppState>,
@@ -160,6 +161,11 @@ async fn read_form(st: &AppState, form: &mut Multipart) -> Result<Upload, ApiErr
             ApiError::new(
                 ErrorCode::PayloadTooLarge,
                 "the upload is larger than the hard cap",
+            )
+        } else if super::body::stalled(&e) {
+            ApiError::new(
+                ErrorCode::RequestTimeout,
+                "the upload stopped arriving; send the rest without pausing",
             )
         } else {
             ValidationErrors::single(

@@ -1,11 +1,12 @@
 use super::auth::Auth;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorEnvelope};
+use super::extract::{Path, Query};
 use super::idempotency::{self, IdemStart};
 use crate::app::AppState;
 use crate::generations::{self as domain, GenerationError};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gengate_core::error::{ErrorCode, FieldIssue, ValidationErrors};
@@ -59,7 +60,7 @@ pub struct CreateGenerationBody {
 /// the idempotency key.
 #[utoipa::path(post, path = "/api/v1/generations", tag = "generations", security(("bearer" = [])),
     request_body(content = CreateGenerationBody, content_type = "application/json"),
-    params(("Idempotency-Key" = Option<String>, Header, description = "1..=255 printable ASCII characters; replays the first answer")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[ -~]+$", description = "1..=255 printable ASCII characters; replays the first answer")),
     responses(
         (status = 202, body = Generation, headers(("Location" = String))),
         (status = 400, description = "validation_failed", body = ErrorEnvelope),
@@ -134,7 +135,7 @@ pub async fn create_generation(
 /// A generation task. With `?wait=N` (1..=60) the answer is held until the
 /// status changes or N seconds pass.
 #[utoipa::path(get, path = "/api/v1/generations/{task_id}", tag = "generations", security(("bearer" = [])),
-    params(("task_id" = String, Path), ("wait" = Option<u32>, Query, description = "long poll: seconds to wait for a status change, 1..=60")),
+    params(("task_id" = String, Path), ("wait" = Option<u32>, Query, minimum = 1, maximum = 60, description = "long poll: seconds to wait for a status change, 1..=60")),
     responses((status = 200, body = Generation), (status = 404, body = ErrorEnvelope), (status = 400, body = ErrorEnvelope)))]
 pub async fn get_generation(
     State(st): State<AppState>,
@@ -179,9 +180,9 @@ pub struct GenerationList {
 
 /// The account's generations, newest first.
 #[utoipa::path(get, path = "/api/v1/generations", tag = "generations", security(("bearer" = [])),
-    params(("limit" = Option<u32>, Query, description = "1..=100, default 20"),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1..=100, default 20"),
            ("starting_after" = Option<String>, Query, description = "a task id: list the ones older than it"),
-           ("status" = Option<String>, Query), ("client_request_id" = Option<String>, Query)),
+           ("status" = Option<String>, Query), ("client_request_id" = Option<String>, Query, min_length = 1, max_length = 128)),
     responses((status = 200, body = GenerationList), (status = 400, body = ErrorEnvelope)))]
 pub async fn list_generations(
     State(st): State<AppState>,

@@ -2,11 +2,12 @@
 //! links, with single byte ranges so a browser `<video>` can seek.
 
 use super::error::ApiError;
+use super::extract::{Path, Query};
 use crate::app::AppState;
 use crate::blobs::BlobError;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -39,7 +40,11 @@ async fn serve(
         Some(r) => match parse_range(r, size) {
             Some(r) => Some(r),
             None => {
-                let mut resp = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+                let mut resp = ApiError::new(
+                    ErrorCode::RangeNotSatisfiable,
+                    format!("the range {r:?} is outside the file ({size} bytes)"),
+                )
+                .into_response();
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
                     resp.headers_mut().insert(header::CONTENT_RANGE, v);
                 }

@@ -6,12 +6,15 @@ pub mod body;
 pub mod callbacks;
 pub mod context;
 pub mod credits;
+pub mod envelope;
 pub mod error;
+pub mod extract;
 pub mod files;
 pub mod generations;
 pub mod idempotency;
 pub mod media;
 pub mod models;
+pub mod openapi;
 pub mod ops;
 pub mod webhooks;
 
@@ -134,6 +137,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(hooks)
         .split_for_parts();
     models::document_catalog(&mut doc, &state.catalog);
+    openapi::complete(&mut doc);
     (router, doc)
 }
 
@@ -146,7 +150,7 @@ pub fn router(state: AppState) -> Router {
         // Vendor callbacks (issue 5): token-checked, outside the public API.
         .merge(callbacks::routes())
         .fallback(ops::not_found)
-        .method_not_allowed_fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(axum::Extension(doc))
         .layer(from_fn(context::request_context))
         .with_state(state)

@@ -1,7 +1,8 @@
 use super::error::ApiError;
+use super::extract::Path;
 use crate::app::AppState;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use gengate_core::catalog::{Catalog, Model, ParamType};
 use serde::Serialize;
 

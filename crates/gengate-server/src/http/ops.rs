@@ -1,4 +1,4 @@
-//! Health, readiness, metrics, the OpenAPI document and the JSON 404.
+//! Health, readiness, metrics, the OpenAPI document and the JSON 404/405.
 
 use super::error::ApiError;
 use crate::app::AppState;
@@ -78,4 +78,12 @@ pub async fn openapi_json(
 
 pub async fn not_found() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "no such route")
+}
+
+/// The route exists with other methods; axum adds the `Allow` header.
+pub async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{method} is not allowed on this route"),
+    )
 }

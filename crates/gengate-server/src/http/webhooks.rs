@@ -4,11 +4,12 @@
 use super::auth::Auth;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorEnvelope};
+use super::extract::{Path, Query};
 use super::idempotency;
 use crate::app::AppState;
 use crate::webhooks::{AttemptView, EndpointView, EventView, WebhookError, parse_attempt_cursor};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use gengate_core::error::{ErrorCode, FieldIssue, FieldProblem, ValidationErrors};
@@ -109,7 +110,7 @@ fn bad_cursor(errs: &mut ValidationErrors) {
 /// Create an endpoint. The signing secret is in this answer only.
 #[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
     request_body(content = EndpointBody, content_type = "application/json"),
-    params(("Idempotency-Key" = Option<String>, Header)),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[ -~]+$", description = "1..=255 printable ASCII characters; replays the first answer")),
     responses((status = 201, body = EndpointView),
               (status = 400, description = "validation_failed | webhook_url_rejected", body = ErrorEnvelope)))]
 pub async fn create_endpoint(
@@ -134,7 +135,7 @@ pub async fn create_endpoint(
 
 /// The account's endpoints, newest first.
 #[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
-    params(("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query)),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1..=100, default 20"), ("starting_after" = Option<String>, Query)),
     responses((status = 200, body = EndpointList), (status = 400, body = ErrorEnvelope)))]
 pub async fn list_endpoints(
     State(st): State<AppState>,
@@ -211,7 +212,7 @@ pub async fn delete_endpoint(
 /// A new signing secret (in this answer only); the old one keeps signing
 /// alongside it for 24 hours.
 #[utoipa::path(post, path = "/api/v1/webhooks/{endpoint_id}/rotate-secret", tag = "webhooks", security(("bearer" = [])),
-    params(("endpoint_id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("endpoint_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[ -~]+$", description = "1..=255 printable ASCII characters; replays the first answer")),
     responses((status = 200, body = EndpointView), (status = 404, body = ErrorEnvelope)))]
 pub async fn rotate_secret(
     State(st): State<AppState>,
@@ -234,7 +235,7 @@ pub async fn rotate_secret(
 
 /// Queue a `webhook.test` event for this endpoint (delivered like any other).
 #[utoipa::path(post, path = "/api/v1/webhooks/{endpoint_id}/test", tag = "webhooks", security(("bearer" = [])),
-    params(("endpoint_id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("endpoint_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[ -~]+$", description = "1..=255 printable ASCII characters; replays the first answer")),
     responses((status = 202, body = EventView), (status = 404, body = ErrorEnvelope)))]
 pub async fn send_test(
     State(st): State<AppState>,
@@ -281,7 +282,7 @@ fn json_text<T: Serialize>(v: &T) -> Result<String, ApiError> {
 
 /// Every delivery attempt to this endpoint, newest first.
 #[utoipa::path(get, path = "/api/v1/webhooks/{endpoint_id}/deliveries", tag = "webhooks", security(("bearer" = [])),
-    params(("endpoint_id" = String, Path), ("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query)),
+    params(("endpoint_id" = String, Path), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1..=100, default 20"), ("starting_after" = Option<String>, Query)),
     responses((status = 200, body = AttemptList), (status = 404, body = ErrorEnvelope)))]
 pub async fn list_deliveries(
     State(st): State<AppState>,
@@ -316,7 +317,7 @@ pub async fn list_deliveries(
 
 /// The account's events, newest first, as they are delivered.
 #[utoipa::path(get, path = "/api/v1/webhook-events", tag = "webhooks", security(("bearer" = [])),
-    params(("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1..=100, default 20"), ("starting_after" = Option<String>, Query),
            ("type" = Option<String>, Query, description = "generation.succeeded | generation.failed | webhook.test")),
     responses((status = 200, body = EventList), (status = 400, body = ErrorEnvelope)))]
 pub async fn list_events(
