@@ -7,6 +7,7 @@ use crate::credits::Credits;
 use crate::error::{FieldIssue, ValidationErrors};
 use crate::ids::{AccountId, FileId, TaskId};
 use crate::params::{NormalizedParams, ReferenceItem, validate_params};
+use crate::text::{self, TextRule};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -20,6 +21,9 @@ impl Prompt {
     pub fn parse(s: &str, max_chars: u32) -> Result<Self, (FieldIssue, String)> {
         if s.trim().is_empty() {
             return Err((FieldIssue::Blank, "prompt must not be blank".into()));
+        }
+        if let Some(p) = text::problem("prompt", s, TextRule::Prose) {
+            return Err(p);
         }
         let n = s.chars().count();
         if n > max_chars as usize {
@@ -38,7 +42,9 @@ impl Prompt {
     }
 }
 
-/// The caller's own trace id: 1..=128 characters.
+/// The caller's own trace id: 1..=128 characters, no control characters
+/// (the same rule for the JSON field, the upload form field and the list
+/// filter, so whatever can be stored can be searched for).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ClientRequestId(String);
@@ -61,6 +67,9 @@ impl ClientRequestId {
                     Self::MAX_CHARS
                 ),
             ));
+        }
+        if let Some(p) = text::problem("client_request_id", s, TextRule::Line) {
+            return Err(p);
         }
         Ok(Self(s.to_owned()))
     }

@@ -12,9 +12,10 @@ use gengate_core::Timestamp;
 use gengate_core::catalog::{Catalog, KindLimits, Model};
 use gengate_core::clock::SharedClock;
 use gengate_core::error::{FieldIssue, ValidationErrors};
-use gengate_core::generation::TaskReference;
+use gengate_core::generation::{ClientRequestId, TaskReference};
 use gengate_core::ids::{AccountId, FileId};
 use gengate_core::params::ReferenceItem;
+use gengate_core::text::{self, TextRule};
 use gengate_media::{ImageLimits, MediaKind};
 use gengate_store::{DynStore, FileRecord, StoreError};
 use serde::Serialize;
@@ -71,13 +72,63 @@ pub struct FileObject {
     pub expires_at: Timestamp,
 }
 
-/// A checked upload, before it is stored.
+/// A checked upload, before it is stored: every text field obeys the text
+/// rules (`gengate_core::text`); the bytes are judged by [`FilesService::create`].
 pub struct Upload {
     pub kind: String,
     pub model: Option<String>,
     pub client_request_id: Option<String>,
     pub name: Option<String>,
     pub bytes: Bytes,
+}
+
+/// Longest file name kept, in characters (file systems' usual limit).
+pub const MAX_FILE_NAME_CHARS: usize = 255;
+
+impl Upload {
+    /// Checks the form's text fields, reporting every problem. An empty
+    /// `model` means none.
+    pub fn parse(
+        kind: String,
+        model: Option<String>,
+        client_request_id: Option<String>,
+        name: Option<String>,
+        bytes: Bytes,
+    ) -> Result<Self, ValidationErrors> {
+        let mut errs = ValidationErrors::new();
+        text::check("kind", &kind, TextRule::Line, &mut errs);
+        let model = model.filter(|m| !m.is_empty());
+        if let Some(m) = &model {
+            text::check("model", m, TextRule::Line, &mut errs);
+        }
+        let client_request_id = match client_request_id.map(|c| ClientRequestId::parse(&c)) {
+            None => None,
+            Some(Ok(c)) => Some(c.as_str().to_owned()),
+            Some(Err((issue, msg))) => {
+                errs.push("client_request_id", issue, msg);
+                None
+            }
+        };
+        if let Some(n) = &name {
+            if text::check("file.filename", n, TextRule::Line, &mut errs)
+                && n.chars().count() > MAX_FILE_NAME_CHARS
+            {
+                errs.push(
+                    "file.filename",
+                    FieldIssue::TooLong,
+                    format!("the file name must be at most {MAX_FILE_NAME_CHARS} characters"),
+                );
+            }
+        }
+        errs.into_result()?;
+        Ok(Self {
+            kind,
+            model,
+            client_request_id,
+            name,
+            bytes,
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

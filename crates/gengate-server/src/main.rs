@@ -350,9 +350,15 @@ async fn main() -> anyhow::Result<()> {
         }) => {
             let store = open(&db).await?;
             let acc = account_id(&store, &account).await?;
-            let b = store
-                .change_credits(&acc, LedgerKind::Grant, amount, &reason, now())
-                .await?;
+            let b = accounts::change_credits(
+                store.as_ref(),
+                &acc,
+                LedgerKind::Grant,
+                amount,
+                &reason,
+                now(),
+            )
+            .await?;
             println!("balance {b}");
             Ok(())
         }
@@ -364,9 +370,15 @@ async fn main() -> anyhow::Result<()> {
         }) => {
             let store = open(&db).await?;
             let acc = account_id(&store, &account).await?;
-            let b = store
-                .change_credits(&acc, LedgerKind::Adjust, delta, &reason, now())
-                .await?;
+            let b = accounts::change_credits(
+                store.as_ref(),
+                &acc,
+                LedgerKind::Adjust,
+                delta,
+                &reason,
+                now(),
+            )
+            .await?;
             println!("balance {b}");
             Ok(())
         }

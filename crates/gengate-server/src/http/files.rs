@@ -204,6 +204,7 @@ async fn read_form(st: &AppState, form: &mut Multipart) -> Result<Upload, ApiErr
             }
             "kind" | "model" | "client_request_id" => {
                 let text = field.text().await.map_err(field_err)?;
+                // A bound on what is held before the domain's own rules run.
                 if text.len() > 1024 {
                     errs.push(
                         name.clone(),
@@ -215,17 +216,7 @@ async fn read_form(st: &AppState, form: &mut Multipart) -> Result<Upload, ApiErr
                 match name.as_str() {
                     "kind" => kind = Some(text),
                     "model" => model = Some(text).filter(|m| !m.is_empty()),
-                    _ => {
-                        if text.chars().count() > 128 || text.is_empty() {
-                            errs.push(
-                                "client_request_id",
-                                FieldIssue::TooLong,
-                                "client_request_id must be 1 to 128 characters",
-                            );
-                        } else {
-                            crid = Some(text);
-                        }
-                    }
+                    _ => crid = Some(text),
                 }
             }
             other => errs.push(
@@ -245,15 +236,15 @@ async fn read_form(st: &AppState, form: &mut Multipart) -> Result<Upload, ApiErr
     if file.is_none() {
         errs.push("file", FieldIssue::Required, "file is required");
     }
-    errs.into_result()?;
     let (name, bytes) = file.unwrap_or_default();
-    Ok(Upload {
-        kind: kind.unwrap_or_default(),
-        model,
-        client_request_id: crid,
-        name,
-        bytes,
-    })
+    match Upload::parse(kind.unwrap_or_default(), model, crid, name, bytes) {
+        Ok(up) if errs.is_empty() => Ok(up),
+        Ok(_) => Err(errs.into()),
+        Err(e) => {
+            errs.extend(e);
+            Err(errs.into())
+        }
+    }
 }
 
 /// A file of the account.
