@@ -426,6 +426,60 @@ mod tests {
             .collect()
     }
 
+    /// The builtin catalog plus a model with a free-text and a number param.
+    fn catalog_with_text_params() -> Catalog {
+        let mut file: Value = serde_json::from_str(crate::catalog::BUILTIN_CATALOG).unwrap();
+        let mut m = file["models"][0].clone();
+        m["id"] = "texty".into();
+        m["params"] = json!([
+            {"key": "negative_prompt", "type": "text", "max_length": 200, "description": "Avoid"},
+            {"key": "steps", "type": "number", "min": 1, "max": 50, "step": 1, "default": 20, "description": "Steps"}
+        ]);
+        m["internal"]["rules"] = json!([]);
+        file["models"].as_array_mut().unwrap().push(m);
+        Catalog::from_json(&file.to_string()).unwrap()
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_every_text_field_by_name() {
+        let c = catalog_with_text_params();
+        let e = parse_create_request(
+            &c,
+            &json!({"model": "texty", "prompt": "a\u{0000}b", "client_request_id": "id\n",
+                    "params": {"negative_prompt": "x\u{001b}", "steps": "2\u{0000}",
+                               "referenceMediaItems": [{"url": "u\u{0000}", "kind": "image\u{0000}", "name": "n\u{0007}"}]}}),
+        )
+        .unwrap_err();
+        let f = fields(&e);
+        for field in [
+            "prompt",
+            "client_request_id",
+            "params.negative_prompt",
+            "params.steps",
+            "params.referenceMediaItems[0].url",
+            "params.referenceMediaItems[0].kind",
+            "params.referenceMediaItems[0].name",
+        ] {
+            assert!(
+                f.contains(&(field, FieldIssue::InvalidFormat)),
+                "{field} not refused: {f:?}"
+            );
+        }
+        assert_eq!(f.len(), 7, "each field once: {f:?}");
+
+        // Prose keeps tab and newlines; ids do not.
+        let g = parse_create_request(
+            &c,
+            &json!({"model": "texty", "prompt": "one\r\ntwo\tthree",
+                    "params": {"negative_prompt": "blur\nnoise"}}),
+        )
+        .unwrap();
+        assert_eq!(g.prompt.as_str(), "one\r\ntwo\tthree");
+        assert_eq!(g.params.get_str("negative_prompt"), Some("blur\nnoise"));
+        assert!(ClientRequestId::parse("a\tb").is_err());
+        assert!(ClientRequestId::parse("a-b_c.d:e/f").is_ok());
+    }
+
     #[test]
     fn minimal_request_fills_defaults() {
         let g = parse_create_request(

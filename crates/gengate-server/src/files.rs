@@ -663,6 +663,46 @@ mod tests {
     }
 
     #[test]
+    fn upload_text_fields_follow_the_text_rule_and_report_every_problem() {
+        let parse = |kind: &str, model: Option<&str>, crid: Option<&str>, name: Option<&str>| {
+            Upload::parse(
+                kind.to_owned(),
+                model.map(str::to_owned),
+                crid.map(str::to_owned),
+                name.map(str::to_owned),
+                Bytes::new(),
+            )
+        };
+        let fields = |r: Result<Upload, ValidationErrors>| -> Vec<String> {
+            r.err()
+                .map(|e| e.problems().iter().map(|p| p.field.clone()).collect())
+                .unwrap_or_default()
+        };
+        assert!(parse("image", Some(""), Some("id-1"), Some("a b.png")).is_ok());
+        assert_eq!(
+            parse("image", None, None, Some("a\u{0}b.png"))
+                .err()
+                .map(|e| e.problems()[0].issue),
+            Some(FieldIssue::InvalidFormat)
+        );
+        assert_eq!(
+            fields(parse(
+                "im\u{0}",
+                Some("m\u{1}"),
+                Some("c\n"),
+                Some("\u{1b}.png")
+            )),
+            ["kind", "model", "client_request_id", "file.filename"]
+        );
+        assert_eq!(
+            fields(parse("image", None, Some(""), Some(&"n".repeat(256)))),
+            ["client_request_id", "file.filename"]
+        );
+        let up = parse("image", Some(""), None, None).expect("clean");
+        assert_eq!(up.model, None, "an empty model means none");
+    }
+
+    #[test]
     fn image_rules_follow_the_catalog() {
         let l = KindLimits {
             max_bytes: 10,
