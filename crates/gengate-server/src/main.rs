@@ -65,7 +65,7 @@ enum DevCmd {
         #[arg(long, default_value_t = 5_000)]
         processing_ms: u64,
         /// Do not POST status changes to callback URLs.
-        #[arg(long, default_value_t = false)]
+        #[arg(long, default_value_t = false, value_parser = clap::builder::BoolishValueParser::new())]
         no_callbacks: bool,
         /// Serve this file (e.g. a real MP4) as every result video.
         #[arg(long)]
