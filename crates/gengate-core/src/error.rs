@@ -21,6 +21,9 @@ pub enum ErrorCode {
     RateLimited,
     PublicApiDisabled,
     ServiceUnavailable,
+    /// This node is at a resource limit (the image decode memory budget);
+    /// `Retry-After` says when to try again. Nothing was done.
+    ServerBusy,
     InternalError,
 }
 
@@ -38,7 +41,7 @@ impl ErrorCode {
             Self::IdempotencyConflict => 409,
             Self::PayloadTooLarge => 413,
             Self::RateLimited => 429,
-            Self::PublicApiDisabled | Self::ServiceUnavailable => 503,
+            Self::PublicApiDisabled | Self::ServiceUnavailable | Self::ServerBusy => 503,
             Self::InternalError => 500,
         }
     }
@@ -58,6 +61,7 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::PublicApiDisabled => "public_api_disabled",
             Self::ServiceUnavailable => "service_unavailable",
+            Self::ServerBusy => "server_busy",
             Self::InternalError => "internal_error",
         }
     }

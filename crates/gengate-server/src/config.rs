@@ -115,6 +115,14 @@ pub struct ServeConfig {
     /// download (a 15 s 1080p Kling video is tens of MB).
     #[arg(long, env = "GENGATE_MAX_OUTPUT_BYTES", default_value_t = 512 << 20)]
     pub max_output_bytes: u64,
+    /// Image decoding memory this node holds at once, in bytes, summed over
+    /// concurrent uploads (each decode's cost is read from the image header
+    /// first). An image needing more than this alone is refused (400).
+    #[arg(long, env = "GENGATE_MAX_DECODE_MEMORY", default_value_t = 512 << 20)]
+    pub max_decode_memory: u64,
+    /// How long an upload waits for decode memory before `503 server_busy`.
+    #[arg(long, env = "GENGATE_DECODE_WAIT_MS", default_value_t = 2_000)]
+    pub decode_wait_ms: u64,
     /// Do not run tasks on this node (they stay queued); for API-only nodes and benchmarks.
     #[arg(long, env = "GENGATE_NO_RUNNER", default_value_t = false, value_parser = BoolishValueParser::new())]
     pub no_runner: bool,

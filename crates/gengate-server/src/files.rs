@@ -5,6 +5,7 @@
 //! live file of the caller, that fits the model's rules, is accepted.
 
 use crate::blobs::{BlobError, Blobs};
+use crate::decode_budget::{BudgetError, DecodeBudget, Reservation};
 use crate::signing::{MediaLinks, SigningKey};
 use base64::Engine as _;
 use bytes::Bytes;
@@ -139,6 +140,9 @@ pub enum FilesError {
     Store(#[from] StoreError),
     #[error("storage unavailable: {0}")]
     Blob(String),
+    /// The decode memory budget stayed taken for the whole wait.
+    #[error("busy: {0}")]
+    Busy(String),
 }
 
 impl From<BlobError> for FilesError {
@@ -154,6 +158,7 @@ pub struct FilesService {
     key: SigningKey,
     clock: SharedClock,
     ttl: Duration,
+    decode_budget: Arc<DecodeBudget>,
 }
 
 fn invalid(
@@ -165,7 +170,13 @@ fn invalid(
 }
 
 impl FilesService {
-    pub fn new(store: DynStore, links: Arc<MediaLinks>, blobs: Blobs, ttl: Duration) -> Self {
+    pub fn new(
+        store: DynStore,
+        links: Arc<MediaLinks>,
+        blobs: Blobs,
+        ttl: Duration,
+        decode_budget: Arc<DecodeBudget>,
+    ) -> Self {
         let key = links.key.clone();
         let clock = links.clock.clone();
         Self {
@@ -175,7 +186,38 @@ impl FilesService {
             key,
             clock,
             ttl,
+            decode_budget,
         }
+    }
+
+    pub fn decode_budget(&self) -> &DecodeBudget {
+        &self.decode_budget
+    }
+
+    /// Reserves an image's decode memory, its cost read from the header
+    /// (hostile bytes: off the async threads, like the decode).
+    async fn reserve_decode(
+        &self,
+        bytes: &Bytes,
+        mime: &'static str,
+        limits: ImageLimits,
+    ) -> Result<Reservation, FilesError> {
+        let head = bytes.clone();
+        let cost = tokio::task::spawn_blocking(move || {
+            gengate_media::image_decode_cost(&head, mime, &limits)
+        })
+        .await
+        .map_err(|e| FilesError::Blob(format!("inspection task failed: {e}")))?
+        .map_err(|e| invalid("file", FieldIssue::InvalidFormat, e.to_string()))?;
+        self.decode_budget.reserve(cost).await.map_err(|e| match e {
+            BudgetError::TooLarge { .. } => invalid(
+                "file",
+                FieldIssue::TooLarge,
+                format!("the image is too large to check: {e}"),
+            )
+            .into(),
+            BudgetError::Busy => FilesError::Busy(e.to_string()),
+        })
     }
 
     /// The size and type rules that apply to an upload of `kind`, with `model` if named.
@@ -277,12 +319,22 @@ impl FilesService {
         let bytes = up.bytes.clone();
         let mime = sniffed.mime;
         let kind = sniffed.kind;
+        let limits = ImageLimits::default();
+        // Moved into the decode task and dropped when the decode ends, even if
+        // this request is dropped first (the client hung up).
+        let reservation = match kind {
+            MediaKind::Image => Some(self.reserve_decode(&up.bytes, mime, limits).await?),
+            MediaKind::Video | MediaKind::Audio => None,
+        };
         // Decoding is CPU work on hostile input: keep it off the async threads.
-        let measured = tokio::task::spawn_blocking(move || match kind {
-            MediaKind::Image => gengate_media::inspect_image(&bytes, mime, &ImageLimits::default())
-                .map(|i| (Some(i.width), Some(i.height), None)),
-            MediaKind::Video | MediaKind::Audio => {
-                gengate_media::probe_duration(&bytes, mime).map(|d| (None, None, Some(d)))
+        let measured = tokio::task::spawn_blocking(move || {
+            let _held = reservation;
+            match kind {
+                MediaKind::Image => gengate_media::inspect_image(&bytes, mime, &limits)
+                    .map(|i| (Some(i.width), Some(i.height), None)),
+                MediaKind::Video | MediaKind::Audio => {
+                    gengate_media::probe_duration(&bytes, mime).map(|d| (None, None, Some(d)))
+                }
             }
         })
         .await

@@ -5,7 +5,9 @@
 
 use crate::app::AppState;
 use gengate_core::error::{FieldIssue, ValidationErrors};
-use gengate_core::generation::{ClientRequestId, CreateGeneration, Generation, Task, TaskReference, TaskStatus};
+use gengate_core::generation::{
+    ClientRequestId, CreateGeneration, Generation, Task, TaskReference, TaskStatus,
+};
 use gengate_core::ids::{AccountId, TaskId};
 use gengate_core::params::ReferenceItem;
 use gengate_store::{

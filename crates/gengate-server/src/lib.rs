@@ -8,6 +8,7 @@ pub mod background;
 pub mod blobs;
 pub mod callbacks;
 pub mod config;
+pub mod decode_budget;
 pub mod events;
 pub mod fetch;
 pub mod files;

@@ -481,7 +481,11 @@ fn self_command() -> String {
     };
     let shown = std::env::current_dir()
         .ok()
-        .and_then(|cwd| exe.strip_prefix(cwd).ok().map(|p| format!("./{}", p.display())))
+        .and_then(|cwd| {
+            exe.strip_prefix(cwd)
+                .ok()
+                .map(|p| format!("./{}", p.display()))
+        })
         .unwrap_or_else(|| exe.display().to_string());
     if shown.contains(' ') {
         format!("'{shown}'")

@@ -11,9 +11,9 @@ use gengate_core::Timestamp;
 use gengate_core::catalog::Catalog;
 use gengate_core::clock::SharedClock;
 use gengate_core::error::{ErrorCode, FieldIssue, ValidationErrors};
-use gengate_core::text;
 use gengate_core::generation::{Generation, Task, TaskStatus, parse_create_request};
 use gengate_core::ids::{AccountId, EventId, TaskId, WebhookEndpointId};
+use gengate_core::text;
 use gengate_core::webhook::{CreateEndpoint, EventEnvelope, EventType, EventTypes, UpdateEndpoint};
 use gengate_store::webhooks::{
     AttemptOutcome, AttemptRecord, EndpointChanges, EndpointRecord, EventRecord, LeasedDelivery,

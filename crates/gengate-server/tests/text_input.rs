@@ -42,7 +42,11 @@ fn assert_refused(status: u16, body: &Value, fields: &[&str], what: &str) {
     for f in fields {
         assert!(named.contains(f), "{what}: {f} not named in {body}");
     }
-    assert_eq!(named.len(), fields.len(), "{what}: extra problems in {body}");
+    assert_eq!(
+        named.len(),
+        fields.len(),
+        "{what}: extra problems in {body}"
+    );
 }
 
 async fn send(rb: reqwest::RequestBuilder) -> (u16, Value) {
@@ -62,9 +66,17 @@ async fn generation_fields_with_control_characters_are_refused_by_name(engine: E
     };
     let cases: Vec<(Value, Vec<&str>, &str)> = vec![
         (kling("a\u{0}b", json!({})), vec!["prompt"], "NUL in prompt"),
-        (kling("a\u{1b}[2Jb", json!({})), vec!["prompt"], "ESC in prompt"),
+        (
+            kling("a\u{1b}[2Jb", json!({})),
+            vec!["prompt"],
+            "ESC in prompt",
+        ),
         (kling("a\u{7f}", json!({})), vec!["prompt"], "DEL in prompt"),
-        (kling("a\u{85}", json!({})), vec!["prompt"], "C1 NEL in prompt"),
+        (
+            kling("a\u{85}", json!({})),
+            vec!["prompt"],
+            "C1 NEL in prompt",
+        ),
         (
             json!({"model": "kling-3-0", "prompt": "ok", "client_request_id": "a\u{0}b"}),
             vec!["client_request_id"],
@@ -295,8 +307,16 @@ async fn webhook_fields_with_control_characters_are_refused_by_name(engine: Engi
     let id = created["id"].as_str().expect("created").to_owned();
     for (body, fields, what) in [
         (json!({"name": "x\u{0}"}), vec!["name"], "PATCH name"),
-        (json!({"url": "https://e.com/\u{0}"}), vec!["url"], "PATCH url"),
-        (json!({"status": "active\u{0}"}), vec!["status"], "PATCH status"),
+        (
+            json!({"url": "https://e.com/\u{0}"}),
+            vec!["url"],
+            "PATCH url",
+        ),
+        (
+            json!({"status": "active\u{0}"}),
+            vec!["status"],
+            "PATCH status",
+        ),
     ] {
         let (status, v) = send(
             app.http
@@ -350,10 +370,7 @@ async fn query_filters_and_cursors_with_control_characters_are_refused(engine: E
             "/api/v1/webhook-events?starting_after=evt_%00".into(),
             "starting_after",
         ),
-        (
-            "/api/v1/webhook-events?type=webhook.test%00".into(),
-            "type",
-        ),
+        ("/api/v1/webhook-events?type=webhook.test%00".into(), "type"),
     ];
     for (path, field) in &cases {
         let (status, v) = send(app.get(path, &key)).await;
@@ -405,7 +422,10 @@ async fn operator_names_and_reasons_with_control_characters_are_refused(engine: 
         assert!(r.is_err(), "grant with reason {reason:?} went through");
     }
     assert_eq!(app.balance(&acc).await, 100, "no credit moved");
-    assert_eq!(store.ledger(&acc).await.expect("ledger").len(), ledger_before);
+    assert_eq!(
+        store.ledger(&acc).await.expect("ledger").len(),
+        ledger_before
+    );
     let b = gengate_server::accounts::change_credits(
         store,
         &acc,
@@ -451,12 +471,8 @@ async fn a_receiver_answering_nul_is_recorded_scrubbed(engine: Engine) {
         )
         .await;
     let id = hook["id"].as_str().expect("endpoint").to_owned();
-    let (status, v) = send(app.post(
-        &format!("/api/v1/webhooks/{id}/test"),
-        &key,
-        &json!({}),
-    ))
-    .await;
+    let (status, v) =
+        send(app.post(&format!("/api/v1/webhooks/{id}/test"), &key, &json!({}))).await;
     assert_eq!(status, 202, "{v}");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

@@ -17,6 +17,13 @@ impl From<FilesError> for ApiError {
         match e {
             FilesError::Invalid(v) => v.into(),
             FilesError::Store(s) => s.into(),
+            FilesError::Busy(m) => ApiError {
+                retry_after_secs: Some(1),
+                ..ApiError::new(
+                    ErrorCode::ServerBusy,
+                    format!("{m} (the image decode memory budget is in use)"),
+                )
+            },
             FilesError::Blob(m) => {
                 tracing::warn!(error = %m, "blob storage failed");
                 ApiError::unavailable("storage is unavailable; retry shortly")
@@ -43,7 +50,9 @@ pub struct UploadForm {
 #[utoipa::path(post, path = "/api/v1/files", tag = "files", security(("bearer" = [])),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     params(("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 201, body = FileObject), (status = 400, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope)))]
+    responses((status = 201, body = FileObject), (status = 400, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope),
+        (status = 503, description = "server_busy: the node's image decode memory budget stayed in use for the whole wait; `Retry-After` says when to retry | service_unavailable", body = ErrorEnvelope,
+         headers(("Retry-After" = u64, description = "seconds")))))]
 pub async fn upload_file(
     State(st): State<AppState>,
     auth: Auth,
