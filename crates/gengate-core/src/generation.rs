@@ -108,12 +108,13 @@ pub fn parse_create_request(
     };
     for k in obj.keys() {
         if !TOP_LEVEL_KEYS.contains(&k.as_str()) {
+            let name = text::key_name(k);
             let msg = if k == "files" {
                 "files is not a request field: upload files through /api/v1/files and reference them in params.referenceMediaItems".to_owned()
             } else {
-                format!("{k} is not a request field")
+                format!("{name} is not a request field")
             };
-            errs.push(k.clone(), FieldIssue::UnknownField, msg);
+            errs.push(name, FieldIssue::UnknownField, msg);
         }
     }
 
@@ -478,6 +479,33 @@ mod tests {
         assert_eq!(g.params.get_str("negative_prompt"), Some("blur\nnoise"));
         assert!(ClientRequestId::parse("a\tb").is_err());
         assert!(ClientRequestId::parse("a-b_c.d:e/f").is_ok());
+    }
+
+    /// Found by tests/fuzz.rs: an empty key was reported as field "".
+    #[test]
+    fn unknown_keys_that_do_not_read_as_names_are_quoted() {
+        let e = parse_create_request(
+            &catalog(),
+            &json!({"model": "kling-3-0", "prompt": "x", "": 1, "a\u{0}": 2, "params": {"": 3}}),
+        )
+        .unwrap_err();
+        let f = fields(&e);
+        for expected in ["\"\"", "\"a\\u0000\"", "params.\"\""] {
+            assert!(
+                f.contains(&(expected, FieldIssue::UnknownField)),
+                "{expected} in {f:?}"
+            );
+        }
+    }
+
+    /// Found by tests/fuzz.rs: without serde_json's `float_roundtrip`, a
+    /// number could come back 1 ulp off after serialise → parse.
+    #[test]
+    fn numbers_survive_serialise_and_parse_exactly() {
+        let v = json!([{"k": -1.400492368522259e-244}, 0.1, 1e308, 5e-324]);
+        let back: Value =
+            serde_json::from_str(&crate::idempotency::canonical_json(&v)).unwrap();
+        assert_eq!(back, v);
     }
 
     #[test]

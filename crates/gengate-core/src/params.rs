@@ -92,6 +92,7 @@ pub fn validate_params(
 
     for key in given.keys() {
         if key != REFERENCE_ITEMS_KEY && model.param(key).is_none() {
+            let key = text::key_name(key);
             errs.push(
                 format!("params.{key}"),
                 FieldIssue::UnknownField,
@@ -304,6 +305,7 @@ fn parse_reference_items(
         let mut ok = true;
         for k in obj.keys() {
             if !REFERENCE_ITEM_KEYS.contains(&k.as_str()) {
+                let k = text::key_name(k);
                 errs.push(
                     format!("{at}.{k}"),
                     FieldIssue::UnknownField,

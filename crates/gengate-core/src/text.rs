@@ -82,6 +82,18 @@ pub fn require(field: &str, s: &str, rule: TextRule) -> Result<(), ValidationErr
     errs.into_result()
 }
 
+/// How a caller's JSON object key is written inside a field path
+/// (`details[].field`): as it is when it reads as a name, JSON-quoted when
+/// it is empty or holds control characters or quotes, so no refusal names
+/// an empty or invisible field.
+pub fn key_name(key: &str) -> String {
+    if !key.is_empty() && first_refused(key, TextRule::Line).is_none() && !key.contains('"') {
+        key.to_owned()
+    } else {
+        serde_json::Value::String(key.to_owned()).to_string()
+    }
+}
+
 /// Third-party text we keep but cannot refuse: every character `Prose`
 /// refuses becomes U+FFFD, so it is visible that something was there.
 pub fn scrub(s: &str) -> String {
@@ -147,6 +159,14 @@ mod tests {
         assert_eq!(errs.problems()[0].field, "name");
         assert!(require("x", "ok", TextRule::Line).is_ok());
         assert!(require("x", "o\nk", TextRule::Line).is_err());
+    }
+
+    #[test]
+    fn odd_keys_are_quoted_in_field_paths() {
+        assert_eq!(key_name("seed"), "seed");
+        assert_eq!(key_name(""), "\"\"");
+        assert_eq!(key_name("a\u{0}"), "\"a\\u0000\"");
+        assert_eq!(key_name("say \"hi\""), "\"say \\\"hi\\\"\"");
     }
 
     #[test]

@@ -198,6 +198,7 @@ fn object<'a>(
     };
     for k in obj.keys() {
         if !allowed.contains(&k.as_str()) {
+            let k = text::key_name(k);
             errs.push(
                 k.clone(),
                 FieldIssue::UnknownField,
