@@ -503,8 +503,7 @@ mod tests {
     #[test]
     fn numbers_survive_serialise_and_parse_exactly() {
         let v = json!([{"k": -1.400492368522259e-244}, 0.1, 1e308, 5e-324]);
-        let back: Value =
-            serde_json::from_str(&crate::idempotency::canonical_json(&v)).unwrap();
+        let back: Value = serde_json::from_str(&crate::idempotency::canonical_json(&v)).unwrap();
         assert_eq!(back, v);
     }
 

@@ -40,9 +40,7 @@ fn config() -> Config {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(512),
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
-            "regressions",
-        ))),
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
         ..Config::default()
     }
 }
@@ -80,7 +78,10 @@ fn watched<T>(what: &Value, f: impl FnOnce() -> T) -> T {
     if let Ok(mut c) = CURRENT.lock() {
         *c = what.to_string().chars().take(2000).collect();
     }
-    STARTED_MS.store(epoch().elapsed().as_millis().max(1) as u64, Ordering::Relaxed);
+    STARTED_MS.store(
+        epoch().elapsed().as_millis().max(1) as u64,
+        Ordering::Relaxed,
+    );
     let out = f();
     STARTED_MS.store(0, Ordering::Relaxed);
     out
@@ -93,9 +94,30 @@ fn watched<T>(what: &Value, f: impl FnOnce() -> T) -> T {
 fn text() -> impl Strategy<Value = String> {
     let words: Vec<String> = {
         let mut w = vec![
-            "kling-3-0", "std", "pro", "5", "10", "15", "true", "false", "16:9", "9:16", "1:1",
-            "image", "video", "audio", "referenceMediaItems", "", " ", "\u{0}", "a\nb", "1e999",
-            "NaN", "-0", "0x10", "１０",
+            "kling-3-0",
+            "std",
+            "pro",
+            "5",
+            "10",
+            "15",
+            "true",
+            "false",
+            "16:9",
+            "9:16",
+            "1:1",
+            "image",
+            "video",
+            "audio",
+            "referenceMediaItems",
+            "",
+            " ",
+            "\u{0}",
+            "a\nb",
+            "1e999",
+            "NaN",
+            "-0",
+            "0x10",
+            "１０",
         ]
         .into_iter()
         .map(str::to_owned)
@@ -121,7 +143,8 @@ fn number() -> impl Strategy<Value = Value> {
     prop_oneof![
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
         (-20i64..40).prop_map(Value::from),
         (-20.0f64..40.0).prop_map(|f| json!(f)),
     ]
@@ -256,15 +279,24 @@ fn check_create(body: &Value) -> Result<(), TestCaseError> {
                 let n = v.as_f64();
                 prop_assert!(n.is_some_and(f64::is_finite), "{k}={v}");
                 let n = n.expect("checked");
-                prop_assert!(spec.min.is_none_or(|lo| n >= lo) && spec.max.is_none_or(|hi| n <= hi));
+                prop_assert!(
+                    spec.min.is_none_or(|lo| n >= lo) && spec.max.is_none_or(|hi| n <= hi)
+                );
             }
             ParamType::Text => {
-                prop_assert!(v.as_str().is_some_and(|s| first_refused(s, TextRule::Prose).is_none()));
+                prop_assert!(
+                    v.as_str()
+                        .is_some_and(|s| first_refused(s, TextRule::Prose).is_none())
+                );
             }
         }
     }
     for spec in model.params.iter().filter(|p| p.required) {
-        prop_assert!(req.params.get(&spec.key).is_some(), "required {} missing", spec.key);
+        prop_assert!(
+            req.params.get(&spec.key).is_some(),
+            "required {} missing",
+            spec.key
+        );
     }
     if model.runtime.contains("kling") || model.id.starts_with("kling") {
         let k = KlingParams::from_params(&req.params);
@@ -280,14 +312,26 @@ fn check_create(body: &Value) -> Result<(), TestCaseError> {
         again["client_request_id"] = json!(c.as_str());
     }
     if !req.references.is_empty() {
-        let items: Vec<Value> = req.references.iter().map(|r| {
-            let mut it = json!({"url": r.url, "kind": r.kind});
-            if let Some(n) = &r.name { it["name"] = json!(n); }
-            if let Some(m) = &r.mime_type { it["mimeType"] = json!(m); }
-            if let Some(d) = r.duration_seconds { it["durationSeconds"] = json!(d); }
-            if let Some(t) = &r.duration_token { it["durationToken"] = json!(t); }
-            it
-        }).collect();
+        let items: Vec<Value> = req
+            .references
+            .iter()
+            .map(|r| {
+                let mut it = json!({"url": r.url, "kind": r.kind});
+                if let Some(n) = &r.name {
+                    it["name"] = json!(n);
+                }
+                if let Some(m) = &r.mime_type {
+                    it["mimeType"] = json!(m);
+                }
+                if let Some(d) = r.duration_seconds {
+                    it["durationSeconds"] = json!(d);
+                }
+                if let Some(t) = &r.duration_token {
+                    it["durationToken"] = json!(t);
+                }
+                it
+            })
+            .collect();
         again["params"]["referenceMediaItems"] = Value::Array(items);
     }
     let re = parse_create_request(catalog(), &again);

@@ -136,7 +136,10 @@ fn watched<T>(what: impl FnOnce() -> String, f: impl FnOnce() -> T) -> T {
     if let Ok(mut c) = CURRENT.lock() {
         *c = what();
     }
-    CASE_STARTED_MS.store(epoch().elapsed().as_millis().max(1) as u64, Ordering::Relaxed);
+    CASE_STARTED_MS.store(
+        epoch().elapsed().as_millis().max(1) as u64,
+        Ordering::Relaxed,
+    );
     let out = f();
     CASE_STARTED_MS.store(0, Ordering::Relaxed);
     out
@@ -237,7 +240,9 @@ fn check_all(bytes: &[u8]) -> Result<(), String> {
         }
         let ceiling = limits.max_alloc_bytes as usize * 2 + parse_bound(bytes.len());
         if peak > ceiling {
-            return Err(format!("inspect_image({mime}) held {peak} bytes (bound {ceiling})"));
+            return Err(format!(
+                "inspect_image({mime}) held {peak} bytes (bound {ceiling})"
+            ));
         }
         // The decode budget is only honest if the estimate covers the decode.
         if let (Ok(cost), Ok(_)) = (&cost, &r) {
@@ -253,7 +258,11 @@ fn check_all(bytes: &[u8]) -> Result<(), String> {
         }
     }
     for (name, f) in [
-        ("decode_rgb8", (|b, l| decode_rgb8(b, l).map(|_| ())) as fn(&[u8], &ImageLimits) -> Result<(), MediaError>),
+        (
+            "decode_rgb8",
+            (|b, l| decode_rgb8(b, l).map(|_| ()))
+                as fn(&[u8], &ImageLimits) -> Result<(), MediaError>,
+        ),
         ("to_png", |b, l| to_png(b, l).map(|_| ())),
     ] {
         let (r, peak) = peak_of(|| f(bytes, &limits));
@@ -297,10 +306,15 @@ fn round_trip(bytes: &[u8], limits: &ImageLimits) -> Result<(), String> {
     if sniff(&png).map(|s| s.mime) != Some("image/png") {
         return Err("to_png output does not sniff as PNG".into());
     }
-    let (w, h, _) = decode_rgb8(bytes, limits).map_err(|e| format!("to_png ok, decode not: {e}"))?;
-    let info = inspect_image(&png, "image/png", limits).map_err(|e| format!("to_png output: {e}"))?;
+    let (w, h, _) =
+        decode_rgb8(bytes, limits).map_err(|e| format!("to_png ok, decode not: {e}"))?;
+    let info =
+        inspect_image(&png, "image/png", limits).map_err(|e| format!("to_png output: {e}"))?;
     if (info.width, info.height) != (w, h) {
-        return Err(format!("to_png changed {w}x{h} to {}x{}", info.width, info.height));
+        return Err(format!(
+            "to_png changed {w}x{h} to {}x{}",
+            info.width, info.height
+        ));
     }
     let again = to_png(&png, limits).map_err(|e| format!("to_png of its own output: {e}"))?;
     let (a, b) = (
@@ -387,7 +401,11 @@ fn apply(mut bytes: Vec<u8>, edits: &[Edit]) -> Vec<u8> {
             }
             Edit::Nasty(f, v, be) => {
                 let i = at(*f, bytes.len());
-                let raw = if *be { v.to_be_bytes() } else { v.to_le_bytes() };
+                let raw = if *be {
+                    v.to_be_bytes()
+                } else {
+                    v.to_le_bytes()
+                };
                 for (k, b) in raw.iter().enumerate() {
                     if let Some(slot) = bytes.get_mut(i + k) {
                         *slot = *b;
@@ -457,7 +475,10 @@ fn random_bytes_never_panic_hang_or_overallocate() {
     let input = (magic, prop::collection::vec(any::<u8>(), 0..4096))
         .prop_map(|(m, rest)| [m, &rest[..]].concat());
     r.run(&input, |bytes| {
-        let res = watched(|| format!("random: {}", hex_head(&bytes)), || check_all(&bytes));
+        let res = watched(
+            || format!("random: {}", hex_head(&bytes)),
+            || check_all(&bytes),
+        );
         prop_assert!(res.is_ok(), "{}: {}", res.unwrap_err(), hex_head(&bytes));
         Ok(())
     })
@@ -521,5 +542,8 @@ fn the_harness_measures_allocations_and_reaches_the_parsers() {
         .unwrap_or_else(|e| panic!("{e}"));
     let parsed = parsed.into_inner();
     eprintln!("{parsed} of the mutated files still parsed");
-    assert!(parsed > 0, "no mutated file parsed: the mutations reach no parser");
+    assert!(
+        parsed > 0,
+        "no mutated file parsed: the mutations reach no parser"
+    );
 }

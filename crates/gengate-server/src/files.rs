@@ -110,16 +110,15 @@ impl Upload {
                 None
             }
         };
-        if let Some(n) = &name {
-            if text::check("file.filename", n, TextRule::Line, &mut errs)
-                && n.chars().count() > MAX_FILE_NAME_CHARS
-            {
-                errs.push(
-                    "file.filename",
-                    FieldIssue::TooLong,
-                    format!("the file name must be at most {MAX_FILE_NAME_CHARS} characters"),
-                );
-            }
+        if let Some(n) = &name
+            && text::check("file.filename", n, TextRule::Line, &mut errs)
+            && n.chars().count() > MAX_FILE_NAME_CHARS
+        {
+            errs.push(
+                "file.filename",
+                FieldIssue::TooLong,
+                format!("the file name must be at most {MAX_FILE_NAME_CHARS} characters"),
+            );
         }
         errs.into_result()?;
         Ok(Self {

@@ -84,7 +84,10 @@ async fn concurrent_big_decodes_share_one_budget() {
     drop(held);
     let (status, _, v) = upload(&app, &key, png).await;
     assert_eq!(status, 201, "{v}");
-    assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(11_000), Some(11_000)));
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(11_000), Some(11_000))
+    );
 
     // Eight at once: never more decodes than the budget holds; every answer
     // is 201 or 503 server_busy with the envelope, never another 5xx.
@@ -105,7 +108,11 @@ async fn concurrent_big_decodes_share_one_budget() {
         busy >= 1,
         "eight ~363 MB decodes cannot all fit a 400 MB budget within 100 ms each"
     );
-    assert_eq!(budget.available_bytes(), total, "every reservation returned");
+    assert_eq!(
+        budget.available_bytes(),
+        total,
+        "every reservation returned"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -6,7 +6,6 @@
 mod common;
 
 use common::{Engine, TestApp, kling};
-use gengate_core::clock::Clock;
 use gengate_core::credits::LedgerKind;
 use gengate_core::ids::TaskId;
 use serde_json::{Value, json};
@@ -191,10 +190,13 @@ async fn upload(app: &TestApp, key: &str, fields: &[(&str, &str)], name: &str) -
     .await
 }
 
+/// Form fields, file name, fields named in the refusal, what the case is.
+type FormCase<'a> = (Vec<(&'a str, &'a str)>, &'a str, Vec<&'a str>, &'a str);
+
 async fn upload_form_fields_with_control_characters_are_refused_by_name(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let (_, key) = app.account("uploads", 0).await;
-    let cases: Vec<(Vec<(&str, &str)>, &str, Vec<&str>, &str)> = vec![
+    let cases: Vec<FormCase> = vec![
         (
             vec![("kind", "image"), ("client_request_id", "a\u{0}b")],
             "a.png",
