@@ -146,3 +146,55 @@ async fn an_image_whose_decode_alone_exceeds_the_budget_is_refused_not_queued() 
         .expect("count");
     assert_eq!(files, 0);
 }
+
+/// The sandbox decodes a task's reference images under the same budget: while
+/// it is taken the job is retried (transient), never decoded past it; once
+/// returned, the task succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reference_decodes_in_the_runner_wait_for_the_budget() {
+    let app = TestApp::spawn_with(
+        Engine::Sqlite,
+        &["--decode-wait-ms", "50", "--sandbox-concurrency", "1"],
+    )
+    .await;
+    let (_, key) = app.account("runner", 1000).await;
+    let (status, _, file) = upload(&app, &key, &gengate_media::corpus::png(400, 400)).await;
+    assert_eq!(status, 201, "{file}");
+    let budget = app.running.state.files.decode_budget();
+    let held = budget
+        .reserve(budget.total_bytes())
+        .await
+        .expect("take the whole budget");
+    let body = serde_json::json!({"model": "kling-3-0", "prompt": "budgeted",
+        "params": {"mode": "std", "duration": "5",
+                   "referenceMediaItems": [{"url": file["url"], "kind": "image"}]}});
+    let task = app.post_json("/api/v1/generations", &key, &body).await;
+    let id = task["id"].as_str().expect("task id").to_owned();
+    // Leased, refused the budget, released with back-off, leased again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let attempts = gengate_store::testing::raw_count(
+            &app.database_url,
+            &format!("SELECT COALESCE(MAX(attempts), -1) FROM jobs WHERE task_id = '{id}'"),
+        )
+        .await
+        .expect("attempts");
+        assert_ne!(attempts, -1, "the job ended while the budget was taken");
+        if attempts >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job was not retried while the budget was taken"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let now = app
+        .get_json(&format!("/api/v1/generations/{id}"), &key)
+        .await;
+    assert_ne!(now["status"], "succeeded", "decoded past the budget: {now}");
+    drop(held);
+    let done = app.wait_terminal(&key, &id, 120).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(budget.available_bytes(), budget.total_bytes());
+}
