@@ -30,6 +30,9 @@ pub enum ErrorCode {
     /// The model's upstream provider cannot take tasks now (e.g. it refuses
     /// our credentials); nothing was charged.
     ProviderUnavailable,
+    /// This node is at a resource limit (the image decode memory budget);
+    /// `Retry-After` says when to try again. Nothing was done.
+    ServerBusy,
     InternalError,
 }
 
@@ -50,7 +53,10 @@ impl ErrorCode {
             Self::PayloadTooLarge => 413,
             Self::RangeNotSatisfiable => 416,
             Self::RateLimited => 429,
-            Self::PublicApiDisabled | Self::ServiceUnavailable | Self::ProviderUnavailable => 503,
+            Self::PublicApiDisabled
+            | Self::ServiceUnavailable
+            | Self::ProviderUnavailable
+            | Self::ServerBusy => 503,
             Self::InternalError => 500,
         }
     }
@@ -95,6 +101,7 @@ impl ErrorCode {
             Self::PublicApiDisabled => "public_api_disabled",
             Self::ServiceUnavailable => "service_unavailable",
             Self::ProviderUnavailable => "provider_unavailable",
+            Self::ServerBusy => "server_busy",
             Self::InternalError => "internal_error",
         }
     }

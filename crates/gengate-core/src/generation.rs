@@ -7,6 +7,7 @@ use crate::credits::Credits;
 use crate::error::{FieldIssue, ValidationErrors};
 use crate::ids::{AccountId, FileId, TaskId};
 use crate::params::{NormalizedParams, ReferenceItem, validate_params};
+use crate::text::{self, TextRule};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -20,6 +21,9 @@ impl Prompt {
     pub fn parse(s: &str, max_chars: u32) -> Result<Self, (FieldIssue, String)> {
         if s.trim().is_empty() {
             return Err((FieldIssue::Blank, "prompt must not be blank".into()));
+        }
+        if let Some(p) = text::problem("prompt", s, TextRule::Prose) {
+            return Err(p);
         }
         let n = s.chars().count();
         if n > max_chars as usize {
@@ -38,7 +42,9 @@ impl Prompt {
     }
 }
 
-/// The caller's own trace id: 1..=128 characters.
+/// The caller's own trace id: 1..=128 characters, no control characters
+/// (the same rule for the JSON field, the upload form field and the list
+/// filter, so whatever can be stored can be searched for).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ClientRequestId(String);
@@ -61,6 +67,9 @@ impl ClientRequestId {
                     Self::MAX_CHARS
                 ),
             ));
+        }
+        if let Some(p) = text::problem("client_request_id", s, TextRule::Line) {
+            return Err(p);
         }
         Ok(Self(s.to_owned()))
     }
@@ -99,12 +108,13 @@ pub fn parse_create_request(
     };
     for k in obj.keys() {
         if !TOP_LEVEL_KEYS.contains(&k.as_str()) {
+            let name = text::key_name(k);
             let msg = if k == "files" {
                 "files is not a request field: upload files through /api/v1/files and reference them in params.referenceMediaItems".to_owned()
             } else {
-                format!("{k} is not a request field")
+                format!("{name} is not a request field")
             };
-            errs.push(k.clone(), FieldIssue::UnknownField, msg);
+            errs.push(name, FieldIssue::UnknownField, msg);
         }
     }
 
@@ -415,6 +425,86 @@ mod tests {
             .iter()
             .map(|p| (p.field.as_str(), p.issue))
             .collect()
+    }
+
+    /// The builtin catalog plus a model with a free-text and a number param.
+    fn catalog_with_text_params() -> Catalog {
+        let mut file: Value = serde_json::from_str(crate::catalog::BUILTIN_CATALOG).unwrap();
+        let mut m = file["models"][0].clone();
+        m["id"] = "texty".into();
+        m["params"] = json!([
+            {"key": "negative_prompt", "type": "text", "max_length": 200, "description": "Avoid"},
+            {"key": "steps", "type": "number", "min": 1, "max": 50, "step": 1, "default": 20, "description": "Steps"}
+        ]);
+        m["internal"]["rules"] = json!([]);
+        file["models"].as_array_mut().unwrap().push(m);
+        Catalog::from_json(&file.to_string()).unwrap()
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_every_text_field_by_name() {
+        let c = catalog_with_text_params();
+        let e = parse_create_request(
+            &c,
+            &json!({"model": "texty", "prompt": "a\u{0000}b", "client_request_id": "id\n",
+                    "params": {"negative_prompt": "x\u{001b}", "steps": "2\u{0000}",
+                               "referenceMediaItems": [{"url": "u\u{0000}", "kind": "image\u{0000}", "name": "n\u{0007}"}]}}),
+        )
+        .unwrap_err();
+        let f = fields(&e);
+        for field in [
+            "prompt",
+            "client_request_id",
+            "params.negative_prompt",
+            "params.steps",
+            "params.referenceMediaItems[0].url",
+            "params.referenceMediaItems[0].kind",
+            "params.referenceMediaItems[0].name",
+        ] {
+            assert!(
+                f.contains(&(field, FieldIssue::InvalidFormat)),
+                "{field} not refused: {f:?}"
+            );
+        }
+        assert_eq!(f.len(), 7, "each field once: {f:?}");
+
+        // Prose keeps tab and newlines; ids do not.
+        let g = parse_create_request(
+            &c,
+            &json!({"model": "texty", "prompt": "one\r\ntwo\tthree",
+                    "params": {"negative_prompt": "blur\nnoise"}}),
+        )
+        .unwrap();
+        assert_eq!(g.prompt.as_str(), "one\r\ntwo\tthree");
+        assert_eq!(g.params.get_str("negative_prompt"), Some("blur\nnoise"));
+        assert!(ClientRequestId::parse("a\tb").is_err());
+        assert!(ClientRequestId::parse("a-b_c.d:e/f").is_ok());
+    }
+
+    /// Found by tests/fuzz.rs: an empty key was reported as field "".
+    #[test]
+    fn unknown_keys_that_do_not_read_as_names_are_quoted() {
+        let e = parse_create_request(
+            &catalog(),
+            &json!({"model": "kling-3-0", "prompt": "x", "": 1, "a\u{0}": 2, "params": {"": 3}}),
+        )
+        .unwrap_err();
+        let f = fields(&e);
+        for expected in ["\"\"", "\"a\\u0000\"", "params.\"\""] {
+            assert!(
+                f.contains(&(expected, FieldIssue::UnknownField)),
+                "{expected} in {f:?}"
+            );
+        }
+    }
+
+    /// Found by tests/fuzz.rs: without serde_json's `float_roundtrip`, a
+    /// number could come back 1 ulp off after serialise → parse.
+    #[test]
+    fn numbers_survive_serialise_and_parse_exactly() {
+        let v = json!([{"k": -1.400492368522259e-244}, 0.1, 1e308, 5e-324]);
+        let back: Value = serde_json::from_str(&crate::idempotency::canonical_json(&v)).unwrap();
+        assert_eq!(back, v);
     }
 
     #[test]

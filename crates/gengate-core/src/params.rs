@@ -5,6 +5,7 @@
 
 use crate::catalog::{Model, ParamSpec, ParamType};
 use crate::error::{FieldIssue, ValidationErrors};
+use crate::text::{self, TextRule};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -91,6 +92,7 @@ pub fn validate_params(
 
     for key in given.keys() {
         if key != REFERENCE_ITEMS_KEY && model.param(key).is_none() {
+            let key = text::key_name(key);
             errs.push(
                 format!("params.{key}"),
                 FieldIssue::UnknownField,
@@ -151,7 +153,12 @@ fn normalise_value(
         ParamType::Select => {
             let options = spec.options.as_deref().unwrap_or_default();
             let candidate = match v {
-                Value::String(s) => s.clone(),
+                Value::String(s) => {
+                    if let Some(p) = text::problem(field, s, TextRule::Line) {
+                        return Err(p);
+                    }
+                    s.clone()
+                }
                 Value::Bool(b) => b.to_string(),
                 Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
                 Value::Number(_) => {
@@ -179,7 +186,12 @@ fn normalise_value(
         ParamType::Number => {
             let n = match v {
                 Value::Number(n) => n.as_f64(),
-                Value::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
+                Value::String(s) => {
+                    if let Some(p) = text::problem(field, s, TextRule::Line) {
+                        return Err(p);
+                    }
+                    s.trim().parse::<f64>().ok().filter(|f| f.is_finite())
+                }
                 _ => None,
             };
             let Some(n) = n else {
@@ -223,6 +235,9 @@ fn normalise_value(
             let Value::String(s) = v else {
                 return Err((FieldIssue::InvalidType, format!("{field} must be a string")));
             };
+            if let Some(p) = text::problem(field, s, TextRule::Prose) {
+                return Err(p);
+            }
             if let Some(max) = spec.max_length
                 && s.chars().count() > max as usize
             {
@@ -290,6 +305,7 @@ fn parse_reference_items(
         let mut ok = true;
         for k in obj.keys() {
             if !REFERENCE_ITEM_KEYS.contains(&k.as_str()) {
+                let k = text::key_name(k);
                 errs.push(
                     format!("{at}.{k}"),
                     FieldIssue::UnknownField,
@@ -301,7 +317,13 @@ fn parse_reference_items(
         let text = |k: &str, errs: &mut ValidationErrors, ok: &mut bool| -> Option<String> {
             match obj.get(k) {
                 None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(s.clone()),
+                Some(Value::String(s)) => {
+                    // Kept even when refused, so it is not also reported as missing.
+                    if !text::check(&format!("{at}.{k}"), s, TextRule::Line, errs) {
+                        *ok = false;
+                    }
+                    Some(s.clone())
+                }
                 Some(_) => {
                     errs.push(
                         format!("{at}.{k}"),
@@ -348,7 +370,10 @@ fn parse_reference_items(
                 );
                 ok = false;
             }
-            Some(k) if !spec.kinds.iter().any(|x| x == k) => {
+            Some(k)
+                if !spec.kinds.iter().any(|x| x == k)
+                    && text::first_refused(k, TextRule::Line).is_none() =>
+            {
                 errs.push(
                     format!("{at}.kind"),
                     FieldIssue::NotAllowed,

@@ -5,6 +5,7 @@
 
 use crate::error::{FieldIssue, ValidationErrors};
 use crate::ids::EventId;
+use crate::text::{self, TextRule};
 use crate::time::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
@@ -153,12 +154,7 @@ impl EndpointName {
             );
             return None;
         }
-        if s.chars().any(char::is_control) {
-            errs.push(
-                "name",
-                FieldIssue::InvalidFormat,
-                "name must not contain control characters",
-            );
+        if !text::check("name", s, TextRule::Line, errs) {
             return None;
         }
         Some(Self(s.to_owned()))
@@ -202,6 +198,7 @@ fn object<'a>(
     };
     for k in obj.keys() {
         if !allowed.contains(&k.as_str()) {
+            let k = text::key_name(k);
             errs.push(
                 k.clone(),
                 FieldIssue::UnknownField,
@@ -214,7 +211,11 @@ fn object<'a>(
 
 fn url_field(value: &Value, errs: &mut ValidationErrors) -> Option<String> {
     match value {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::String(s) if !s.trim().is_empty() => {
+            // URL parsers silently drop tabs and newlines; refusing them keeps
+            // the stored URL the one the caller sees and the one we call.
+            text::check("url", s, TextRule::Line, errs).then(|| s.trim().to_owned())
+        }
         Value::String(_) => {
             errs.push("url", FieldIssue::Blank, "url must not be blank");
             None

@@ -125,6 +125,31 @@ pub fn decompression_bomb_png() -> Vec<u8> {
     out
 }
 
+/// A complete, valid black RGB8 PNG of `width`×`height`: its rows are all zero, so it
+/// compresses about a thousandfold (11000×11000 is ~350 KB on the wire and ~363 MB once
+/// decoded). Unlike [`decompression_bomb_png`] it decodes in full, so it is what a decode
+/// memory budget must account for.
+pub fn black_png(width: u32, height: u32) -> Vec<u8> {
+    let row_bytes = 1 + width as usize * 3; // filter byte + RGB
+    let row = vec![0u8; row_bytes];
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    for _ in 0..height {
+        z.write_all(&row).expect("writing to a Vec cannot fail");
+    }
+    let idat = z.finish().expect("writing to a Vec cannot fail");
+
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    png_chunk(&mut out, b"IHDR", &ihdr);
+    png_chunk(&mut out, b"IDAT", &idat);
+    png_chunk(&mut out, b"IEND", &[]);
+    out
+}
+
 fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
     let len = u32::try_from(data.len()).expect("test chunks are small");
     out.extend_from_slice(&len.to_be_bytes());

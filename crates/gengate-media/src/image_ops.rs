@@ -235,6 +235,36 @@ pub fn inspect_image(
     })
 }
 
+/// The memory, in bytes, that decoding this image will hold at its peak, read from its header
+/// alone (nothing is decoded). Callers that decode concurrently reserve this much from a shared
+/// budget first. Errors are those [`inspect_image`] would give for a bad header.
+///
+/// The figure is the decoder's output buffer (width × height × bytes per pixel of its colour
+/// type, so a 16-bit RGBA PNG counts 8 bytes a pixel), twice when the EXIF orientation turns the
+/// picture (turning copies it), plus the compressed input's size for the decoder's own state.
+pub fn image_decode_cost(
+    bytes: &[u8],
+    mime: &str,
+    limits: &ImageLimits,
+) -> Result<u64, MediaError> {
+    let format = format_for(mime)?;
+    check_header(bytes, mime, format, limits)?;
+    shielded(mime, || {
+        let reader = ImageReader::with_format(Cursor::new(bytes), format);
+        let mut decoder = reader
+            .into_decoder()
+            .map_err(|e| map_image_error(e, mime, limits))?;
+        let pixels = decoder.total_bytes();
+        let turns = !matches!(
+            decoder.orientation().unwrap_or(Orientation::NoTransforms),
+            Orientation::NoTransforms
+        );
+        Ok(pixels
+            .saturating_mul(if turns { 2 } else { 1 })
+            .saturating_add(bytes.len() as u64))
+    })
+}
+
 fn decode_any(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, MediaError> {
     let head = &bytes[..bytes.len().min(crate::SNIFF_LEN)];
     let sniffed = match sniff(head) {

@@ -32,7 +32,9 @@ mod webm;
 pub use error::MediaError;
 #[doc(hidden)]
 pub use guard::PANIC_DETAIL;
-pub use image_ops::{ImageInfo, ImageLimits, decode_rgb8, inspect_image, to_png};
+pub use image_ops::{
+    ImageInfo, ImageLimits, decode_rgb8, image_decode_cost, inspect_image, to_png,
+};
 pub use isobmff::{Mp4Info, inspect_mp4};
 pub use sniff::{SNIFF_LEN, SUPPORTED_MIME_TYPES, Sniffed, sniff};
 

@@ -6,6 +6,7 @@ use gengate_core::apikey;
 use gengate_core::credits::LedgerKind;
 use gengate_core::ids::AccountId;
 use gengate_core::scope::Scope;
+use gengate_core::text::{self, TextRule};
 use gengate_store::{
     Account, ApiKeyRecord, CreateTaskError, NewApiKey, RateOverrides, Store, StoreError,
 };
@@ -14,6 +15,12 @@ pub struct IssuedKey {
     pub record: ApiKeyRecord,
     /// The full key: show it once.
     pub secret: String,
+}
+
+/// Operator-given names and reasons follow the API's text rule for
+/// single-line values (`gengate_core::text`): they are listed one per line.
+fn operator_line(field: &str, s: &str) -> Result<(), StoreError> {
+    text::require(field, s, TextRule::Line).map_err(|e| StoreError::Conflict(e.summary()))
 }
 
 pub async fn create_account(
@@ -25,6 +32,7 @@ pub async fn create_account(
     if name.trim().is_empty() {
         return Err(StoreError::Conflict("an account needs a name".into()).into());
     }
+    operator_line("account name", name)?;
     if store.find_account_by_name(name).await?.is_some() {
         return Err(StoreError::Conflict(format!("an account named {name:?} exists")).into());
     }
@@ -52,6 +60,7 @@ pub async fn issue_key(
     rates: RateOverrides,
     now: Timestamp,
 ) -> Result<IssuedKey, StoreError> {
+    operator_line("key name", name)?;
     if store.get_account(account).await?.is_none() {
         return Err(StoreError::NotFound(format!("account {account}")));
     }
@@ -76,6 +85,21 @@ pub async fn issue_key(
         record,
         secret: material.secret,
     })
+}
+
+/// Grants or adjusts credits by hand, with the operator's reason.
+pub async fn change_credits(
+    store: &dyn Store,
+    account: &AccountId,
+    kind: LedgerKind,
+    amount: i64,
+    reason: &str,
+    now: Timestamp,
+) -> Result<gengate_core::Credits, CreateTaskError> {
+    operator_line("reason", reason)?;
+    store
+        .change_credits(account, kind, amount, reason, now)
+        .await
 }
 
 /// On an empty database: the `default` account with `credits` and a key

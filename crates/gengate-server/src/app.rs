@@ -151,6 +151,10 @@ pub async fn build_state(
             links.clone(),
             blobs.clone(),
             Duration::from_secs(cfg.file_ttl_hours.max(1) * 3600),
+            Arc::new(crate::decode_budget::DecodeBudget::new(
+                cfg.max_decode_memory,
+                Duration::from_millis(cfg.decode_wait_ms),
+            )),
         )),
         providers: Arc::new(providers),
         blobs,

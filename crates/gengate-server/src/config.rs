@@ -1,6 +1,12 @@
 //! Configuration: one struct, read once from flags and `GENGATE_*`
 //! environment variables, printed redacted at start.
+//!
+//! Every on/off flag takes `BoolishValueParser`: its environment variable
+//! accepts `1/0`, `true/false`, `yes/no`, `on/off` (any case), as operators
+//! and container platforms write them; clap's default accepts only
+//! `true/false` and made `GENGATE_NO_RUNNER=1` stop the server.
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,7 +34,7 @@ pub struct DatabaseArgs {
     pub db_max_connections: u32,
     /// SQLite: fsync every commit (survives power loss) instead of at WAL
     /// checkpoints (survives process crashes, faster).
-    #[arg(long, env = "GENGATE_SQLITE_SYNC_FULL", default_value_t = false)]
+    #[arg(long, env = "GENGATE_SQLITE_SYNC_FULL", default_value_t = false, value_parser = BoolishValueParser::new())]
     pub sqlite_sync_full: bool,
     /// Longest wait for a database connection (including connecting). When
     /// the database is down a request answers `503 service_unavailable`
@@ -70,13 +76,13 @@ pub struct ServeConfig {
     #[arg(long, env = "GENGATE_CATALOG")]
     pub catalog: Option<PathBuf>,
     /// Switch the public API off (answers 503 public_api_disabled).
-    #[arg(long, env = "GENGATE_PUBLIC_API_DISABLED", default_value_t = false)]
+    #[arg(long, env = "GENGATE_PUBLIC_API_DISABLED", default_value_t = false, value_parser = BoolishValueParser::new())]
     pub public_api_disabled: bool,
     /// Credits granted to the `default` account created on first start.
     #[arg(long, env = "GENGATE_BOOTSTRAP_CREDITS", default_value_t = 1000)]
     pub bootstrap_credits: i64,
     /// Skip creating the `default` account and key on an empty database.
-    #[arg(long, env = "GENGATE_NO_BOOTSTRAP", default_value_t = false)]
+    #[arg(long, env = "GENGATE_NO_BOOTSTRAP", default_value_t = false, value_parser = BoolishValueParser::new())]
     pub no_bootstrap: bool,
     /// Default request budgets per API key, per minute, by request class.
     #[arg(long, env = "GENGATE_RATE_CREATE_PER_MIN", default_value_t = 600)]
@@ -114,8 +120,16 @@ pub struct ServeConfig {
     /// download (a 15 s 1080p Kling video is tens of MB).
     #[arg(long, env = "GENGATE_MAX_OUTPUT_BYTES", default_value_t = 512 << 20)]
     pub max_output_bytes: u64,
+    /// Image decoding memory this node holds at once, in bytes, summed over
+    /// concurrent uploads (each decode's cost is read from the image header
+    /// first). An image needing more than this alone is refused (400).
+    #[arg(long, env = "GENGATE_MAX_DECODE_MEMORY", default_value_t = 512 << 20)]
+    pub max_decode_memory: u64,
+    /// How long an upload waits for decode memory before `503 server_busy`.
+    #[arg(long, env = "GENGATE_DECODE_WAIT_MS", default_value_t = 2_000)]
+    pub decode_wait_ms: u64,
     /// Do not run tasks on this node (they stay queued); for API-only nodes and benchmarks.
-    #[arg(long, env = "GENGATE_NO_RUNNER", default_value_t = false)]
+    #[arg(long, env = "GENGATE_NO_RUNNER", default_value_t = false, value_parser = BoolishValueParser::new())]
     pub no_runner: bool,
     /// A leased job is retaken by another worker this long after its last heartbeat.
     #[arg(long, env = "GENGATE_LEASE_MS", default_value_t = 30_000)]
@@ -168,7 +182,7 @@ pub struct ReliabilityArgs {
 pub struct WebhookArgs {
     /// Local development only: accept http:// webhook URLs and hosts that are
     /// or resolve to loopback/private addresses. Off in production.
-    #[arg(long, env = "GENGATE_WEBHOOK_ALLOW_INSECURE", default_value_t = false)]
+    #[arg(long, env = "GENGATE_WEBHOOK_ALLOW_INSECURE", default_value_t = false, value_parser = BoolishValueParser::new())]
     pub webhook_allow_insecure: bool,
     /// Multiplies the retry schedule (5 s … 10 h); tests compress hours into
     /// milliseconds with e.g. 0.001.
@@ -243,5 +257,40 @@ mod tests {
             "postgres://u:***@h/db"
         );
         assert_eq!(super::redact_url("sqlite://./x.db"), "sqlite://./x.db");
+    }
+
+    /// Every on/off flag of `serve` (found by walking the command, so a new
+    /// flag is covered without editing this test) reads the usual spellings.
+    #[test]
+    fn every_boolean_flag_reads_the_usual_spellings() {
+        use clap::{ArgAction, Args, Command};
+        let cmd = super::ServeConfig::augment_args(Command::new("serve"));
+        let flags: Vec<_> = cmd
+            .get_arguments()
+            .filter(|a| matches!(a.get_action(), ArgAction::SetTrue))
+            .collect();
+        assert!(flags.len() >= 5, "found only {} on/off flags", flags.len());
+        for a in flags {
+            let id = a.get_id().as_str().to_owned();
+            assert!(a.get_env().is_some(), "--{id} has no environment variable");
+            // The flag's own value parser, given the value the way its
+            // environment variable would give it.
+            let long = a.get_long().unwrap_or_default().to_owned();
+            let probe = Command::new("probe").arg(a.clone().action(ArgAction::Set).num_args(1));
+            let parse = |v: &str| {
+                probe
+                    .clone()
+                    .try_get_matches_from(["probe", &format!("--{long}"), v])
+                    .ok()
+                    .and_then(|m| m.get_one::<bool>(&id).copied())
+            };
+            for v in ["1", "true", "TRUE", "yes", "Yes", "on", "ON"] {
+                assert_eq!(parse(v), Some(true), "--{id} with {v:?}");
+            }
+            for v in ["0", "false", "False", "no", "NO", "off", "Off"] {
+                assert_eq!(parse(v), Some(false), "--{id} with {v:?}");
+            }
+            assert_eq!(parse("maybe"), None, "--{id} with \"maybe\"");
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! live file of the caller, that fits the model's rules, is accepted.
 
 use crate::blobs::{BlobError, Blobs};
+use crate::decode_budget::{BudgetError, DecodeBudget, Reservation};
 use crate::signing::{MediaLinks, SigningKey};
 use base64::Engine as _;
 use bytes::Bytes;
@@ -12,9 +13,10 @@ use gengate_core::Timestamp;
 use gengate_core::catalog::{Catalog, KindLimits, Model};
 use gengate_core::clock::SharedClock;
 use gengate_core::error::{FieldIssue, ValidationErrors};
-use gengate_core::generation::TaskReference;
+use gengate_core::generation::{ClientRequestId, TaskReference};
 use gengate_core::ids::{AccountId, FileId};
 use gengate_core::params::ReferenceItem;
+use gengate_core::text::{self, TextRule};
 use gengate_media::{ImageLimits, MediaKind};
 use gengate_store::{DynStore, FileRecord, StoreError};
 use serde::Serialize;
@@ -71,13 +73,62 @@ pub struct FileObject {
     pub expires_at: Timestamp,
 }
 
-/// A checked upload, before it is stored.
+/// A checked upload, before it is stored: every text field obeys the text
+/// rules (`gengate_core::text`); the bytes are judged by [`FilesService::create`].
 pub struct Upload {
     pub kind: String,
     pub model: Option<String>,
     pub client_request_id: Option<String>,
     pub name: Option<String>,
     pub bytes: Bytes,
+}
+
+/// Longest file name kept, in characters (file systems' usual limit).
+pub const MAX_FILE_NAME_CHARS: usize = 255;
+
+impl Upload {
+    /// Checks the form's text fields, reporting every problem. An empty
+    /// `model` means none.
+    pub fn parse(
+        kind: String,
+        model: Option<String>,
+        client_request_id: Option<String>,
+        name: Option<String>,
+        bytes: Bytes,
+    ) -> Result<Self, ValidationErrors> {
+        let mut errs = ValidationErrors::new();
+        text::check("kind", &kind, TextRule::Line, &mut errs);
+        let model = model.filter(|m| !m.is_empty());
+        if let Some(m) = &model {
+            text::check("model", m, TextRule::Line, &mut errs);
+        }
+        let client_request_id = match client_request_id.map(|c| ClientRequestId::parse(&c)) {
+            None => None,
+            Some(Ok(c)) => Some(c.as_str().to_owned()),
+            Some(Err((issue, msg))) => {
+                errs.push("client_request_id", issue, msg);
+                None
+            }
+        };
+        if let Some(n) = &name
+            && text::check("file.filename", n, TextRule::Line, &mut errs)
+            && n.chars().count() > MAX_FILE_NAME_CHARS
+        {
+            errs.push(
+                "file.filename",
+                FieldIssue::TooLong,
+                format!("the file name must be at most {MAX_FILE_NAME_CHARS} characters"),
+            );
+        }
+        errs.into_result()?;
+        Ok(Self {
+            kind,
+            model,
+            client_request_id,
+            name,
+            bytes,
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +139,9 @@ pub enum FilesError {
     Store(#[from] StoreError),
     #[error("storage unavailable: {0}")]
     Blob(String),
+    /// The decode memory budget stayed taken for the whole wait.
+    #[error("busy: {0}")]
+    Busy(String),
 }
 
 impl From<BlobError> for FilesError {
@@ -103,6 +157,7 @@ pub struct FilesService {
     key: SigningKey,
     clock: SharedClock,
     ttl: Duration,
+    decode_budget: Arc<DecodeBudget>,
 }
 
 fn invalid(
@@ -114,7 +169,13 @@ fn invalid(
 }
 
 impl FilesService {
-    pub fn new(store: DynStore, links: Arc<MediaLinks>, blobs: Blobs, ttl: Duration) -> Self {
+    pub fn new(
+        store: DynStore,
+        links: Arc<MediaLinks>,
+        blobs: Blobs,
+        ttl: Duration,
+        decode_budget: Arc<DecodeBudget>,
+    ) -> Self {
         let key = links.key.clone();
         let clock = links.clock.clone();
         Self {
@@ -124,7 +185,38 @@ impl FilesService {
             key,
             clock,
             ttl,
+            decode_budget,
         }
+    }
+
+    pub fn decode_budget(&self) -> &DecodeBudget {
+        &self.decode_budget
+    }
+
+    /// Reserves an image's decode memory, its cost read from the header
+    /// (hostile bytes: off the async threads, like the decode).
+    async fn reserve_decode(
+        &self,
+        bytes: &Bytes,
+        mime: &'static str,
+        limits: ImageLimits,
+    ) -> Result<Reservation, FilesError> {
+        let head = bytes.clone();
+        let cost = tokio::task::spawn_blocking(move || {
+            gengate_media::image_decode_cost(&head, mime, &limits)
+        })
+        .await
+        .map_err(|e| FilesError::Blob(format!("inspection task failed: {e}")))?
+        .map_err(|e| invalid("file", FieldIssue::InvalidFormat, e.to_string()))?;
+        self.decode_budget.reserve(cost).await.map_err(|e| match e {
+            BudgetError::TooLarge { .. } => invalid(
+                "file",
+                FieldIssue::TooLarge,
+                format!("the image is too large to check: {e}"),
+            )
+            .into(),
+            BudgetError::Busy => FilesError::Busy(e.to_string()),
+        })
     }
 
     /// The size and type rules that apply to an upload of `kind`, with `model` if named.
@@ -226,12 +318,22 @@ impl FilesService {
         let bytes = up.bytes.clone();
         let mime = sniffed.mime;
         let kind = sniffed.kind;
+        let limits = ImageLimits::default();
+        // Moved into the decode task and dropped when the decode ends, even if
+        // this request is dropped first (the client hung up).
+        let reservation = match kind {
+            MediaKind::Image => Some(self.reserve_decode(&up.bytes, mime, limits).await?),
+            MediaKind::Video | MediaKind::Audio => None,
+        };
         // Decoding is CPU work on hostile input: keep it off the async threads.
-        let measured = tokio::task::spawn_blocking(move || match kind {
-            MediaKind::Image => gengate_media::inspect_image(&bytes, mime, &ImageLimits::default())
-                .map(|i| (Some(i.width), Some(i.height), None)),
-            MediaKind::Video | MediaKind::Audio => {
-                gengate_media::probe_duration(&bytes, mime).map(|d| (None, None, Some(d)))
+        let measured = tokio::task::spawn_blocking(move || {
+            let _held = reservation;
+            match kind {
+                MediaKind::Image => gengate_media::inspect_image(&bytes, mime, &limits)
+                    .map(|i| (Some(i.width), Some(i.height), None)),
+                MediaKind::Video | MediaKind::Audio => {
+                    gengate_media::probe_duration(&bytes, mime).map(|d| (None, None, Some(d)))
+                }
             }
         })
         .await
@@ -609,6 +711,46 @@ mod tests {
         assert!(!verify_duration_token(
             &key, &acc, &file, 4.25, "garbage", now
         ));
+    }
+
+    #[test]
+    fn upload_text_fields_follow_the_text_rule_and_report_every_problem() {
+        let parse = |kind: &str, model: Option<&str>, crid: Option<&str>, name: Option<&str>| {
+            Upload::parse(
+                kind.to_owned(),
+                model.map(str::to_owned),
+                crid.map(str::to_owned),
+                name.map(str::to_owned),
+                Bytes::new(),
+            )
+        };
+        let fields = |r: Result<Upload, ValidationErrors>| -> Vec<String> {
+            r.err()
+                .map(|e| e.problems().iter().map(|p| p.field.clone()).collect())
+                .unwrap_or_default()
+        };
+        assert!(parse("image", Some(""), Some("id-1"), Some("a b.png")).is_ok());
+        assert_eq!(
+            parse("image", None, None, Some("a\u{0}b.png"))
+                .err()
+                .map(|e| e.problems()[0].issue),
+            Some(FieldIssue::InvalidFormat)
+        );
+        assert_eq!(
+            fields(parse(
+                "im\u{0}",
+                Some("m\u{1}"),
+                Some("c\n"),
+                Some("\u{1b}.png")
+            )),
+            ["kind", "model", "client_request_id", "file.filename"]
+        );
+        assert_eq!(
+            fields(parse("image", None, Some(""), Some(&"n".repeat(256)))),
+            ["client_request_id", "file.filename"]
+        );
+        let up = parse("image", Some(""), None, None).expect("clean");
+        assert_eq!(up.model, None, "an empty model means none");
     }
 
     #[test]

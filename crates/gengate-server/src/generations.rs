@@ -6,7 +6,9 @@
 use crate::app::AppState;
 use crate::providers::health::Availability;
 use gengate_core::error::{FieldIssue, ValidationErrors};
-use gengate_core::generation::{CreateGeneration, Generation, Task, TaskReference, TaskStatus};
+use gengate_core::generation::{
+    ClientRequestId, CreateGeneration, Generation, Task, TaskReference, TaskStatus,
+};
 use gengate_core::ids::{AccountId, TaskId};
 use gengate_core::params::ReferenceItem;
 use gengate_store::{
@@ -166,8 +168,13 @@ pub fn parse_list_query(
             ),
         }
     }
+    // The same rules as on create: a value that could never have been
+    // stored is a caller's bug, not an empty page.
     if let Some(c) = q.get("client_request_id") {
-        filter.client_request_id = Some(c.clone());
+        match ClientRequestId::parse(c) {
+            Ok(c) => filter.client_request_id = Some(c.as_str().to_owned()),
+            Err((issue, msg)) => errs.push("client_request_id", issue, msg),
+        }
     }
     errs.into_result().map(|_| ListQuery { filter })
 }

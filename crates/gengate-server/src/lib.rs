@@ -9,6 +9,7 @@ pub mod blobs;
 pub mod callbacks;
 pub mod cli;
 pub mod config;
+pub mod decode_budget;
 pub mod events;
 pub mod fetch;
 pub mod files;

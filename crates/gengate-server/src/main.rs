@@ -75,7 +75,7 @@ enum DevCmd {
         #[arg(long, default_value_t = 5_000)]
         processing_ms: u64,
         /// Do not POST status changes to callback URLs.
-        #[arg(long, default_value_t = false)]
+        #[arg(long, default_value_t = false, value_parser = clap::builder::BoolishValueParser::new())]
         no_callbacks: bool,
         /// Serve this file (e.g. a real MP4) as every result video.
         #[arg(long)]
@@ -399,9 +399,15 @@ async fn operator(command: Command) -> anyhow::Result<()> {
         }) => {
             let store = open(&db).await?;
             let acc = account_id(&store, &account).await?;
-            let b = store
-                .change_credits(&acc, LedgerKind::Grant, amount, &reason, now())
-                .await?;
+            let b = accounts::change_credits(
+                store.as_ref(),
+                &acc,
+                LedgerKind::Grant,
+                amount,
+                &reason,
+                now(),
+            )
+            .await?;
             println!("balance {b}");
             Ok(())
         }
@@ -417,9 +423,15 @@ async fn operator(command: Command) -> anyhow::Result<()> {
         }) => {
             let store = open(&db).await?;
             let acc = account_id(&store, &account).await?;
-            let b = store
-                .change_credits(&acc, LedgerKind::Adjust, delta, &reason, now())
-                .await?;
+            let b = accounts::change_credits(
+                store.as_ref(),
+                &acc,
+                LedgerKind::Adjust,
+                delta,
+                &reason,
+                now(),
+            )
+            .await?;
             println!("balance {b}");
             Ok(())
         }

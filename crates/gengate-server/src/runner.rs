@@ -187,6 +187,7 @@ impl Runner {
                     &job.provider,
                     &task.id,
                 )),
+                decode_budget: st.files.decode_budget(),
                 store: &st.store,
             };
             // A callback from before this step is answered by this step's own query.

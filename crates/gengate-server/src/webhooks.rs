@@ -13,6 +13,7 @@ use gengate_core::clock::SharedClock;
 use gengate_core::error::{ErrorCode, FieldIssue, ValidationErrors};
 use gengate_core::generation::{Generation, Task, TaskStatus, parse_create_request};
 use gengate_core::ids::{AccountId, EventId, TaskId, WebhookEndpointId};
+use gengate_core::text;
 use gengate_core::webhook::{CreateEndpoint, EventEnvelope, EventType, EventTypes, UpdateEndpoint};
 use gengate_store::webhooks::{
     AttemptOutcome, AttemptRecord, EndpointChanges, EndpointRecord, EventRecord, LeasedDelivery,
@@ -600,8 +601,10 @@ impl Webhooks {
         let record = NewAttempt {
             status_code: attempt.status_code.map(i64::from),
             duration_ms: i64::try_from(attempt.duration.as_millis()).unwrap_or(i64::MAX),
-            error: attempt.error.clone(),
-            response: attempt.response_snippet.clone(),
+            // The receiver's answer is theirs, not ours to refuse: control
+            // characters (a NUL breaks PostgreSQL) are replaced, on both engines alike.
+            error: attempt.error.as_deref().map(text::scrub),
+            response: attempt.response_snippet.as_deref().map(text::scrub),
         };
         let r = self
             .store

@@ -18,6 +18,13 @@ impl From<FilesError> for ApiError {
         match e {
             FilesError::Invalid(v) => v.into(),
             FilesError::Store(s) => s.into(),
+            FilesError::Busy(m) => ApiError {
+                retry_after_secs: Some(1),
+                ..ApiError::new(
+                    ErrorCode::ServerBusy,
+                    format!("{m} (the image decode memory budget is in use)"),
+                )
+            },
             FilesError::Blob(m) => {
                 tracing::warn!(error = %m, "blob storage failed");
                 ApiError::unavailable("storage is unavailable; retry shortly")
@@ -44,7 +51,9 @@ pub struct UploadForm {
 #[utoipa::path(post, path = "/api/v1/files", tag = "files", security(("bearer" = [])),
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[ -~]+$", description = "1..=255 printable ASCII characters; replays the first answer")),
-    responses((status = 201, body = FileObject), (status = 400, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope)))]
+    responses((status = 201, body = FileObject), (status = 400, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope),
+        (status = 503, description = "server_busy: the node's image decode memory budget stayed in use for the whole wait; `Retry-After` says when to retry | service_unavailable", body = ErrorEnvelope,
+         headers(("Retry-After" = u64, description = "seconds")))))]
 pub async fn upload_file(
     State(st): State<AppState>,
     auth: Auth,
@@ -210,6 +219,7 @@ async fn read_form(st: &AppState, form: &mut Multipart) -> Result<Upload, ApiErr
             }
             "kind" | "model" | "client_request_id" => {
                 let text = field.text().await.map_err(field_err)?;
+                // A bound on what is held before the domain's own rules run.
                 if text.len() > 1024 {
                     errs.push(
                         name.clone(),
@@ -221,17 +231,7 @@ async fn read_form(st: &AppState, form: &mut Multipart) -> Result<Upload, ApiErr
                 match name.as_str() {
                     "kind" => kind = Some(text),
                     "model" => model = Some(text).filter(|m| !m.is_empty()),
-                    _ => {
-                        if text.chars().count() > 128 || text.is_empty() {
-                            errs.push(
-                                "client_request_id",
-                                FieldIssue::TooLong,
-                                "client_request_id must be 1 to 128 characters",
-                            );
-                        } else {
-                            crid = Some(text);
-                        }
-                    }
+                    _ => crid = Some(text),
                 }
             }
             other => errs.push(
@@ -251,15 +251,15 @@ async fn read_form(st: &AppState, form: &mut Multipart) -> Result<Upload, ApiErr
     if file.is_none() {
         errs.push("file", FieldIssue::Required, "file is required");
     }
-    errs.into_result()?;
     let (name, bytes) = file.unwrap_or_default();
-    Ok(Upload {
-        kind: kind.unwrap_or_default(),
-        model,
-        client_request_id: crid,
-        name,
-        bytes,
-    })
+    match Upload::parse(kind.unwrap_or_default(), model, crid, name, bytes) {
+        Ok(up) if errs.is_empty() => Ok(up),
+        Ok(_) => Err(errs.into()),
+        Err(e) => {
+            errs.extend(e);
+            Err(errs.into())
+        }
+    }
 }
 
 /// A file of the account.

@@ -63,6 +63,9 @@ pub struct ProviderCtx<'a> {
     pub reference_bytes: Vec<Bytes>,
     /// Where a vendor may call back for this task (None when no public base URL is set).
     pub callback_url: Option<String>,
+    /// The node's image decode memory budget: decode reference images
+    /// under a reservation from it (docs/HARDENING.md).
+    pub decode_budget: &'a crate::decode_budget::DecodeBudget,
     pub(crate) store: &'a DynStore,
 }
 

@@ -110,9 +110,28 @@ impl Provider for SandboxProvider {
         let (width, height) = params.resolution();
         let mut references = Vec::new();
         for bytes in &ctx.reference_bytes {
-            let (w, h, pixels) =
-                gengate_media::decode_rgb8(bytes, &gengate_media::ImageLimits::default())
-                    .map_err(|e| ProviderError::Transient(format!("reference image: {e}")))?;
+            // Under the node's decode budget, like uploads: a busy budget is
+            // a transient error and the job is retried after its back-off.
+            let limits = gengate_media::ImageLimits::default();
+            let cost = gengate_media::sniff(bytes)
+                .ok_or_else(|| ProviderError::Transient("reference image: unknown type".into()))
+                .and_then(|s| {
+                    gengate_media::image_decode_cost(bytes, s.mime, &limits)
+                        .map_err(|e| ProviderError::Transient(format!("reference image: {e}")))
+                })?;
+            let reservation = ctx
+                .decode_budget
+                .reserve(cost)
+                .await
+                .map_err(|e| ProviderError::Transient(format!("reference image: {e}")))?;
+            let owned = bytes.clone();
+            let (w, h, pixels) = tokio::task::spawn_blocking(move || {
+                let _held = reservation;
+                gengate_media::decode_rgb8(&owned, &limits)
+            })
+            .await
+            .map_err(|e| ProviderError::Transient(format!("reference decode task failed: {e}")))?
+            .map_err(|e| ProviderError::Transient(format!("reference image: {e}")))?;
             references.push(gengate_sandbox::RgbImage {
                 width: w,
                 height: h,
