@@ -17,8 +17,11 @@
 //! `GENGATE_FUZZ_CASES=20000` for a long local hunt. Failures are shrunk and
 //! saved under `proptest-regressions/`; fixed ones also get a named test.
 
+#[path = "support/panics.rs"]
+mod panics;
+use panics::{install_panic_recorder, is_dependency, take_panics};
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::panic;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, Once};
@@ -151,35 +154,10 @@ fn hex_head(bytes: &[u8]) -> String {
 }
 
 // ---------------------------------------------------------------------------
-// Panic provenance (as in tests/hostile.rs): this crate's own panics fail.
-
-thread_local! {
-    static PANICS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
-}
-
-fn is_dependency(location: &str) -> bool {
-    location.contains("/.cargo/registry/") || location.contains("/.cargo/git/")
-}
-
-fn install_panic_recorder() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default_hook = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            let location = info
-                .location()
-                .map(|l| format!("{}:{}", l.file(), l.line()))
-                .unwrap_or_default();
-            let _ = PANICS.try_with(|p| p.borrow_mut().push(location.clone()));
-            if !is_dependency(&location) {
-                default_hook(info);
-            }
-        }));
-    });
-}
+// Panic provenance (tests/support/panics.rs): this crate's own panics fail.
 
 fn own_panic<T>(result: &Result<T, MediaError>) -> Option<String> {
-    let panics = PANICS.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    let panics = take_panics();
     if let Some(own) = panics.iter().find(|l| !is_dependency(l)) {
         return Some(own.clone());
     }

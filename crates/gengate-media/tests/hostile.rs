@@ -7,10 +7,13 @@
 //! (symphonia has arithmetic-overflow checks that fire on crafted headers in debug builds) must
 //! have come back as that error, and is listed in the test's output.
 
-use std::cell::RefCell;
+#[path = "support/panics.rs"]
+mod panics;
+use panics::{install_panic_recorder, is_dependency, take_panics};
+
 use std::collections::BTreeMap;
 use std::panic;
-use std::sync::{Mutex, Once};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use gengate_media::corpus::{self, Mp4Stub};
@@ -76,39 +79,8 @@ fn limits() -> ImageLimits {
     }
 }
 
-thread_local! {
-    /// Locations of the panics raised on this thread since the last `take_panics`.
-    static PANICS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
-}
-
 /// Dependency panics seen, by location, for the report.
 static DEPENDENCY_PANICS: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
-
-fn is_dependency(location: &str) -> bool {
-    location.contains("/.cargo/registry/") || location.contains("/.cargo/git/")
-}
-
-fn install_panic_recorder() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default_hook = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            let location = info
-                .location()
-                .map(|l| format!("{}:{}", l.file(), l.line()))
-                .unwrap_or_default();
-            PANICS.with(|p| p.borrow_mut().push(location.clone()));
-            // Dependency panics are expected and caught; keep the output for the others.
-            if !is_dependency(&location) {
-                default_hook(info);
-            }
-        }));
-    });
-}
-
-fn take_panics() -> Vec<String> {
-    PANICS.with(|p| std::mem::take(&mut *p.borrow_mut()))
-}
 
 fn report_dependency_panics() {
     let seen = DEPENDENCY_PANICS

@@ -642,31 +642,8 @@ async fn a_database_outage_is_answered_503_and_recovered_from_without_loss() {
         .await
         .expect("connect");
     store.migrate().await.expect("migrate");
-    let now = gengate_core::Timestamp::from_millis(
-        i64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .expect("time")
-                .as_millis(),
-        )
-        .expect("ms"),
-    );
     let credits = 90 * 40;
-    let acc = gengate_server::accounts::create_account(store.as_ref(), "outage", credits, now)
-        .await
-        .expect("account");
-    let key = gengate_server::accounts::issue_key(
-        store.as_ref(),
-        &acc.id,
-        "k",
-        vec![],
-        None,
-        Default::default(),
-        now,
-    )
-    .await
-    .expect("key")
-    .secret;
+    let (account, key) = common::seed_account(store.as_ref(), "outage", credits).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = common::config(
         Engine::Postgres,
@@ -850,14 +827,14 @@ async fn a_database_outage_is_answered_503_and_recovered_from_without_loss() {
         }
     }
     assert_eq!(succeeded, accepted.len(), "every task renders in the end");
-    let ledger = store.ledger(&acc.id).await.expect("ledger");
+    let ledger = store.ledger(&account).await.expect("ledger");
     let reserves = ledger
         .iter()
         .filter(|e| e.kind == gengate_core::credits::LedgerKind::Reserve)
         .count();
     assert_eq!(reserves, accepted.len(), "one debit per accepted task");
     assert_eq!(
-        store.balance(&acc.id).await.expect("balance").get(),
+        store.balance(&account).await.expect("balance").get(),
         credits - 90 * accepted.len() as i64
     );
     assert!(store.ledger_mismatches().await.expect("audit").is_empty());

@@ -252,19 +252,36 @@ pub struct Seeded {
 }
 
 pub async fn seeded(engine: Engine, credits: i64) -> Seeded {
-    use gengate_core::clock::Clock;
     let dir = tempfile::tempdir().expect("tempdir");
     let url = database_url(engine, dir.path()).await;
     let store = gengate_store::connect(&url, &Default::default())
         .await
         .expect("connect");
     store.migrate().await.expect("migrate");
+    let (account, key) = seed_account(store.as_ref(), "seeded", credits).await;
+    Seeded {
+        dir,
+        url,
+        store,
+        account,
+        key,
+    }
+}
+
+/// An account with `credits` and a key with every scope, straight in the
+/// store (no server needed): its id and the key's secret.
+pub async fn seed_account(
+    store: &dyn gengate_store::Store,
+    name: &str,
+    credits: i64,
+) -> (AccountId, String) {
+    use gengate_core::clock::Clock;
     let now = gengate_core::clock::SystemClock.now();
-    let acc = gengate_server::accounts::create_account(store.as_ref(), "seeded", credits, now)
+    let acc = gengate_server::accounts::create_account(store, name, credits, now)
         .await
         .expect("account");
     let key = gengate_server::accounts::issue_key(
-        store.as_ref(),
+        store,
         &acc.id,
         "k",
         vec![],
@@ -275,13 +292,7 @@ pub async fn seeded(engine: Engine, credits: i64) -> Seeded {
     .await
     .expect("key")
     .secret;
-    Seeded {
-        dir,
-        url,
-        store,
-        account: acc.id,
-        key,
-    }
+    (acc.id, key)
 }
 
 /// The real `gengate` binary on a fixed loopback port, so it can be killed
