@@ -34,6 +34,8 @@ pub struct KlingClient {
     request_timeout: Duration,
     download_timeout: Duration,
     max_list_pages: u32,
+    /// The account's name in our configuration, carried by every log line of a call.
+    account: Arc<str>,
 }
 
 impl std::fmt::Debug for KlingClient {
@@ -56,7 +58,19 @@ impl KlingClient {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             download_timeout: DEFAULT_DOWNLOAD_TIMEOUT,
             max_list_pages: DEFAULT_MAX_LIST_PAGES,
+            account: Arc::from("default"),
         }
+    }
+
+    /// Names the account in this client's log lines (never its keys).
+    pub fn with_account_name(mut self, name: &str) -> Self {
+        self.account = Arc::from(name);
+        self
+    }
+
+    /// The account's name in log lines.
+    pub fn account_name(&self) -> &str {
+        &self.account
     }
 
     /// Replaces the clock used for token claims and the token cache (starts a new cache).
@@ -184,6 +198,7 @@ impl KlingClient {
             }
         }
         tracing::warn!(
+            account = %self.account,
             %family,
             external_task_id,
             pages = self.max_list_pages,
@@ -311,8 +326,12 @@ impl KlingClient {
             })?;
         let result = parse_envelope(status, &raw);
         match &result {
-            Ok(_) => tracing::debug!(%method, path = url.path(), "kling call succeeded"),
-            Err(e) => tracing::debug!(%method, path = url.path(), error = %e, "kling call failed"),
+            Ok(_) => {
+                tracing::debug!(account = %self.account, %method, path = url.path(), "kling call succeeded")
+            }
+            Err(e) => {
+                tracing::debug!(account = %self.account, %method, path = url.path(), error = %e, "kling call failed")
+            }
         }
         result
     }

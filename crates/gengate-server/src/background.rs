@@ -66,6 +66,7 @@ async fn provider_prober(st: AppState, mut stop: watch::Receiver<bool>) {
     const TICK: Duration = Duration::from_millis(100);
     loop {
         for p in st.providers.all() {
+            p.maintain().await;
             let Some(h) = p.health() else { continue };
             if h.begin_probe(st.clock.now().as_millis()) {
                 let ok = p.probe().await;

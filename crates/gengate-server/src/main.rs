@@ -47,6 +47,10 @@ enum Command {
     /// Upload reference files through the Files API (API user).
     #[command(subcommand)]
     Files(cli::FilesCmd),
+    /// Upstream providers as a running node sees them (Kling accounts: rotation, slots,
+    /// submits, failures).
+    #[command(subcommand)]
+    Providers(cli::providers::ProvidersCmd),
     /// Development helpers: local stand-ins for upstream vendors.
     #[command(subcommand)]
     Dev(DevCmd),
@@ -240,6 +244,7 @@ async fn operator(command: Command) -> anyhow::Result<()> {
         | Command::Files(_)
         | Command::Credits(CreditsArgs { op: None, .. }) => bail!("not an operator command"),
         Command::Serve(cfg) => serve(*cfg).await,
+        Command::Providers(cmd) => cli::providers::run(cmd).await,
         Command::Dev(DevCmd::FakeKling {
             listen,
             access_key,

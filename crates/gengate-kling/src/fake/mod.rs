@@ -377,6 +377,25 @@ impl FakeHandle {
         self.shared.lock().concurrency_limit = limit;
     }
 
+    /// Refuses every create with `code` from now on (None: accept again), after auth and
+    /// body checks, as Kling answers an account whose balance or resource pack ran out
+    /// (1101/1102) or that has no access to the model (1103). Queries and lists still work,
+    /// as they do at Kling.
+    pub fn set_create_refusal(&self, code: Option<i64>) {
+        self.shared.lock().create_refusal = code;
+    }
+
+    /// From now on every create is done (the task exists) and its connection closed
+    /// without an answer: a sticky [`Fault::LostAnswer`] for creates only.
+    pub fn set_drop_create_answers(&self, drop: bool) {
+        self.shared.lock().drop_create_answers = drop;
+    }
+
+    /// How many API requests (create, query, list) reached the fake, faults included.
+    pub fn request_count(&self) -> usize {
+        self.shared.lock().requests.len()
+    }
+
     /// Create requests that got past faults and auth, accepted or refused.
     pub fn creates_received(&self) -> usize {
         self.shared.lock().creates_received

@@ -264,6 +264,8 @@ async fn create(
         Ok(after) => after,
         Err(resp) => return resp,
     };
+    let mut after = after;
+    after.lose_answer |= s.lock().drop_create_answers;
     let resp = do_create(&s, &family, &body);
     after.finish(resp, kill).await
 }
@@ -285,6 +287,9 @@ fn do_create(s: &Shared, family: &str, body: &[u8]) -> Response {
         }
     };
     inner.create_bodies.push(parsed.clone());
+    if let Some(code) = inner.create_refusal {
+        return error(s, code, default_message(code));
+    }
     let accepted = match validate_create(family, &parsed, s.strict) {
         Ok(a) => a,
         Err((code, msg)) => return error(s, code, &msg),

@@ -72,6 +72,11 @@ pub(crate) struct Inner {
     pub chunked_files: bool,
     pub clock_skew_secs: i64,
     pub concurrency_limit: usize,
+    /// Every create is refused with this code (after auth), as an account whose resource
+    /// pack ran out (1102) or that lost model access (1103) answers.
+    pub create_refusal: Option<i64>,
+    /// Every create is done, then its connection closed without an answer.
+    pub drop_create_answers: bool,
     pub submitted_for: Duration,
     pub processing_for: Duration,
     pub creates_received: usize,
@@ -134,6 +139,8 @@ impl Shared {
                 chunked_files: false,
                 clock_skew_secs: 0,
                 concurrency_limit: config.concurrency_limit,
+                create_refusal: None,
+                drop_create_answers: false,
                 submitted_for: config.submitted_for,
                 processing_for: config.processing_for,
                 creates_received: 0,

@@ -8,6 +8,7 @@ mod generate;
 mod info;
 mod params;
 mod progress;
+pub mod providers;
 mod tasks;
 mod wait;
 

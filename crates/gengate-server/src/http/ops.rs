@@ -34,7 +34,7 @@ async fn readyz(State(st): State<AppState>) -> Response {
                 .providers
                 .all()
                 .map(|p| {
-                    let v = match p.health().map(|h| h.check(now)) {
+                    let mut v = match p.health().map(|h| h.check(now)) {
                         None | Some(Availability::Healthy) => {
                             serde_json::json!({"healthy": true})
                         }
@@ -46,6 +46,11 @@ async fn readyz(State(st): State<AppState>) -> Response {
                             "reason": reason,
                         }),
                     };
+                    if let (Some(serde_json::Value::Object(extra)), Some(obj)) =
+                        (p.status(), v.as_object_mut())
+                    {
+                        obj.extend(extra);
+                    }
                     (p.name().to_owned(), v)
                 })
                 .collect();

@@ -81,6 +81,24 @@ impl ProviderHealth {
     /// Our credentials were refused. Returns true for the call that made the
     /// provider unhealthy (it alone is logged as an error).
     pub fn credentials_refused(&self, now_ms: i64, reason: &str) -> bool {
+        self.go_unhealthy(
+            now_ms,
+            reason,
+            "ALERT provider refused our credentials: marked unhealthy; new creates for its models get 503 provider_unavailable, queued tasks fail and are refunded if it stays so",
+        )
+    }
+
+    /// The provider cannot take tasks for another reason (e.g. every Kling account is
+    /// out of rotation). Same policy as refused credentials.
+    pub fn unavailable(&self, now_ms: i64, reason: &str) -> bool {
+        self.go_unhealthy(
+            now_ms,
+            reason,
+            "ALERT provider unavailable: marked unhealthy; new creates for its models get 503 provider_unavailable, queued tasks fail and are refunded if it stays so",
+        )
+    }
+
+    fn go_unhealthy(&self, now_ms: i64, reason: &str, alert: &'static str) -> bool {
         let mut s = self.state();
         if s.is_some() {
             return false;
@@ -100,7 +118,7 @@ impl ProviderHealth {
             provider = self.provider,
             reason,
             fail_queued_after_ms = as_ms(self.fail_after),
-            "ALERT provider refused our credentials: marked unhealthy; new creates for its models get 503 provider_unavailable, queued tasks fail and are refunded if it stays so"
+            "{alert}"
         );
         true
     }

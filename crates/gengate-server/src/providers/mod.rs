@@ -108,6 +108,19 @@ pub trait Provider: Send + Sync {
     async fn probe(&self) -> bool {
         true
     }
+    /// Whether new creates for this provider's models are taken now.
+    fn availability(&self, now_ms: i64) -> health::Availability {
+        self.health()
+            .map_or(health::Availability::Healthy, |h| h.check(now_ms))
+    }
+    /// Periodic upkeep (probing parts of the provider, refreshing gauges); the
+    /// background prober calls it every tick, healthy or not.
+    async fn maintain(&self) {}
+    /// Details for `/readyz` (e.g. Kling's accounts), merged into the
+    /// provider's entry.
+    fn status(&self) -> Option<Value> {
+        None
+    }
 }
 
 /// Which provider serves which model on this deployment.
@@ -142,8 +155,7 @@ impl ProviderRouting {
     /// Whether the provider behind `model` can take new tasks now.
     pub fn availability_for(&self, model: &Model, now_ms: i64) -> health::Availability {
         self.get(&self.provider_for(model))
-            .and_then(|p| p.health().map(|h| h.check(now_ms)))
-            .unwrap_or(health::Availability::Healthy)
+            .map_or(health::Availability::Healthy, |p| p.availability(now_ms))
     }
 
     /// Every provider of this node, by name.

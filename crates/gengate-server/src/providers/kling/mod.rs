@@ -7,12 +7,23 @@
 //! `submitting` first and reconciling by `external_task_id` (= our task id) before any
 //! second create: a blind retry would make, and bill, a second video.
 //!
+//! Several Kling accounts may stand behind the provider (`pool.rs`, issue 14). The
+//! account a create goes to is written into `submitting` with it, so polling, callbacks'
+//! re-queries and crash reconciliation ask that account only; a task moves to another
+//! account only when the first is known not to have it (a clean refusal, or a lookup
+//! that finds nothing). Accounts leave rotation for account-wide refusals
+//! (`account_health.rs`); when none is left the provider is unhealthy and the policy of
+//! `providers/health.rs` applies.
+//!
 //! Errors are decided by Kling's body `code` (`gengate_kling::ErrorClass`): rate limits
 //! and outages back off with the task still queued, a full account holds the task until
 //! one of our slots frees (`slots.rs`), moderation fails it as `content_rejected`, and
-//! account or parameter problems fail it (refunded by the runner's `fail`) with a loud log
-//! and a metric.
+//! parameter problems fail it (refunded by the runner's `fail`) with a loud log and a
+//! metric.
 
+mod account_health;
+pub mod accounts;
+mod pool;
 mod request;
 mod settings;
 mod slots;
@@ -20,14 +31,17 @@ mod state;
 
 use super::health::{Availability, ProviderHealth};
 use super::{Output, Progress, Provider, ProviderCtx, ProviderError};
+use account_health::Cause;
 use async_trait::async_trait;
 use gengate_core::clock::SharedClock;
 use gengate_core::generation::{TaskError, TaskErrorCode};
 use gengate_core::ids::TaskId;
 use gengate_kling::{ErrorClass, Family, KlingClient, KlingError, KlingTask, TaskStatus};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::time::Duration;
 
+pub use account_health::AccountHealth;
+pub use pool::{Account, DEFAULT_ACCOUNT, Pick, Pool};
 pub use request::{MappingError, RefImage, family_for};
 pub use settings::{KlingArgs, wire};
 pub use slots::Slots;
@@ -48,39 +62,42 @@ const MAX_REASON_CHARS: usize = 200;
 pub struct KlingSettings {
     /// Steps (submit, poll) this node runs at once.
     pub concurrency: usize,
-    /// Upstream slot ceiling; 0 = learn from 1303.
-    pub max_in_flight: usize,
     /// Shortest poll interval.
     pub poll: Duration,
     /// First retry delay after 1302/5xx/network errors; also how long a task waits for a
-    /// free slot before looking again.
+    /// free slot before looking again, and the first probe back-off of an account.
     pub retry: Duration,
-    /// Tasks with nothing at Kling fail (refunded) once the provider has been unhealthy
-    /// (credentials refused) this long.
+    /// Tasks with nothing at Kling fail (refunded) once no account has been in rotation
+    /// this long.
     pub unhealthy_fail_after: Duration,
 }
 
 pub struct KlingProvider {
-    client: KlingClient,
+    pool: Pool,
     settings: KlingSettings,
-    slots: Slots,
     clock: SharedClock,
     health: ProviderHealth,
 }
 
+/// Where a task's create went, for the steps that follow it.
+struct Sent<'a> {
+    account: &'a Account,
+    /// The create is the out-of-rotation account's probe.
+    probe: bool,
+}
+
 impl KlingProvider {
-    pub fn new(client: KlingClient, settings: KlingSettings, clock: SharedClock) -> Self {
+    pub fn new(pool: Pool, settings: KlingSettings, clock: SharedClock) -> Self {
         Self {
             health: ProviderHealth::new(NAME, settings.unhealthy_fail_after, settings.retry),
-            slots: Slots::new(settings.max_in_flight),
-            client,
+            pool,
             settings,
             clock,
         }
     }
 
-    pub fn slots(&self) -> &Slots {
-        &self.slots
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     fn now_ms(&self) -> i64 {
@@ -150,58 +167,79 @@ impl KlingProvider {
                 tracing::error!(task = %task_id, error = %e, "kling: task cannot be mapped to a create request");
                 metrics::counter!("gengate_kling_task_failures_total", "reason" => "mapping")
                     .increment(1);
+                self.pool.leave_line(&task_id);
                 return Ok(failed(
                     TaskErrorCode::GenerationFailed,
                     format!("the request cannot be sent to the video provider: {e}"),
                 ));
             }
         };
-        if let Err(full) = self.slots.try_acquire(&task_id) {
-            return Ok(Progress::Deferred {
-                retry_after: self.hold_delay(),
-                reason: format!(
-                    "kling account slots full ({} in flight, limit {})",
-                    full.held, full.limit
-                ),
-            });
-        }
+        let queued_at_ms = ctx.task.created_at.as_millis();
+        let sent = match self.pool.pick(&task_id, queued_at_ms, self.now_ms()) {
+            Pick::Send { account, probe } => Sent { account, probe },
+            Pick::Wait { reason } => {
+                self.pool.wait_in_line(&task_id, queued_at_ms);
+                return Ok(Progress::Deferred {
+                    retry_after: self.hold_delay(),
+                    reason,
+                });
+            }
+            Pick::NoneInRotation => {
+                self.pool.wait_in_line(&task_id, queued_at_ms);
+                return Ok(Progress::Deferred {
+                    retry_after: self.hold_delay(),
+                    reason: "no kling account is in rotation".into(),
+                });
+            }
+        };
+        let account = sent.account;
         let family = req.family;
         let attempts = attempts.saturating_add(1);
         // Written before the create leaves: from here on, a crash or timeout means "look
-        // it up before creating again".
+        // it up at this account before creating again".
         let saved = ctx
             .save_upstream(
                 Upstream::Submitting {
                     family: family.into(),
                     attempts,
+                    account: Some(account.name.clone()),
                 }
                 .to_json(),
             )
             .await;
         if let Err(e) = saved {
-            self.slots.release(&task_id);
+            account.slots.release(&task_id);
+            if sent.probe {
+                account.health.cancel_probe();
+            }
             return Err(e.into());
         }
-        match self.client.create(&req).await {
+        account.count_submit();
+        tracing::info!(task = %task_id, account = %account.name, probe = sent.probe, %family, "kling: sending create");
+        match account.client.create(&req).await {
             Ok(t) => {
-                self.credentials_work();
-                self.adopt(ctx, family, t).await
+                if sent.probe {
+                    self.account_probed(account, true);
+                }
+                self.adopt(ctx, account, family, t).await
             }
-            Err(e) => self.create_failed(ctx, family, attempts, e).await,
+            Err(e) => self.create_failed(ctx, &sent, family, attempts, e).await,
         }
     }
 
-    /// Kling holds `t` for our task (a create answer, or a lost create found again):
-    /// store its id before anything else, then act on its status.
+    /// Kling holds `t` for our task at `account` (a create answer, or a lost create found
+    /// again): store its id before anything else, then act on its status.
     async fn adopt(
         &self,
         ctx: &mut ProviderCtx<'_>,
+        account: &Account,
         family: Family,
         t: KlingTask,
     ) -> Result<Progress, ProviderError> {
         let submitted_at_ms = self.now_ms();
         ctx.save_upstream(
             Upstream::Submitted {
+                account: Some(account.name.clone()),
                 family: family.into(),
                 task_id: t.task_id.clone(),
                 submitted_at_ms,
@@ -210,25 +248,36 @@ impl KlingProvider {
             .to_json(),
         )
         .await?;
-        self.slots.confirm(ctx.task.id.as_str());
-        tracing::info!(task = %ctx.task.id, kling_task = %t.task_id, %family, "kling task submitted");
-        Ok(self.interpret(ctx.task.id.as_str(), &t, submitted_at_ms))
+        account.slots.confirm(ctx.task.id.as_str());
+        tracing::info!(task = %ctx.task.id, account = %account.name, kling_task = %t.task_id, %family, "kling task submitted");
+        Ok(self.interpret(account, ctx.task.id.as_str(), &t, submitted_at_ms))
     }
 
     async fn create_failed(
         &self,
         ctx: &mut ProviderCtx<'_>,
+        sent: &Sent<'_>,
         family: Family,
         attempts: u32,
         e: KlingError,
     ) -> Result<Progress, ProviderError> {
+        let account = sent.account;
         let task_id = ctx.task.id.as_str().to_owned();
         let class = e.class();
         count_error("create", class);
+        account.count_failure(&class.to_string());
+        let account_wide = matches!(
+            class,
+            ErrorClass::Auth | ErrorClass::AccountFatal | ErrorClass::NoAccess
+        );
+        if sent.probe && !account_wide {
+            // Neither a yes nor a no about the account's balance: the next task probes.
+            account.health.cancel_probe();
+        }
         if e.outcome_unknown() {
-            // Kling may have made the task: stay `submitting` (and keep the slot) so the
-            // next attempt looks it up before sending create again.
-            tracing::warn!(task = %task_id, attempts, error = %e, "kling create outcome unknown; will reconcile before retrying");
+            // Kling may have made the task: stay `submitting` at this account (and keep
+            // the slot) so the next attempt looks it up there before sending create again.
+            tracing::warn!(task = %task_id, account = %account.name, attempts, error = %e, "kling create outcome unknown; will reconcile before retrying");
             return Ok(Progress::Deferred {
                 retry_after: self.retry_delay(attempts),
                 reason: format!("kling create outcome unknown: {e}"),
@@ -238,9 +287,9 @@ impl KlingProvider {
         if class == ErrorClass::InvalidParams && attempts > 1 {
             // After an earlier create that timed out, Kling refuses a second one with our
             // external_task_id as a duplicate — the first one exists after all.
-            if let Ok(Some(t)) = self.client.find_by_external_id(family, &task_id).await {
-                tracing::warn!(task = %task_id, kling_task = %t.task_id, "kling refused a resubmit; the earlier create exists, adopting it");
-                return self.adopt(ctx, family, t).await;
+            if let Ok(Some(t)) = account.client.find_by_external_id(family, &task_id).await {
+                tracing::warn!(task = %task_id, account = %account.name, kling_task = %t.task_id, "kling refused a resubmit; the earlier create exists, adopting it");
+                return self.adopt(ctx, account, family, t).await;
             }
         }
         let pending = Upstream::Pending {
@@ -250,15 +299,18 @@ impl KlingProvider {
         .to_json();
         match class {
             ErrorClass::ConcurrencyLimit => {
-                let limit = self.slots.refused(&task_id);
+                let limit = account.slots.refused(&task_id);
                 ctx.save_upstream(pending).await?;
                 Ok(Progress::Deferred {
                     retry_after: self.hold_delay(),
-                    reason: format!("kling account at its concurrency limit ({limit})"),
+                    reason: format!(
+                        "kling account {} at its concurrency limit ({limit})",
+                        account.name
+                    ),
                 })
             }
             ErrorClass::RateLimited | ErrorClass::UpstreamRetryable => {
-                self.slots.release(&task_id);
+                account.slots.release(&task_id);
                 ctx.save_upstream(pending).await?;
                 Ok(Progress::Deferred {
                     retry_after: self.retry_delay(attempts),
@@ -266,27 +318,64 @@ impl KlingProvider {
                 })
             }
             ErrorClass::Auth => {
-                self.slots.release(&task_id);
+                account.slots.release(&task_id);
                 ctx.save_upstream(pending).await?;
-                self.credentials_refused(&e);
+                self.account_out(
+                    account,
+                    Cause::Credentials,
+                    format!("kling refused our credentials: {e}"),
+                    sent.probe,
+                );
+                // Another account may take it at once; alone, the operator must act.
+                let retry_after = if self.pool.any_in_rotation() {
+                    self.hold_delay()
+                } else {
+                    self.retry_delay(attempts).max(MIN_AUTH_RETRY)
+                };
                 Ok(Progress::Deferred {
-                    retry_after: self.retry_delay(attempts).max(MIN_AUTH_RETRY),
-                    reason: format!("kling auth failed: {e}"),
+                    retry_after,
+                    reason: format!("kling auth failed at account {}: {e}", account.name),
                 })
             }
             ErrorClass::ContentRejected => {
-                self.slots.release(&task_id);
+                account.slots.release(&task_id);
                 metrics::counter!("gengate_kling_task_failures_total", "reason" => "content_rejected").increment(1);
-                tracing::info!(task = %task_id, error = %e, "kling refused the content");
+                tracing::info!(task = %task_id, account = %account.name, error = %e, "kling refused the content");
                 Ok(failed(
                     TaskErrorCode::ContentRejected,
                     "the video provider's content policy refused this request".into(),
                 ))
             }
+            ErrorClass::AccountFatal | ErrorClass::NoAccess if self.pool.len() > 1 => {
+                // A fact about the account, not the task: it leaves rotation and the
+                // task (nothing was created) goes to another one.
+                account.slots.release(&task_id);
+                ctx.save_upstream(pending).await?;
+                let cause = if class == ErrorClass::NoAccess {
+                    Cause::NoAccess
+                } else {
+                    Cause::Account
+                };
+                self.account_out(
+                    account,
+                    cause,
+                    format!("kling refused creates for the account: {e}"),
+                    sent.probe,
+                );
+                Ok(Progress::Deferred {
+                    retry_after: Duration::from_millis(10),
+                    reason: format!(
+                        "kling account {} refused the task ({}); moving it to another account",
+                        account.name,
+                        e.code().unwrap_or_default()
+                    ),
+                })
+            }
             ErrorClass::AccountFatal | ErrorClass::NoAccess => {
-                self.slots.release(&task_id);
+                // One account: nowhere to move the task, so it fails as it always did.
+                account.slots.release(&task_id);
                 metrics::counter!("gengate_kling_task_failures_total", "reason" => class.to_string()).increment(1);
-                tracing::error!(task = %task_id, code = e.code(), request_id = e.request_id(), error = %e, "ALERT kling account cannot take tasks (balance, access or whitelist); failing and refunding");
+                tracing::error!(task = %task_id, account = %account.name, code = e.code(), request_id = e.request_id(), error = %e, "ALERT kling account cannot take tasks (balance, access or whitelist); failing and refunding");
                 Ok(failed(
                     TaskErrorCode::UpstreamUnavailable,
                     format!(
@@ -296,9 +385,9 @@ impl KlingProvider {
                 ))
             }
             ErrorClass::InvalidParams | ErrorClass::NotFound | ErrorClass::Unknown => {
-                self.slots.release(&task_id);
+                account.slots.release(&task_id);
                 metrics::counter!("gengate_kling_task_failures_total", "reason" => class.to_string()).increment(1);
-                tracing::error!(task = %task_id, code = e.code(), request_id = e.request_id(), error = %e, "ALERT kling refused a create we validated (a validation gap of ours); failing and refunding");
+                tracing::error!(task = %task_id, account = %account.name, code = e.code(), request_id = e.request_id(), error = %e, "ALERT kling refused a create we validated (a validation gap of ours); failing and refunding");
                 Ok(failed(
                     TaskErrorCode::GenerationFailed,
                     format!(
@@ -310,34 +399,45 @@ impl KlingProvider {
         }
     }
 
-    /// A create may have been sent without its answer stored: find it before creating.
+    /// A create may have been sent to `account` without its answer stored: find it there
+    /// before creating anywhere.
     async fn reconcile(
         &self,
         ctx: &mut ProviderCtx<'_>,
+        account: &Account,
         family: Family,
         attempts: u32,
     ) -> Result<Progress, ProviderError> {
         let task_id = ctx.task.id.as_str().to_owned();
-        match self.client.find_by_external_id(family, &task_id).await {
+        match account.client.find_by_external_id(family, &task_id).await {
             Ok(Some(t)) => {
-                self.credentials_work();
                 metrics::counter!("gengate_kling_reconciled_total", "found" => "true").increment(1);
-                tracing::info!(task = %task_id, kling_task = %t.task_id, "kling: found the task of an unanswered create");
-                self.adopt(ctx, family, t).await
+                tracing::info!(task = %task_id, account = %account.name, kling_task = %t.task_id, "kling: found the task of an unanswered create");
+                self.adopt(ctx, account, family, t).await
             }
             Ok(None) => {
                 metrics::counter!("gengate_kling_reconciled_total", "found" => "false")
                     .increment(1);
-                tracing::info!(task = %task_id, "kling: the unanswered create made nothing; submitting");
+                tracing::info!(task = %task_id, account = %account.name, "kling: the unanswered create made nothing; submitting");
+                if !account.health.accepts_creates() {
+                    // It may go to another account now: free the slot it held here.
+                    account.slots.release(&task_id);
+                }
                 self.submit(ctx, attempts).await
             }
             Err(e) => {
                 count_error("list", e.class());
+                account.count_failure(&e.class().to_string());
                 if e.class() == ErrorClass::Auth {
-                    self.credentials_refused(&e);
+                    self.account_out(
+                        account,
+                        Cause::Credentials,
+                        format!("kling refused our credentials: {e}"),
+                        false,
+                    );
                 }
                 // Never create without knowing: wait and look again.
-                tracing::warn!(task = %task_id, error = %e, "kling: reconciliation lookup failed; retrying");
+                tracing::warn!(task = %task_id, account = %account.name, error = %e, "kling: reconciliation lookup failed; retrying");
                 Ok(Progress::Deferred {
                     retry_after: self.retry_delay(attempts),
                     reason: format!("kling reconciliation failed: {e}"),
@@ -349,6 +449,7 @@ impl KlingProvider {
     async fn poll(
         &self,
         ctx: &mut ProviderCtx<'_>,
+        account: &Account,
         family: Family,
         kling_task: &str,
         submitted_at_ms: i64,
@@ -356,9 +457,10 @@ impl KlingProvider {
     ) -> Result<Progress, ProviderError> {
         let task_id = ctx.task.id.as_str().to_owned();
         // Counted again on every poll, so slots are known after a restart too.
-        self.slots.confirm(&task_id);
+        account.slots.confirm(&task_id);
         let saved = |poll_failures: u32| {
             Upstream::Submitted {
+                account: Some(account.name.clone()),
                 family: family.into(),
                 task_id: kling_task.to_owned(),
                 submitted_at_ms,
@@ -366,18 +468,18 @@ impl KlingProvider {
             }
             .to_json()
         };
-        match self.client.get(family, kling_task).await {
+        match account.client.get(family, kling_task).await {
             Ok(t) => {
-                self.credentials_work();
                 if poll_failures > 0 {
                     ctx.save_upstream(saved(0)).await?;
                 }
-                Ok(self.interpret(&task_id, &t, submitted_at_ms))
+                Ok(self.interpret(account, &task_id, &t, submitted_at_ms))
             }
             Err(e) if e.class() == ErrorClass::NotFound => {
                 count_error("get", ErrorClass::NotFound);
-                self.slots.release(&task_id);
-                tracing::error!(task = %task_id, kling_task, error = %e, "ALERT kling no longer knows a task it accepted; failing and refunding");
+                account.count_failure(&ErrorClass::NotFound.to_string());
+                account.slots.release(&task_id);
+                tracing::error!(task = %task_id, account = %account.name, kling_task, error = %e, "ALERT kling no longer knows a task it accepted; failing and refunding");
                 Ok(failed(
                     TaskErrorCode::GenerationFailed,
                     "the video provider lost the task".into(),
@@ -390,13 +492,19 @@ impl KlingProvider {
                 // row), not a whole poll interval: after a "succeed" callback one
                 // transient error must not cost seconds.
                 count_error("get", e.class());
+                account.count_failure(&e.class().to_string());
                 if e.class() == ErrorClass::Auth {
-                    self.credentials_refused(&e);
+                    self.account_out(
+                        account,
+                        Cause::Credentials,
+                        format!("kling refused our credentials: {e}"),
+                        false,
+                    );
                 }
                 let failures = poll_failures.saturating_add(1);
                 ctx.save_upstream(saved(failures)).await?;
                 let retry_after = self.retry_delay(failures);
-                tracing::warn!(task = %task_id, kling_task, failures, retry_in_ms = retry_after.as_millis() as u64, error = %e, "kling status query failed; retrying");
+                tracing::warn!(task = %task_id, account = %account.name, kling_task, failures, retry_in_ms = retry_after.as_millis() as u64, error = %e, "kling status query failed; retrying");
                 Ok(Progress::Running {
                     poll_after: retry_after,
                 })
@@ -404,72 +512,129 @@ impl KlingProvider {
         }
     }
 
-    /// Our credentials worked: the provider is healthy.
-    fn credentials_work(&self) {
-        metrics::gauge!("gengate_kling_auth_ok").set(1.0);
-        self.health.call_succeeded();
+    /// `account` refused something account-wide: it leaves rotation (one ALERT line), and
+    /// the provider's health follows the pool's.
+    fn account_out(&self, account: &Account, cause: Cause, reason: String, probe: bool) {
+        let now = self.now_ms();
+        if account.health.take_out(now, cause, &reason) {
+            metrics::counter!("gengate_kling_account_out_total", "account" => account.name.clone(), "cause" => cause.as_str()).increment(1);
+            tracing::error!(
+                account = %account.name,
+                cause = cause.as_str(),
+                reason,
+                "ALERT kling account out of rotation; its new tasks go to other accounts, one probe at a time checks its recovery"
+            );
+        } else if probe {
+            account.health.end_probe(now, false);
+            tracing::info!(account = %account.name, reason, "kling account probe refused; still out of rotation");
+        }
+        if probe && cause == Cause::Credentials {
+            // The create probe turned into a credentials problem: list calls probe now.
+            account.health.cancel_probe();
+        }
+        account.publish();
+        self.sync_health();
     }
 
-    /// Kling refused our credentials (after the client's own re-mint and retry): the
-    /// provider is unhealthy for every task, logged once by the health tracker.
-    fn credentials_refused(&self, e: &KlingError) {
-        metrics::gauge!("gengate_kling_auth_ok").set(0.0);
-        self.health.credentials_refused(
-            self.now_ms(),
-            &format!("kling refused our credentials: {e}"),
-        );
+    /// A probe's answer for an out-of-rotation account.
+    fn account_probed(&self, account: &Account, ok: bool) {
+        if account.health.end_probe(self.now_ms(), ok) {
+            tracing::info!(account = %account.name, "kling account back in rotation");
+        }
+        account.publish();
+        self.sync_health();
     }
 
-    /// What a task does while the provider is unhealthy: nothing at Kling (every call
-    /// would be refused; the prober finds out when it recovers). A task with nothing at
-    /// Kling waits, then fails refunded once the provider has been unhealthy for
-    /// `unhealthy_fail_after`; one that may exist there (`submitting`, `submitted`) waits
-    /// for the recovery or its deadline, since failing it could refund a video Kling
-    /// makes and bills.
+    /// The provider is unhealthy exactly while no account is in rotation: then new creates
+    /// get 503 and queued tasks fail after the bound (`providers/health.rs`).
+    fn sync_health(&self) {
+        let accounts = self.pool.accounts();
+        let credentials_ok = accounts.iter().all(|a| {
+            a.health
+                .out()
+                .is_none_or(|o| o.cause != Cause::Credentials)
+        });
+        metrics::gauge!("gengate_kling_auth_ok").set(if credentials_ok { 1.0 } else { 0.0 });
+        if self.pool.any_in_rotation() {
+            self.health.call_succeeded();
+            return;
+        }
+        let outs: Vec<_> = accounts
+            .iter()
+            .filter_map(|a| a.health.out().map(|o| (a.name.as_str(), o)))
+            .collect();
+        let reason = match outs.as_slice() {
+            [(_, o)] => o.reason.clone(),
+            _ => format!(
+                "no kling account is in rotation: {}",
+                outs.iter()
+                    .map(|(n, o)| format!("{n}: {}", o.reason))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        };
+        let now = self.now_ms();
+        if outs.iter().all(|(_, o)| o.cause == Cause::Credentials) {
+            self.health.credentials_refused(now, &reason);
+        } else {
+            self.health.unavailable(now, &reason);
+        }
+    }
+
+    /// What a task does while no account is in rotation: nothing at Kling. A task with
+    /// nothing there waits, then fails refunded once the provider has been unhealthy for
+    /// `unhealthy_fail_after`.
     fn while_unhealthy(
         &self,
         task_id: &str,
-        state: Option<&Upstream>,
         retry_after: Duration,
         fail_in: Duration,
     ) -> Progress {
         let look_again = jitter(retry_after, 4);
-        let reason = "kling is unhealthy (our credentials are refused)".to_owned();
-        match state {
-            None | Some(Upstream::Pending { .. }) if fail_in.is_zero() => {
-                metrics::counter!("gengate_kling_task_failures_total", "reason" => "provider_unhealthy").increment(1);
-                tracing::info!(task = %task_id, "kling stayed unhealthy; failing the queued task and refunding it");
-                failed(
-                    TaskErrorCode::UpstreamUnavailable,
-                    "the video provider refused our credentials for too long; nothing was charged"
-                        .into(),
-                )
-            }
-            None | Some(Upstream::Pending { .. }) => Progress::Deferred {
-                retry_after: look_again.min(fail_in.max(Duration::from_millis(10))),
-                reason,
-            },
-            Some(Upstream::Submitting { .. }) => Progress::Deferred {
-                retry_after: look_again,
-                reason,
-            },
-            Some(Upstream::Submitted { .. }) => Progress::Running {
-                poll_after: look_again,
-            },
+        if fail_in.is_zero() {
+            self.pool.leave_line(task_id);
+            metrics::counter!("gengate_kling_task_failures_total", "reason" => "provider_unhealthy").increment(1);
+            tracing::info!(task = %task_id, "kling stayed unhealthy; failing the queued task and refunding it");
+            return failed(
+                TaskErrorCode::UpstreamUnavailable,
+                "the video provider refused our credentials for too long; nothing was charged"
+                    .into(),
+            );
+        }
+        Progress::Deferred {
+            retry_after: look_again.min(fail_in.max(Duration::from_millis(10))),
+            reason: "kling is unhealthy (no account in rotation)".to_owned(),
         }
     }
 
-    fn interpret(&self, task_id: &str, t: &KlingTask, submitted_at_ms: i64) -> Progress {
+    /// A task that may exist at `account` (`submitting`, `submitted`) while the account
+    /// refuses our credentials: nothing can be asked; it waits for the recovery or its
+    /// deadline, since failing it could refund a video Kling makes and bills.
+    fn wait_for_account(&self, account: &Account) -> Duration {
+        let until = account
+            .health
+            .until_probe(self.now_ms())
+            .unwrap_or(self.settings.retry);
+        jitter(until, 4)
+    }
+
+    fn interpret(
+        &self,
+        account: &Account,
+        task_id: &str,
+        t: &KlingTask,
+        submitted_at_ms: i64,
+    ) -> Progress {
         match &t.status {
             TaskStatus::Succeed => {
-                self.slots.release(task_id);
+                account.slots.release(task_id);
                 match t.videos.first() {
                     Some(v) => Progress::Finished(Output::Url {
                         url: v.url.clone(),
                         mime_type: "video/mp4".into(),
                     }),
                     None => {
-                        tracing::error!(task = %task_id, kling_task = %t.task_id, "kling reported success without a video");
+                        tracing::error!(task = %task_id, account = %account.name, kling_task = %t.task_id, "kling reported success without a video");
                         failed(
                             TaskErrorCode::GenerationFailed,
                             "the video provider finished without a video".into(),
@@ -478,7 +643,7 @@ impl KlingProvider {
                 }
             }
             TaskStatus::Failed => {
-                self.slots.release(task_id);
+                account.slots.release(task_id);
                 let msg = t.status_msg.as_deref().unwrap_or_default();
                 if is_moderation(msg) {
                     metrics::counter!("gengate_kling_task_failures_total", "reason" => "moderation").increment(1);
@@ -488,7 +653,7 @@ impl KlingProvider {
                     )
                 } else {
                     metrics::counter!("gengate_kling_task_failures_total", "reason" => "upstream_failed").increment(1);
-                    tracing::warn!(task = %task_id, kling_task = %t.task_id, reason = msg, "kling failed the task");
+                    tracing::warn!(task = %task_id, account = %account.name, kling_task = %t.task_id, reason = msg, "kling failed the task");
                     let reason: String = msg.chars().take(MAX_REASON_CHARS).collect();
                     failed(
                         TaskErrorCode::GenerationFailed,
@@ -507,12 +672,76 @@ impl KlingProvider {
                 // Logged by the client as well; counted here so a new status shows on a
                 // dashboard before anyone reads logs.
                 metrics::counter!("gengate_kling_unknown_status_total").increment(1);
-                tracing::warn!(task = %task_id, kling_task = %t.task_id, status = %s, "unknown kling status; the task keeps running");
+                tracing::warn!(task = %task_id, account = %account.name, kling_task = %t.task_id, status = %s, "unknown kling status; the task keeps running");
                 Progress::Running {
                     poll_after: self.poll_delay(submitted_at_ms),
                 }
             }
         }
+    }
+
+    /// A saved state names an account this node does not have (removed from the file):
+    /// nobody else may be asked, so the task waits (its deadline ends it) and says why.
+    fn unknown_account(&self, task_id: &str, name: Option<&str>) -> String {
+        tracing::error!(task = %task_id, account = name.unwrap_or(DEFAULT_ACCOUNT), "ALERT kling task is held by an account that is not configured; it cannot be followed until the account is back");
+        format!(
+            "the task's kling account {:?} is not configured",
+            name.unwrap_or(DEFAULT_ACCOUNT)
+        )
+    }
+
+    /// Per-account probes and gauges, every prober tick: one list call at a time for an
+    /// account whose credentials were refused, once its back-off has passed.
+    async fn probe_accounts(&self) {
+        for account in self.pool.accounts() {
+            account.publish();
+            if !account.health.begin_probe(self.now_ms(), false) {
+                continue;
+            }
+            let ok = match account.client.list(Family::Text2Video, 1, 1).await {
+                Ok(_) => true,
+                Err(e) => {
+                    count_error("list", e.class());
+                    account.count_failure(&e.class().to_string());
+                    tracing::debug!(account = %account.name, error = %e, "kling account probe failed");
+                    false
+                }
+            };
+            self.account_probed(account, ok);
+        }
+    }
+
+    /// The accounts for `/readyz` and `gengate providers status`.
+    fn accounts_status(&self) -> Value {
+        let accounts: Vec<Value> = self
+            .pool
+            .accounts()
+            .iter()
+            .map(|a| {
+                let out = a.health.out();
+                json!({
+                    "name": a.name,
+                    "state": out.as_ref().map_or("in_rotation", |o| o.cause.as_str()),
+                    "healthy": out.is_none(),
+                    "since": out.as_ref().map(|o| gengate_core::Timestamp::from_millis(o.since_ms).rfc3339()),
+                    "reason": out.as_ref().map(|o| o.reason.clone()),
+                    "in_flight": a.slots.held(),
+                    "slots": a.slots.limit(),
+                    "slots_configured": a.slots.configured(),
+                    "weight": a.weight,
+                    "submits": a.submits(),
+                    "failures": a.failures(),
+                })
+            })
+            .collect();
+        let unhealthy: Vec<&str> = self
+            .pool
+            .accounts()
+            .iter()
+            .filter(|a| !a.health.accepts_creates())
+            .map(|a| a.name.as_str())
+            .collect();
+        json!({"accounts": accounts, "unhealthy_accounts": unhealthy})
     }
 }
 
@@ -538,33 +767,71 @@ impl Provider for KlingProvider {
                 ));
             }
         };
-        if let Availability::Unhealthy {
-            retry_after,
-            fail_in,
-            ..
-        } = self.health.check(self.now_ms())
-        {
-            return Ok(self.while_unhealthy(
-                ctx.task.id.as_str(),
-                state.as_ref(),
-                retry_after,
-                fail_in,
-            ));
-        }
+        let task_id = ctx.task.id.as_str().to_owned();
         match state {
-            None => self.submit(ctx, 0).await,
-            Some(Upstream::Pending { attempts, .. }) => self.submit(ctx, attempts).await,
-            Some(Upstream::Submitting { family, attempts }) => {
-                self.reconcile(ctx, family.into(), attempts).await
+            None | Some(Upstream::Pending { .. }) => {
+                let attempts = match state {
+                    Some(Upstream::Pending { attempts, .. }) => attempts,
+                    _ => 0,
+                };
+                let now = self.now_ms();
+                if let Availability::Unhealthy {
+                    retry_after,
+                    fail_in,
+                    ..
+                } = self.health.check(now)
+                    && !self.pool.create_probe_due(now)
+                {
+                    return Ok(self.while_unhealthy(&task_id, retry_after, fail_in));
+                }
+                self.submit(ctx, attempts).await
+            }
+            Some(Upstream::Submitting {
+                family,
+                attempts,
+                account,
+            }) => {
+                let Some(acc) = self.pool.get(account.as_deref()) else {
+                    return Ok(Progress::Deferred {
+                        retry_after: self.retry_delay(attempts.max(4)),
+                        reason: self.unknown_account(&task_id, account.as_deref()),
+                    });
+                };
+                if !acc.health.accepts_queries() {
+                    return Ok(Progress::Deferred {
+                        retry_after: self.wait_for_account(acc),
+                        reason: format!("kling account {} refuses our credentials", acc.name),
+                    });
+                }
+                self.reconcile(ctx, acc, family.into(), attempts).await
             }
             Some(Upstream::Submitted {
+                account,
                 family,
-                task_id,
+                task_id: kling_task,
                 submitted_at_ms,
                 poll_failures,
             }) => {
-                self.poll(ctx, family.into(), &task_id, submitted_at_ms, poll_failures)
-                    .await
+                let Some(acc) = self.pool.get(account.as_deref()) else {
+                    self.unknown_account(&task_id, account.as_deref());
+                    return Ok(Progress::Running {
+                        poll_after: self.settings.poll * MAX_POLL_FACTOR,
+                    });
+                };
+                if !acc.health.accepts_queries() {
+                    return Ok(Progress::Running {
+                        poll_after: self.wait_for_account(acc),
+                    });
+                }
+                self.poll(
+                    ctx,
+                    acc,
+                    family.into(),
+                    &kling_task,
+                    submitted_at_ms,
+                    poll_failures,
+                )
+                .await
             }
         }
     }
@@ -573,21 +840,35 @@ impl Provider for KlingProvider {
         Some(&self.health)
     }
 
-    /// The cheapest authenticated call: one item of the task list.
-    async fn probe(&self) -> bool {
-        match self.client.list(Family::Text2Video, 1, 1).await {
-            Ok(_) => true,
-            Err(e) => {
-                count_error("list", e.class());
-                tracing::debug!(error = %e, "kling health probe failed");
-                false
-            }
+    /// Creates are taken while an account waits for its create probe, even with none in
+    /// rotation: one of them is the probe.
+    fn availability(&self, now_ms: i64) -> Availability {
+        if self.pool.create_probe_due(now_ms) {
+            return Availability::Healthy;
         }
+        self.health.check(now_ms)
+    }
+
+    /// The provider recovers when an account does; the accounts are probed in
+    /// `maintain`, so this only reports.
+    async fn probe(&self) -> bool {
+        self.probe_accounts().await;
+        self.pool.any_in_rotation()
+    }
+
+    async fn maintain(&self) {
+        self.probe_accounts().await;
+    }
+
+    fn status(&self) -> Option<Value> {
+        Some(self.accounts_status())
     }
 
     /// The route has already checked the token. The body is a hint: it only decides
     /// whether to look now, and only a terminal status is worth it (submitted/processing
-    /// change nothing on our side). A body about another task is ignored.
+    /// change nothing on our side). A body about another task is ignored. The look
+    /// itself (`advance`) asks the account stored with the task, whichever account's
+    /// task the body claims to be.
     async fn callback(
         &self,
         task: &TaskId,
@@ -609,10 +890,12 @@ impl Provider for KlingProvider {
             tracing::warn!(task = %task, kling_task = %t.task_id, "kling callback names another task; ignored");
             return false;
         }
-        if let Ok(Some(Upstream::Submitted { task_id, .. })) = Upstream::load(upstream)
+        if let Ok(Some(Upstream::Submitted {
+            task_id, account, ..
+        })) = Upstream::load(upstream)
             && task_id != t.task_id
         {
-            tracing::warn!(task = %task, kling_task = %t.task_id, "kling callback for a task id we do not hold; ignored");
+            tracing::warn!(task = %task, account = account.as_deref().unwrap_or(DEFAULT_ACCOUNT), kling_task = %t.task_id, "kling callback for a task id we do not hold; ignored");
             return false;
         }
         t.status.is_terminal()
@@ -669,11 +952,20 @@ mod tests {
             gengate_kling::KlingCredentials::new("a", "s"),
             reqwest::Client::new(),
         );
+        let pool = Pool::new(
+            vec![Account::new(
+                DEFAULT_ACCOUNT.into(),
+                client,
+                0,
+                1,
+                Duration::from_millis(100),
+            )],
+            Duration::from_secs(10),
+        );
         KlingProvider::new(
-            client,
+            pool,
             KlingSettings {
                 concurrency: 1,
-                max_in_flight: 0,
                 poll: Duration::from_millis(1000),
                 retry: Duration::from_millis(100),
                 unhealthy_fail_after: Duration::from_secs(300),
@@ -693,12 +985,13 @@ mod tests {
     #[test]
     fn statuses_map_to_progress() {
         let p = provider();
+        let a = &p.pool().accounts()[0];
         let now = p.now_ms();
         // Unknown statuses keep the task running (and are logged/counted).
         for s in ["submitted", "processing", "queueing", ""] {
             assert!(
                 matches!(
-                    p.interpret("t", &task(s, "", serde_json::json!([])), now),
+                    p.interpret(a, "t", &task(s, "", serde_json::json!([])), now),
                     Progress::Running { .. }
                 ),
                 "{s:?}"
@@ -710,7 +1003,7 @@ mod tests {
             serde_json::json!([{"id": "v", "url": "https://cdn/v.mp4", "duration": "5.0"}]),
         );
         assert!(matches!(
-            p.interpret("t", &ok, now),
+            p.interpret(a, "t", &ok, now),
             Progress::Finished(Output::Url { ref url, .. }) if url == "https://cdn/v.mp4"
         ));
         let code = |pr: Progress| match pr {
@@ -718,11 +1011,12 @@ mod tests {
             _ => panic!("not failed"),
         };
         assert_eq!(
-            code(p.interpret("t", &task("succeed", "", serde_json::json!([])), now)),
+            code(p.interpret(a, "t", &task("succeed", "", serde_json::json!([])), now)),
             TaskErrorCode::GenerationFailed
         );
         assert_eq!(
             code(p.interpret(
+                a,
                 "t",
                 &task(
                     "failed",
@@ -735,6 +1029,7 @@ mod tests {
         );
         assert_eq!(
             code(p.interpret(
+                a,
                 "t",
                 &task("failed", "server busy", serde_json::json!([])),
                 now

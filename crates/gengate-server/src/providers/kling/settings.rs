@@ -1,5 +1,8 @@
-//! The Kling flags (`GENGATE_KLING_*`), and building the provider from them.
+//! The Kling flags (`GENGATE_KLING_*`), and building the provider from them: one account
+//! from the key flags, or several from the accounts file (`--kling-accounts`).
 
+use super::accounts::{self, AccountConfig};
+use super::pool::{Account, DEFAULT_ACCOUNT, Pool};
 use super::{KlingProvider, KlingSettings};
 use crate::providers::Provider;
 use anyhow::Context;
@@ -40,6 +43,11 @@ pub struct KlingArgs {
     /// per attempt, with jitter, up to 2 minutes.
     #[arg(long, env = "GENGATE_KLING_RETRY_MS", default_value_t = 1_000)]
     pub kling_retry_ms: u64,
+    /// A TOML file of Kling accounts (`[[account]]` tables: name, access_key or
+    /// access_key_env, secret_key or secret_key_env, base_url, max_in_flight, weight);
+    /// replaces the key flags. See docs/KLING.md.
+    #[arg(long, env = "GENGATE_KLING_ACCOUNTS")]
+    pub kling_accounts: Option<std::path::PathBuf>,
 }
 
 impl KlingArgs {
@@ -54,6 +62,37 @@ impl KlingArgs {
     }
 }
 
+/// The accounts this node uses: the file's, or one named `default` from the key flags.
+/// None: Kling is not configured.
+pub fn accounts(args: &KlingArgs) -> anyhow::Result<Option<Vec<AccountConfig>>> {
+    if let Some(path) = &args.kling_accounts {
+        if args.kling_access_key.is_some() || args.kling_secret_key.is_some() {
+            anyhow::bail!(
+                "GENGATE_KLING_ACCOUNTS and GENGATE_KLING_ACCESS_KEY/SECRET_KEY are both set: put every account in the file"
+            );
+        }
+        return accounts::load(path).map(Some);
+    }
+    let Some((access, secret)) = args.credentials() else {
+        if args.kling_access_key.is_some() || args.kling_secret_key.is_some() {
+            tracing::warn!(
+                "only one of GENGATE_KLING_ACCESS_KEY / GENGATE_KLING_SECRET_KEY is set; kling-3-0 runs on the sandbox"
+            );
+        }
+        return Ok(None);
+    };
+    let base_url = url::Url::parse(&args.kling_base_url)
+        .with_context(|| format!("GENGATE_KLING_BASE_URL {:?}", args.kling_base_url))?;
+    Ok(Some(vec![AccountConfig {
+        name: DEFAULT_ACCOUNT.into(),
+        access_key: access,
+        secret_key: secret,
+        base_url,
+        max_in_flight: args.kling_max_in_flight,
+        weight: 1,
+    }]))
+}
+
 /// The providers of this node (the sandbox plus Kling when configured) and where the
 /// catalog's `kling` family goes.
 pub fn wire(
@@ -62,33 +101,36 @@ pub fn wire(
     clock: SharedClock,
     unhealthy_fail_after: Duration,
 ) -> anyhow::Result<(Vec<Arc<dyn Provider>>, &'static str)> {
-    let Some((access, secret)) = args.credentials() else {
-        if args.kling_access_key.is_some() || args.kling_secret_key.is_some() {
-            tracing::warn!(
-                "only one of GENGATE_KLING_ACCESS_KEY / GENGATE_KLING_SECRET_KEY is set; kling-3-0 runs on the sandbox"
-            );
-        }
+    let Some(configs) = accounts(args)? else {
         return Ok((vec![sandbox], "sandbox"));
     };
-    let base = url::Url::parse(&args.kling_base_url)
-        .with_context(|| format!("GENGATE_KLING_BASE_URL {:?}", args.kling_base_url))?;
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .build()
         .context("building the Kling HTTP client")?;
-    let client = gengate_kling::KlingClient::new(
-        base.clone(),
-        gengate_kling::KlingCredentials::new(access, secret),
-        http,
-    );
-    tracing::info!(base_url = %base, "kling provider configured");
+    let retry = Duration::from_millis(args.kling_retry_ms.max(10));
+    let poll = Duration::from_millis(args.kling_poll_ms.max(10));
+    let mut pool = Vec::with_capacity(configs.len());
+    for c in configs {
+        // Names and base URLs only: the keys never reach a log line.
+        tracing::info!(account = %c.name, base_url = %c.base_url, max_in_flight = c.max_in_flight, weight = c.weight, "kling account configured");
+        let client = gengate_kling::KlingClient::new(
+            c.base_url.clone(),
+            gengate_kling::KlingCredentials::new(c.access_key, c.secret_key),
+            http.clone(),
+        )
+        .with_account_name(&c.name);
+        pool.push(Account::new(c.name, client, c.max_in_flight, c.weight, retry));
+    }
+    // A waiting task looks again every `retry` (+ jitter); one that has not for a while
+    // has ended or moved to another node, and gives up its place in the line.
+    let line_stale_after = (retry * 4).max(Duration::from_secs(2));
     let kling = KlingProvider::new(
-        client,
+        Pool::new(pool, line_stale_after),
         KlingSettings {
             concurrency: args.kling_concurrency,
-            max_in_flight: args.kling_max_in_flight,
-            poll: Duration::from_millis(args.kling_poll_ms.max(10)),
-            retry: Duration::from_millis(args.kling_retry_ms.max(10)),
+            poll,
+            retry,
             unhealthy_fail_after,
         },
         clock,

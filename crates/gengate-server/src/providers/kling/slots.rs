@@ -131,8 +131,44 @@ impl Slots {
         limit
     }
 
+    /// Slots `try_acquire` would give now (`usize::MAX` while no limit is known; at
+    /// least one when a probe of one more slot is due).
+    pub fn free(&self) -> usize {
+        let mut s = self.lock();
+        let now = Instant::now();
+        s.held
+            .retain(|_, seen| now.duration_since(*seen) < STALE_AFTER);
+        let Some(limit) = s.limit else {
+            return usize::MAX;
+        };
+        let free = limit.saturating_sub(s.held.len());
+        let quiet = s
+            .last_refusal
+            .is_none_or(|t| now.duration_since(t) >= PROBE_AFTER);
+        let below_max = s.max.is_none_or(|m| limit < m);
+        if free == 0 && quiet && below_max {
+            1
+        } else {
+            free
+        }
+    }
+
+    /// Whether `task` holds one of these slots.
+    pub fn holds(&self, task: &str) -> bool {
+        self.lock().held.contains_key(task)
+    }
+
+    pub fn has_room(&self) -> bool {
+        self.free() > 0
+    }
+
     pub fn held(&self) -> usize {
         self.lock().held.len()
+    }
+
+    /// The configured ceiling (`max_in_flight`), if any.
+    pub fn configured(&self) -> Option<usize> {
+        self.lock().max
     }
 
     pub fn limit(&self) -> Option<usize> {

@@ -25,10 +25,21 @@ pub enum Upstream {
         attempts: u32,
     },
     /// A create was (maybe) sent and its answer is not stored.
-    Submitting { family: FamilyName, attempts: u32 },
+    Submitting {
+        family: FamilyName,
+        attempts: u32,
+        /// The Kling account the create went to: only it is asked whether the task
+        /// exists. Absent in states saved before accounts were recorded (the first
+        /// account's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+    },
     /// Kling accepted the task.
     Submitted {
         family: FamilyName,
+        /// The account holding the task: polls, downloads and lookups go there only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
         task_id: String,
         /// Unix ms when we learned the task id; polling slows down as the task ages.
         submitted_at_ms: i64,
@@ -100,14 +111,27 @@ mod tests {
         let s = Upstream::Submitting {
             family: FamilyName::Image2Video,
             attempts: 2,
+            account: Some("sg-main".into()),
         };
         let v = s.to_json();
         assert_eq!(
             v,
-            json!({"phase": "submitting", "family": "image2video", "attempts": 2})
+            json!({"phase": "submitting", "family": "image2video", "attempts": 2, "account": "sg-main"})
         );
         assert_eq!(Upstream::load(Some(&v)), Ok(Some(s)));
+        // Saved before accounts were recorded: the first account's.
+        assert_eq!(
+            Upstream::load(Some(
+                &json!({"phase": "submitting", "family": "image2video", "attempts": 2})
+            )),
+            Ok(Some(Upstream::Submitting {
+                family: FamilyName::Image2Video,
+                attempts: 2,
+                account: None
+            }))
+        );
         let s = Upstream::Submitted {
+            account: Some("b".into()),
             family: FamilyName::Text2Video,
             task_id: "860".into(),
             submitted_at_ms: 5,
@@ -120,6 +144,7 @@ mod tests {
                 &json!({"phase": "submitted", "family": "text2video", "task_id": "1", "submitted_at_ms": 5})
             )),
             Ok(Some(Upstream::Submitted {
+                account: None,
                 family: FamilyName::Text2Video,
                 task_id: "1".into(),
                 submitted_at_ms: 5,
@@ -127,6 +152,7 @@ mod tests {
             }))
         );
         let failing = Upstream::Submitted {
+            account: None,
             family: FamilyName::Text2Video,
             task_id: "1".into(),
             submitted_at_ms: 5,
