@@ -156,7 +156,10 @@ async fn ten_tasks_use_both_accounts_within_their_slots_each_submitted_once(engi
     let (acc, key) = app.account("pool", 10_000).await;
     let started = Instant::now();
     let ids: Vec<String> = futures_util::future::join_all(
-        (0..10).map(|i| submit(&app, &key, &format!("pool task {i}"))),
+        (0..10).map(|i| {
+            let (app, key) = (&app, &key);
+            async move { submit(app, key, &format!("pool task {i}")).await }
+        }),
     )
     .await;
     for id in &ids {
@@ -173,10 +176,12 @@ async fn ten_tasks_use_both_accounts_within_their_slots_each_submitted_once(engi
     assert!(per.get(b.as_str()).copied().unwrap_or(0) >= 1, "{per:?}");
     assert_eq!(fa.tasks().len() + fb.tasks().len(), 10);
     assert!(fa.max_concurrent_observed() <= 2 && fb.max_concurrent_observed() <= 2);
-    // Configured slots: not one create refused at `a`. Learned slots: a few 1303s at `b`.
+    // Configured slots: not one create refused at `a`. Learned slots at `b`: only the
+    // tasks that raced there before its first 1303 answer (10 - 2 at a - 2 at b) are
+    // refused, each once; the learned limit holds every later one back.
     assert_eq!(creates_at(&fa), per[a.as_str()], "a refused nothing");
     let refused_b = creates_at(&fb) - per[b.as_str()];
-    assert!(refused_b <= 4, "{refused_b} creates refused (1303) at b");
+    assert!(refused_b <= 6, "{refused_b} creates refused (1303) at b");
     eprintln!("POOL per account {per:?}; 1303s at b: {refused_b}");
 
     // Observability: per-account submits match what each account received.
@@ -232,6 +237,7 @@ async fn an_account_out_of_balance_leaves_rotation_and_its_probe_brings_it_back(
     );
     let app = start(Engine::Sqlite, &file, &[]).await;
     let (acc, key) = app.account("balance", 10_000).await;
+    let started = Instant::now();
     let mut ids = vec![];
     for i in 0..6 {
         ids.push(submit(&app, &key, &format!("balance {i}")).await);
@@ -244,10 +250,15 @@ async fn an_account_out_of_balance_leaves_rotation_and_its_probe_brings_it_back(
     for id in &ids {
         assert_eq!(holder(&fakes, id), b);
     }
+    // Before it was out: at most its 2 slots' creates. After: one create probe per
+    // back-off, doubling from 100 ms (and only while a task needed an account).
+    let elapsed = started.elapsed();
+    let bound = 2 + (elapsed.as_millis() as f64 / 100.0).log2().ceil() as usize + 1;
     let refused_at_a = fa.creates_received();
+    eprintln!("POOL balance: a heard {refused_at_a} creates in {elapsed:?} (bound {bound})");
     assert!(
-        (1..=4).contains(&refused_at_a),
-        "a heard {refused_at_a} creates while out of balance"
+        (1..=bound).contains(&refused_at_a),
+        "a heard {refused_at_a} creates in {elapsed:?} while out of balance"
     );
     let k = readyz_kling(&app.base).await;
     assert_eq!(k["healthy"], true, "b is in rotation: {k}");
@@ -269,12 +280,15 @@ async fn an_account_out_of_balance_leaves_rotation_and_its_probe_brings_it_back(
     fa.set_create_refusal(None);
     let recovered_at = Instant::now();
     let mut more = vec![];
-    wait_until("a back in rotation", 60, || async {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
         more.push(submit(&app, &key, "after the refill").await);
         tokio::time::sleep(Duration::from_millis(150)).await;
-        readyz_kling(&app.base).await["unhealthy_accounts"] == json!([])
-    })
-    .await;
+        if readyz_kling(&app.base).await["unhealthy_accounts"] == json!([]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a did not come back");
+    }
     eprintln!("POOL balance: a back {:?} after the refill", recovered_at.elapsed());
     for id in &more {
         let v = app.wait_terminal(&key, id, 60).await;

@@ -210,7 +210,7 @@ mod tests {
             h.end_probe(n, false);
             h.cancel_probe();
         }
-        assert!(h.until_probe(0).is_some_and(|d| d <= MAX_PROBE_BACKOFF));
+        assert!(h.until_probe(19).is_some_and(|d| d <= MAX_PROBE_BACKOFF));
         assert!(h.restore());
         assert!(!h.restore());
     }

@@ -36,7 +36,7 @@ use async_trait::async_trait;
 use gengate_core::clock::SharedClock;
 use gengate_core::generation::{TaskError, TaskErrorCode};
 use gengate_core::ids::TaskId;
-use gengate_kling::{ErrorClass, Family, KlingClient, KlingError, KlingTask, TaskStatus};
+use gengate_kling::{ErrorClass, Family, KlingError, KlingTask, TaskStatus};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -937,6 +937,7 @@ fn jitter(d: Duration, divisor: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gengate_kling::KlingClient;
 
     #[test]
     fn moderation_is_read_from_the_status_message() {
