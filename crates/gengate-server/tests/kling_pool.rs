@@ -36,7 +36,12 @@ async fn fake_account(tag: &str) -> FakeHandle {
 }
 
 /// One `[[account]]` table for `fake`; `secret` overrides the right secret.
-fn account_toml(name: &str, fake: &FakeHandle, max_in_flight: usize, secret: Option<&str>) -> String {
+fn account_toml(
+    name: &str,
+    fake: &FakeHandle,
+    max_in_flight: usize,
+    secret: Option<&str>,
+) -> String {
     let creds = fake.credentials();
     format!(
         "[[account]]\nname = \"{name}\"\naccess_key = \"{}\"\nsecret_key = \"{}\"\nbase_url = \"{}\"\nmax_in_flight = {max_in_flight}\nweight = 1\n\n",
@@ -133,7 +138,10 @@ async fn wait_until(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
 }
 
 fn creates_at(fake: &FakeHandle) -> usize {
-    fake.requests().iter().filter(|r| r.method == "POST").count()
+    fake.requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -150,17 +158,18 @@ async fn ten_tasks_use_both_accounts_within_their_slots_each_submitted_once(engi
     let dir = tempfile::tempdir().expect("tempdir");
     let file = write_accounts(
         dir.path(),
-        &[account_toml(&a, &fa, 2, None), account_toml(&b, &fb, 0, None)],
+        &[
+            account_toml(&a, &fa, 2, None),
+            account_toml(&b, &fb, 0, None),
+        ],
     );
     let app = start(engine, &file, &[]).await;
     let (acc, key) = app.account("pool", 10_000).await;
     let started = Instant::now();
-    let ids: Vec<String> = futures_util::future::join_all(
-        (0..10).map(|i| {
-            let (app, key) = (&app, &key);
-            async move { submit(app, key, &format!("pool task {i}")).await }
-        }),
-    )
+    let ids: Vec<String> = futures_util::future::join_all((0..10).map(|i| {
+        let (app, key) = (&app, &key);
+        async move { submit(app, key, &format!("pool task {i}")).await }
+    }))
     .await;
     for id in &ids {
         let v = app.wait_terminal(&key, id, 60).await;
@@ -186,7 +195,11 @@ async fn ten_tasks_use_both_accounts_within_their_slots_each_submitted_once(engi
 
     // Observability: per-account submits match what each account received.
     assert_eq!(
-        metric(&app, &format!("gengate_kling_account_submits_total{{account=\"{a}\"}}")).await,
+        metric(
+            &app,
+            &format!("gengate_kling_account_submits_total{{account=\"{a}\"}}")
+        )
+        .await,
         Some(creates_at(&fa) as f64)
     );
     let k = readyz_kling(&app.base).await;
@@ -201,7 +214,11 @@ async fn ten_tasks_use_both_accounts_within_their_slots_each_submitted_once(engi
         .output()
         .expect("gengate providers status");
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{table} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{table} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for name in [&a, &b] {
         let row = table
             .lines()
@@ -272,7 +289,11 @@ async fn an_account_out_of_balance_leaves_rotation_and_its_probe_brings_it_back(
         "{k}"
     );
     assert_eq!(
-        metric(&app, &format!("gengate_kling_account_healthy{{account=\"{a}\"}}")).await,
+        metric(
+            &app,
+            &format!("gengate_kling_account_healthy{{account=\"{a}\"}}")
+        )
+        .await,
         Some(0.0)
     );
 
@@ -289,7 +310,10 @@ async fn an_account_out_of_balance_leaves_rotation_and_its_probe_brings_it_back(
         }
         assert!(Instant::now() < deadline, "a did not come back");
     }
-    eprintln!("POOL balance: a back {:?} after the refill", recovered_at.elapsed());
+    eprintln!(
+        "POOL balance: a back {:?} after the refill",
+        recovered_at.elapsed()
+    );
     for id in &more {
         let v = app.wait_terminal(&key, id, 60).await;
         assert_eq!(v["status"], "succeeded", "{v}");
@@ -297,7 +321,11 @@ async fn an_account_out_of_balance_leaves_rotation_and_its_probe_brings_it_back(
     }
     assert!(!fa.tasks().is_empty(), "a takes tasks again");
     assert_eq!(
-        metric(&app, &format!("gengate_kling_account_healthy{{account=\"{a}\"}}")).await,
+        metric(
+            &app,
+            &format!("gengate_kling_account_healthy{{account=\"{a}\"}}")
+        )
+        .await,
         Some(1.0)
     );
     let charged = 90 * (ids.len() + more.len()) as i64;
@@ -344,12 +372,21 @@ async fn a_wrong_secret_costs_one_probe_cycle_not_a_storm() {
     // After: probes on a doubling back-off from 100 ms.
     let probes_bound = (elapsed.as_millis() as f64 / 100.0).log2().ceil() as usize + 2;
     let to_a = fa.request_count();
-    eprintln!("POOL wrong secret: {to_a} requests to a in {elapsed:?} (bound {})", 4 + probes_bound);
-    assert!(to_a <= 4 + probes_bound, "{to_a} requests to a in {elapsed:?}");
+    eprintln!(
+        "POOL wrong secret: {to_a} requests to a in {elapsed:?} (bound {})",
+        4 + probes_bound
+    );
+    assert!(
+        to_a <= 4 + probes_bound,
+        "{to_a} requests to a in {elapsed:?}"
+    );
     assert_eq!(fa.creates_received(), 0, "no create got past auth at a");
     // While `a` is out, creates are taken (b has room): no 503.
     let extra = submit(&app, &key, "while a is out").await;
-    assert_eq!(app.wait_terminal(&key, &extra, 60).await["status"], "succeeded");
+    assert_eq!(
+        app.wait_terminal(&key, &extra, 60).await["status"],
+        "succeeded"
+    );
 
     fa.set_secret_key("not-the-secret");
     wait_until("a back in rotation", 90, || async {
@@ -377,7 +414,10 @@ async fn kill_9_with_tasks_on_both_accounts_reconciles_each_at_its_own_account(e
     let db = common::seeded(engine, 10_000).await;
     let file = write_accounts(
         db.dir.path(),
-        &[account_toml(&a, &fa, 2, None), account_toml(&b, &fb, 2, None)],
+        &[
+            account_toml(&a, &fa, 2, None),
+            account_toml(&b, &fb, 2, None),
+        ],
     );
     let (store, key) = (db.store.clone(), db.key.clone());
     let flags = [
@@ -414,7 +454,10 @@ async fn kill_9_with_tasks_on_both_accounts_reconciles_each_at_its_own_account(e
     })
     .await;
     server.kill9();
-    assert!(!fa.tasks().is_empty() && !fb.tasks().is_empty(), "both accounts hold tasks");
+    assert!(
+        !fa.tasks().is_empty() && !fb.tasks().is_empty(),
+        "both accounts hold tasks"
+    );
     let fakes = [(a.as_str(), &fa), (b.as_str(), &fb)];
     for id in &ids {
         let up = store
@@ -423,7 +466,11 @@ async fn kill_9_with_tasks_on_both_accounts_reconciles_each_at_its_own_account(e
             .expect("load")
             .unwrap_or(Value::Null);
         assert_eq!(up["phase"], "submitting", "killed mid-submit: {up}");
-        assert_eq!(up["account"], holder(&fakes, id), "the account was stored before the create: {up}");
+        assert_eq!(
+            up["account"],
+            holder(&fakes, id),
+            "the account was stored before the create: {up}"
+        );
     }
     let creates_before = (creates_at(&fa), creates_at(&fb));
     assert_eq!(creates_before.0 + creates_before.1, N);
@@ -438,10 +485,17 @@ async fn kill_9_with_tasks_on_both_accounts_reconciles_each_at_its_own_account(e
                 .expect("get")
                 .expect("task");
             if t.status.is_terminal() {
-                assert_eq!(t.status, gengate_core::generation::TaskStatus::Succeeded, "{id}");
+                assert_eq!(
+                    t.status,
+                    gengate_core::generation::TaskStatus::Succeeded,
+                    "{id}"
+                );
                 break;
             }
-            assert!(Instant::now() < deadline, "task {id} did not end after restart");
+            assert!(
+                Instant::now() < deadline,
+                "task {id} did not end after restart"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         holder(&fakes, id);
@@ -468,7 +522,10 @@ async fn kill_9_with_tasks_on_both_accounts_reconciles_each_at_its_own_account(e
 async fn a_callback_from_b_and_a_poll_of_a_are_matched_to_their_own_tasks() {
     let (a, b) = ("match-a", "match-b");
     let (fa, fb) = (fake_account("a").await, fake_account("b").await);
-    for (f, bytes) in [(&fa, "video made by account a"), (&fb, "video made by account b")] {
+    for (f, bytes) in [
+        (&fa, "video made by account a"),
+        (&fb, "video made by account b"),
+    ] {
         f.hold_progress(true);
         f.set_video_bytes(bytes.as_bytes().to_vec());
     }
@@ -498,16 +555,26 @@ async fn a_callback_from_b_and_a_poll_of_a_are_matched_to_their_own_tasks() {
     // Weighted round-robin over two equal accounts: the first task to one, the next to
     // the other.
     let t1 = submit(&app, &key, "first").await;
-    wait_until("t1 at an account", 30, || async { fa.tasks().len() + fb.tasks().len() == 1 }).await;
+    wait_until("t1 at an account", 30, || async {
+        fa.tasks().len() + fb.tasks().len() == 1
+    })
+    .await;
     let t2 = submit(&app, &key, "second").await;
-    wait_until("t2 at an account", 30, || async { fa.tasks().len() + fb.tasks().len() == 2 }).await;
+    wait_until("t2 at an account", 30, || async {
+        fa.tasks().len() + fb.tasks().len() == 2
+    })
+    .await;
     let (on_a, on_b) = match (holder(&fakes, &t1), holder(&fakes, &t2)) {
         (x, y) if x == a && y == b => (t1, t2),
         (x, y) if x == b && y == a => (t2, t1),
         other => panic!("both tasks went to one account: {other:?}"),
     };
     let kid = fa.tasks()[0].task_id.clone();
-    assert_eq!(fb.tasks()[0].task_id, kid, "the two accounts use the same task id");
+    assert_eq!(
+        fb.tasks()[0].task_id,
+        kid,
+        "the two accounts use the same task id"
+    );
     let store = app.running.state.store.clone();
     for id in [&on_a, &on_b] {
         let tid = TaskId::parse(id).expect("id");
@@ -528,18 +595,37 @@ async fn a_callback_from_b_and_a_poll_of_a_are_matched_to_their_own_tasks() {
     let vb = app.wait_terminal(&key, &on_b, 30).await;
     let took = finished.elapsed();
     assert_eq!(vb["status"], "succeeded", "{vb}");
-    assert!(took < Duration::from_secs(2), "b's task ended by a poll, not its callback: {took:?}");
-    let va: Value = app.get_json(&format!("/api/v1/generations/{on_a}"), &key).await;
-    assert_eq!(va["status"], "processing", "a's task is not touched by b's callback: {va}");
+    assert!(
+        took < Duration::from_secs(2),
+        "b's task ended by a poll, not its callback: {took:?}"
+    );
+    let va: Value = app
+        .get_json(&format!("/api/v1/generations/{on_a}"), &key)
+        .await;
+    assert_eq!(
+        va["status"], "processing",
+        "a's task is not touched by b's callback: {va}"
+    );
     eprintln!("POOL callback from b ended its task in {took:?}");
 
     // a finishes without a callback: a poll of a ends it.
     assert!(fa.finish_task(&kid));
     let va = app.wait_terminal(&key, &on_a, 60).await;
     assert_eq!(va["status"], "succeeded", "{va}");
-    for (v, bytes) in [(&va, "video made by account a"), (&vb, "video made by account b")] {
+    for (v, bytes) in [
+        (&va, "video made by account a"),
+        (&vb, "video made by account b"),
+    ] {
         let url = v["result"]["primary_url"].as_str().expect("url");
-        let got = app.http.get(url).send().await.expect("get").bytes().await.expect("bytes");
+        let got = app
+            .http
+            .get(url)
+            .send()
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("bytes");
         assert_eq!(got.as_ref(), bytes.as_bytes(), "{v}");
     }
     let gets = |f: &FakeHandle| {
@@ -548,7 +634,95 @@ async fn a_callback_from_b_and_a_poll_of_a_are_matched_to_their_own_tasks() {
             .filter(|r| r.method == "GET" && r.path.ends_with(&kid))
             .count()
     };
-    assert!(gets(&fa) >= 1 && gets(&fb) >= 1, "each account was asked about its own task");
+    assert!(
+        gets(&fa) >= 1 && gets(&fb) >= 1,
+        "each account was asked about its own task"
+    );
     assert_eq!(fa.callbacks_sent(), 0);
     app.assert_ledger_balances().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Configuration
+
+/// A malformed accounts file stops the start with its line and field named; a good one
+/// starts with the accounts' names and base URLs in the log, and never a key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_accounts_file_is_checked_at_start_and_keys_are_never_logged() {
+    let db = common::seeded(Engine::Sqlite, 0).await;
+    let bad = db.dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[account]]\nname = \"sg-main\"\naccess_key = \"AK-NEVER-SHOWN\"\nsecret_key_env = \"GENGATE_TEST_UNSET_SECRET\"\nweight = 0\n",
+    )
+    .expect("write");
+    let serve = |file: &std::path::Path| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_gengate"));
+        c.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-bootstrap",
+            "--database-url",
+        ])
+        .arg(&db.url)
+        .arg("--data-dir")
+        .arg(db.dir.path())
+        .arg("--kling-accounts")
+        .arg(file)
+        .env("GENGATE_LOG", "info")
+        .env("GENGATE_LOG_FORMAT", "text");
+        c
+    };
+    let out = serve(&bad).output().expect("run gengate");
+    let err =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success(),
+        "a bad file must stop the start: {err}"
+    );
+    assert!(
+        err.contains("line 4")
+            && err.contains("account[0].secret_key_env")
+            && err.contains("GENGATE_TEST_UNSET_SECRET"),
+        "{err}"
+    );
+    assert!(!err.contains("AK-NEVER-SHOWN"), "{err}");
+
+    let good = db.dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[[account]]\nname = \"sg-main\"\naccess_key = \"AK-NEVER-SHOWN\"\nsecret_key_env = \"GENGATE_TEST_POOL_SECRET\"\nbase_url = \"http://127.0.0.1:9/\"\n",
+    )
+    .expect("write");
+    let log = db.dir.path().join("serve.log");
+    let mut child = serve(&good)
+        .env("GENGATE_TEST_POOL_SECRET", "SK-NEVER-SHOWN")
+        .stdout(std::fs::File::create(&log).expect("log"))
+        .stderr(std::process::Stdio::from(
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&log)
+                .expect("log"),
+        ))
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("kling account configured") || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        text.contains("sg-main") && text.contains("http://127.0.0.1:9/"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("AK-NEVER-SHOWN") && !text.contains("SK-NEVER-SHOWN"),
+        "{text}"
+    );
 }

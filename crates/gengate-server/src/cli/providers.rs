@@ -77,15 +77,16 @@ pub fn table(readyz: &Value) -> String {
                     (Some(l), None) => format!("{l} (learned)"),
                     (None, _) => "unknown".into(),
                 };
-                let failures = a["failures"]
-                    .as_object()
-                    .filter(|f| !f.is_empty())
-                    .map_or("-".into(), |f| {
-                        f.iter()
-                            .map(|(k, v)| format!("{k}={v}"))
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    });
+                let failures =
+                    a["failures"]
+                        .as_object()
+                        .filter(|f| !f.is_empty())
+                        .map_or("-".into(), |f| {
+                            f.iter()
+                                .map(|(k, v)| format!("{k}={v}"))
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        });
                 let state = match a["since"].as_str() {
                     Some(since) => format!("{} since {since}", a["state"].as_str().unwrap_or("?")),
                     None => a["state"].as_str().unwrap_or("?").to_owned(),
@@ -102,7 +103,13 @@ pub fn table(readyz: &Value) -> String {
             })
             .collect();
         let header = [
-            "ACCOUNT", "STATE", "IN_FLIGHT", "SLOTS", "WEIGHT", "SUBMITS", "FAILURES",
+            "ACCOUNT",
+            "STATE",
+            "IN_FLIGHT",
+            "SLOTS",
+            "WEIGHT",
+            "SUBMITS",
+            "FAILURES",
         ];
         let mut widths = header.map(str::len);
         for r in &rows {
@@ -158,11 +165,29 @@ mod tests {
         let t = table(&body);
         assert!(t.contains("provider kling: healthy"), "{t}");
         assert!(t.contains("provider sandbox: healthy"), "{t}");
-        let row_a = t.lines().find(|l| l.trim_start().starts_with("a ")).expect(&t);
-        assert!(row_a.contains("in_rotation") && row_a.contains(" 7 "), "{row_a}");
-        let row_b = t.lines().find(|l| l.trim_start().starts_with("b ")).expect(&t);
-        assert!(row_b.contains("account_refused since 2026-01-01T00:00:00Z"), "{row_b}");
-        assert!(row_b.contains("unknown") && row_b.contains("account_fatal=2"), "{row_b}");
-        assert!(t.contains("b: kling refused creates for the account: 1102"), "{t}");
+        let row_a = t
+            .lines()
+            .find(|l| l.trim_start().starts_with("a "))
+            .expect(&t);
+        assert!(
+            row_a.contains("in_rotation") && row_a.contains(" 7 "),
+            "{row_a}"
+        );
+        let row_b = t
+            .lines()
+            .find(|l| l.trim_start().starts_with("b "))
+            .expect(&t);
+        assert!(
+            row_b.contains("account_refused since 2026-01-01T00:00:00Z"),
+            "{row_b}"
+        );
+        assert!(
+            row_b.contains("unknown") && row_b.contains("account_fatal=2"),
+            "{row_b}"
+        );
+        assert!(
+            t.contains("b: kling refused creates for the account: 1102"),
+            "{t}"
+        );
     }
 }

@@ -181,7 +181,10 @@ mod tests {
         let h = AccountHealth::new(Duration::from_millis(1000));
         assert!(h.accepts_creates() && h.accepts_queries());
         assert!(h.take_out(0, Cause::Account, "1102"));
-        assert!(!h.take_out(10, Cause::Account, "1102 again"), "no second transition");
+        assert!(
+            !h.take_out(10, Cause::Account, "1102 again"),
+            "no second transition"
+        );
         assert!(!h.accepts_creates());
         assert!(h.accepts_queries(), "Kling still answers queries");
         assert!(!h.begin_probe(1000, false), "not a list probe");
@@ -204,7 +207,10 @@ mod tests {
         h.take_out(0, Cause::Account, "1102");
         assert!(!h.take_out(5, Cause::Credentials, "1000"));
         assert!(!h.accepts_queries());
-        assert_eq!(h.out().map(|o| (o.cause, o.since_ms)), Some((Cause::Credentials, 0)));
+        assert_eq!(
+            h.out().map(|o| (o.cause, o.since_ms)),
+            Some((Cause::Credentials, 0))
+        );
         assert!(h.begin_probe(100, false), "probed by a list call");
         for n in 0..20 {
             h.end_probe(n, false);

@@ -215,7 +215,11 @@ fn secret(
         (Some(v), None) => {
             let v = v.get_ref().trim();
             if v.is_empty() {
-                return Err(at(Some(inline.as_ref().map_or(0..0, |s| s.span())), field.to_owned(), "is empty".into()));
+                return Err(at(
+                    Some(inline.as_ref().map_or(0..0, |s| s.span())),
+                    field.to_owned(),
+                    "is empty".into(),
+                ));
             }
             Ok(v.to_owned())
         }
@@ -290,38 +294,66 @@ secret_key = "inline-sk"
 
     #[test]
     fn mistakes_are_refused_with_line_and_field() {
-        let e = refused("[[account]]\nname = \"a\"\naccess_key = \"x\"\nsecret_key = \"y\"\nweight = \"heavy\"\n");
+        let e = refused(
+            "[[account]]\nname = \"a\"\naccess_key = \"x\"\nsecret_key = \"y\"\nweight = \"heavy\"\n",
+        );
         assert_eq!(e.line, 5, "{e}");
         assert!(e.message.contains("invalid type"), "{e}");
 
         let e = refused("[[account]]\naccess_key = \"x\"\nsecret_key = \"y\"\n");
         assert!(e.message.contains("name"), "{e}");
 
-        let e = refused("[[account]]\nname = \"a\"\naccess_key = \"x\"\nsecret_key = \"y\"\nregion = \"sg\"\n");
+        let e = refused(
+            "[[account]]\nname = \"a\"\naccess_key = \"x\"\nsecret_key = \"y\"\nregion = \"sg\"\n",
+        );
         assert_eq!(e.line, 5, "{e}");
         assert!(e.message.contains("region"), "{e}");
 
-        let e = refused("[[account]]\nname = \"a\"\naccess_key = \"x\"\nsecret_key_env = \"NOPE\"\n");
-        assert_eq!((e.line, e.field.as_str()), (4, "account[0].secret_key_env"), "{e}");
+        let e =
+            refused("[[account]]\nname = \"a\"\naccess_key = \"x\"\nsecret_key_env = \"NOPE\"\n");
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (4, "account[0].secret_key_env"),
+            "{e}"
+        );
         assert!(e.message.contains("NOPE"), "{e}");
 
         let e = refused("[[account]]\nname = \"a\"\naccess_key = \"x\"\n");
-        assert_eq!((e.line, e.field.as_str()), (1, "account[0].secret_key"), "{e}");
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (1, "account[0].secret_key"),
+            "{e}"
+        );
 
-        let e = refused("[[account]]\nname = \"a\"\naccess_key = \"x\"\naccess_key_env = \"SG_AK\"\nsecret_key = \"y\"\n");
-        assert_eq!((e.line, e.field.as_str()), (4, "account[0].access_key_env"), "{e}");
+        let e = refused(
+            "[[account]]\nname = \"a\"\naccess_key = \"x\"\naccess_key_env = \"SG_AK\"\nsecret_key = \"y\"\n",
+        );
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (4, "account[0].access_key_env"),
+            "{e}"
+        );
 
         let two = "[[account]]\nname = \"a\"\naccess_key = \"x\"\nsecret_key = \"y\"\n\n[[account]]\nname = \"a\"\naccess_key = \"x\"\nsecret_key = \"y\"\n";
         let e = refused(two);
         assert_eq!((e.line, e.field.as_str()), (7, "account[1].name"), "{e}");
 
-        let e = refused("[[account]]\nname = \"has space\"\naccess_key = \"x\"\nsecret_key = \"y\"\n");
+        let e =
+            refused("[[account]]\nname = \"has space\"\naccess_key = \"x\"\nsecret_key = \"y\"\n");
         assert_eq!((e.line, e.field.as_str()), (2, "account[0].name"), "{e}");
 
-        let e = refused("[[account]]\nname = \"a\"\naccess_key = \"x\"\nsecret_key = \"y\"\nbase_url = \"not a url\"\n");
-        assert_eq!((e.line, e.field.as_str()), (5, "account[0].base_url"), "{e}");
+        let e = refused(
+            "[[account]]\nname = \"a\"\naccess_key = \"x\"\nsecret_key = \"y\"\nbase_url = \"not a url\"\n",
+        );
+        assert_eq!(
+            (e.line, e.field.as_str()),
+            (5, "account[0].base_url"),
+            "{e}"
+        );
 
-        let e = refused("[[account]]\nname = \"a\"\naccess_key = \"x\"\nsecret_key = \"y\"\nweight = 0\n");
+        let e = refused(
+            "[[account]]\nname = \"a\"\naccess_key = \"x\"\nsecret_key = \"y\"\nweight = 0\n",
+        );
         assert_eq!((e.line, e.field.as_str()), (5, "account[0].weight"), "{e}");
 
         let e = refused("# nothing here\n");
@@ -333,8 +365,13 @@ secret_key = "inline-sk"
 
     #[test]
     fn errors_never_carry_a_secret() {
-        let e = refused("[[account]]\nname = \"a b\"\naccess_key = \"AK-SECRET\"\nsecret_key = \"SK-SECRET\"\n");
+        let e = refused(
+            "[[account]]\nname = \"a b\"\naccess_key = \"AK-SECRET\"\nsecret_key = \"SK-SECRET\"\n",
+        );
         let shown = e.to_string();
-        assert!(!shown.contains("AK-SECRET") && !shown.contains("SK-SECRET"), "{shown}");
+        assert!(
+            !shown.contains("AK-SECRET") && !shown.contains("SK-SECRET"),
+            "{shown}"
+        );
     }
 }

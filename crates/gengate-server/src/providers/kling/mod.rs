@@ -549,11 +549,9 @@ impl KlingProvider {
     /// get 503 and queued tasks fail after the bound (`providers/health.rs`).
     fn sync_health(&self) {
         let accounts = self.pool.accounts();
-        let credentials_ok = accounts.iter().all(|a| {
-            a.health
-                .out()
-                .is_none_or(|o| o.cause != Cause::Credentials)
-        });
+        let credentials_ok = accounts
+            .iter()
+            .all(|a| a.health.out().is_none_or(|o| o.cause != Cause::Credentials));
         metrics::gauge!("gengate_kling_auth_ok").set(if credentials_ok { 1.0 } else { 0.0 });
         if self.pool.any_in_rotation() {
             self.health.call_succeeded();
@@ -584,12 +582,7 @@ impl KlingProvider {
     /// What a task does while no account is in rotation: nothing at Kling. A task with
     /// nothing there waits, then fails refunded once the provider has been unhealthy for
     /// `unhealthy_fail_after`.
-    fn while_unhealthy(
-        &self,
-        task_id: &str,
-        retry_after: Duration,
-        fail_in: Duration,
-    ) -> Progress {
+    fn while_unhealthy(&self, task_id: &str, retry_after: Duration, fail_in: Duration) -> Progress {
         let look_again = jitter(retry_after, 4);
         if fail_in.is_zero() {
             self.pool.leave_line(task_id);

@@ -303,7 +303,13 @@ mod tests {
             gengate_kling::KlingCredentials::new("a", "s"),
             reqwest::Client::new(),
         );
-        Account::new(name.into(), client, max, weight, Duration::from_millis(1000))
+        Account::new(
+            name.into(),
+            client,
+            max,
+            weight,
+            Duration::from_millis(1000),
+        )
     }
 
     fn sent<'a>(p: Pick<'a>) -> Option<(&'a str, bool)> {
@@ -335,7 +341,12 @@ mod tests {
             Duration::from_secs(10),
         );
         let picks: Vec<_> = (0..3)
-            .map(|i| sent(pool.pick(&format!("t{i}"), i, 0)).expect("room").0.to_owned())
+            .map(|i| {
+                sent(pool.pick(&format!("t{i}"), i, 0))
+                    .expect("room")
+                    .0
+                    .to_owned()
+            })
             .collect();
         assert_eq!(picks.iter().filter(|n| *n == "a").count(), 1);
         assert_eq!(picks.iter().filter(|n| *n == "b").count(), 2);
@@ -352,7 +363,10 @@ mod tests {
             pool.wait_in_line(t, at);
         }
         pool.accounts()[0].slots.release("running");
-        assert!(matches!(pool.pick("new", 20, 0), Pick::Wait { .. }), "an older task waits");
+        assert!(
+            matches!(pool.pick("new", 20, 0), Pick::Wait { .. }),
+            "an older task waits"
+        );
         assert_eq!(sent(pool.pick("old", 10, 0)), Some(("a", false)));
     }
 
@@ -366,11 +380,18 @@ mod tests {
             .health
             .take_out(0, Cause::Account, "1102");
         for i in 0..5 {
-            assert_eq!(sent(pool.pick(&format!("t{i}"), i, 500)), Some(("b", false)));
+            assert_eq!(
+                sent(pool.pick(&format!("t{i}"), i, 500)),
+                Some(("b", false))
+            );
         }
         assert!(pool.create_probe_due(1000));
         assert_eq!(sent(pool.pick("probe", 9, 1000)), Some(("a", true)));
-        assert_eq!(sent(pool.pick("next", 10, 1000)), Some(("b", false)), "one probe at a time");
+        assert_eq!(
+            sent(pool.pick("next", 10, 1000)),
+            Some(("b", false)),
+            "one probe at a time"
+        );
         pool.accounts()[1]
             .health
             .take_out(0, Cause::Credentials, "1000");
@@ -379,7 +400,10 @@ mod tests {
 
     #[test]
     fn legacy_states_belong_to_the_first_account() {
-        let pool = Pool::new(vec![account("a", 1, 1), account("b", 1, 1)], Duration::from_secs(1));
+        let pool = Pool::new(
+            vec![account("a", 1, 1), account("b", 1, 1)],
+            Duration::from_secs(1),
+        );
         assert_eq!(pool.get(None).map(|a| a.name.as_str()), Some("a"));
         assert_eq!(pool.get(Some("b")).map(|a| a.name.as_str()), Some("b"));
         assert!(pool.get(Some("gone")).is_none());

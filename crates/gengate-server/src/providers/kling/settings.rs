@@ -120,7 +120,13 @@ pub fn wire(
             http.clone(),
         )
         .with_account_name(&c.name);
-        pool.push(Account::new(c.name, client, c.max_in_flight, c.weight, retry));
+        pool.push(Account::new(
+            c.name,
+            client,
+            c.max_in_flight,
+            c.weight,
+            retry,
+        ));
     }
     // A waiting task looks again every `retry` (+ jitter); one that has not for a while
     // has ended or moved to another node, and gives up its place in the line.
@@ -136,4 +142,50 @@ pub fn wire(
         clock,
     );
     Ok((vec![sandbox, Arc::new(kling)], super::NAME))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(access: Option<&str>, secret: Option<&str>, file: Option<&str>) -> KlingArgs {
+        KlingArgs {
+            kling_access_key: access.map(str::to_owned),
+            kling_secret_key: secret.map(str::to_owned),
+            kling_base_url: "http://127.0.0.1:9400/".into(),
+            kling_concurrency: 16,
+            kling_max_in_flight: 3,
+            kling_poll_ms: 5_000,
+            kling_retry_ms: 1_000,
+            kling_accounts: file.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn the_key_flags_make_one_account_named_default() {
+        let a = accounts(&args(Some("ak"), Some("sk"), None))
+            .expect("valid")
+            .expect("configured");
+        assert_eq!(a.len(), 1);
+        assert_eq!(
+            (a[0].name.as_str(), a[0].max_in_flight, a[0].weight),
+            (DEFAULT_ACCOUNT, 3, 1)
+        );
+        assert_eq!(a[0].base_url.as_str(), "http://127.0.0.1:9400/");
+        assert!(
+            accounts(&args(Some("ak"), None, None))
+                .expect("ok")
+                .is_none()
+        );
+        assert!(accounts(&args(None, None, None)).expect("ok").is_none());
+    }
+
+    #[test]
+    fn a_file_and_key_flags_together_are_refused() {
+        let e = accounts(&args(Some("ak"), Some("sk"), Some("/nonexistent.toml")))
+            .expect_err("ambiguous");
+        assert!(e.to_string().contains("both set"), "{e}");
+        let e = accounts(&args(None, None, Some("/nonexistent.toml"))).expect_err("missing");
+        assert!(e.to_string().contains("/nonexistent.toml"), "{e}");
+    }
 }
