@@ -346,7 +346,7 @@ impl KlingProvider {
                     "the video provider's content policy refused this request".into(),
                 ))
             }
-            ErrorClass::AccountFatal | ErrorClass::NoAccess if self.pool.len() > 1 => {
+            ErrorClass::AccountFatal | ErrorClass::NoAccess if self.pool.count() > 1 => {
                 // A fact about the account, not the task: it leaves rotation and the
                 // task (nothing was created) goes to another one.
                 account.slots.release(&task_id);

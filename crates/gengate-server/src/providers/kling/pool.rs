@@ -132,7 +132,8 @@ impl Pool {
         &self.accounts
     }
 
-    pub fn len(&self) -> usize {
+    /// How many accounts (never zero: `wire` makes at least one).
+    pub fn count(&self) -> usize {
         self.accounts.len()
     }
 
