@@ -368,17 +368,22 @@ async fn a_wrong_secret_costs_one_probe_cycle_not_a_storm() {
     let k = readyz_kling(&app.base).await;
     assert_eq!(k["healthy"], true, "{k}");
     assert_eq!(account(&k, a)["state"], "credentials_refused", "{k}");
-    // Before it was out: at most its 2 slots' creates, each re-minted and retried once.
-    // After: probes on a doubling back-off from 100 ms.
+    // Before it was out: at most its 2 slots' creates, each re-minted and retried once —
+    // whatever the number of tasks. After: one list probe per back-off (doubling from
+    // 100 ms), each also re-minted and retried once by the client.
+    let requests = fa.requests();
+    let posts = requests.iter().filter(|r| r.method == "POST").count();
+    let lists = requests.len() - posts;
     let probes_bound = (elapsed.as_millis() as f64 / 100.0).log2().ceil() as usize + 2;
-    let to_a = fa.request_count();
     eprintln!(
-        "POOL wrong secret: {to_a} requests to a in {elapsed:?} (bound {})",
-        4 + probes_bound
+        "POOL wrong secret: {} requests to a in {elapsed:?} for 10 tasks: {posts} creates, {lists} probe requests (bound {})",
+        requests.len(),
+        2 * probes_bound
     );
+    assert!(posts <= 4, "{posts} creates sent to a refusing account");
     assert!(
-        to_a <= 4 + probes_bound,
-        "{to_a} requests to a in {elapsed:?}"
+        lists <= 2 * probes_bound,
+        "{lists} probe requests to a in {elapsed:?}"
     );
     assert_eq!(fa.creates_received(), 0, "no create got past auth at a");
     // While `a` is out, creates are taken (b has room): no 503.
@@ -725,4 +730,63 @@ async fn the_accounts_file_is_checked_at_start_and_keys_are_never_logged() {
         !text.contains("AK-NEVER-SHOWN") && !text.contains("SK-NEVER-SHOWN"),
         "{text}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// No account in rotation
+
+/// Both accounts refuse our credentials: the provider is unhealthy, with the one policy of
+/// the provider-health work — new creates `503 provider_unavailable` (nothing charged),
+/// the queued tasks fail `upstream_unavailable`, refunded, after the bound. `/readyz`
+/// names both accounts and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_no_account_in_rotation_the_provider_health_policy_applies() {
+    let (a, b) = ("none-a", "none-b");
+    let (fa, fb) = (fake_account("a").await, fake_account("b").await);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write_accounts(
+        dir.path(),
+        &[
+            account_toml(a, &fa, 2, Some("wrong-a")),
+            account_toml(b, &fb, 2, Some("wrong-b")),
+        ],
+    );
+    let app = start(
+        Engine::Sqlite,
+        &file,
+        &["--provider-unhealthy-fail-after-ms", "1500"],
+    )
+    .await;
+    let (acc, key) = app.account("none", 1000).await;
+    let mut queued = vec![];
+    for i in 0..3 {
+        queued.push(submit(&app, &key, &format!("queued {i}")).await);
+    }
+    wait_until("no account in rotation", 30, || async {
+        readyz_kling(&app.base).await["healthy"] == json!(false)
+    })
+    .await;
+    let k = readyz_kling(&app.base).await;
+    assert_eq!(k["unhealthy_accounts"], json!([a, b]), "{k}");
+    assert!(
+        k["reason"].as_str().unwrap_or_default().contains(a)
+            && k["reason"].as_str().unwrap_or_default().contains(b),
+        "{k}"
+    );
+    let r = app
+        .post("/api/v1/generations", &key, &kling("refused", json!({})))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 503);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["error"]["code"], "provider_unavailable", "{v}");
+    for id in &queued {
+        let v = app.wait_terminal(&key, id, 30).await;
+        assert_eq!(v["status"], "failed", "{v}");
+        assert_eq!(v["error"]["code"], "upstream_unavailable", "{v}");
+    }
+    assert_eq!(app.balance(&acc).await, 1000, "every queued task refunded");
+    assert_eq!(fa.creates_received() + fb.creates_received(), 0);
+    app.assert_ledger_balances().await;
 }
