@@ -790,3 +790,36 @@ async fn with_no_account_in_rotation_the_provider_health_policy_applies() {
     assert_eq!(fa.creates_received() + fb.creates_received(), 0);
     app.assert_ledger_balances().await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Fair waiting
+
+/// Six tasks queue behind an account with one slot. Each waiting task looks again on its
+/// own jittered timer, so without the waiting line the slot would go to whichever looks
+/// first; with it, Kling receives the creates in the order the tasks were accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn waiting_tasks_get_free_slots_oldest_first() {
+    let fa = fake_account("a").await;
+    fa.set_timings(Duration::from_millis(20), Duration::from_millis(150));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write_accounts(dir.path(), &[account_toml("fair-a", &fa, 1, None)]);
+    let app = start(Engine::Sqlite, &file, &[]).await;
+    let (_, key) = app.account("fair", 10_000).await;
+    let mut ids = vec![];
+    for i in 0..6 {
+        ids.push(submit(&app, &key, &format!("fair {i}")).await);
+        // Distinct acceptance times, closer together than the waiting tasks' jitter.
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    for id in &ids {
+        let v = app.wait_terminal(&key, id, 60).await;
+        assert_eq!(v["status"], "succeeded", "{v}");
+    }
+    let order: Vec<String> = fa
+        .create_bodies()
+        .iter()
+        .filter_map(|b| b["external_task_id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(order, ids, "creates reached Kling oldest first");
+    assert_eq!(fa.max_concurrent_observed(), 1);
+}
