@@ -84,6 +84,10 @@ enum DevCmd {
         /// Serve this file (e.g. a real MP4) as every result video.
         #[arg(long)]
         video_file: Option<std::path::PathBuf>,
+        /// Refuse every create with this Kling code, as an account out of balance (1102)
+        /// or without model access (1103) does; queries still work.
+        #[arg(long)]
+        refuse_creates: Option<i64>,
     },
 }
 
@@ -254,6 +258,7 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             processing_ms,
             no_callbacks,
             video_file,
+            refuse_creates,
         }) => {
             gengate_server::telemetry::init_logging("text");
             let mut cfg = gengate_kling::fake::FakeConfig {
@@ -272,6 +277,7 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             }
             let (ak, sk) = (cfg.access_key.clone(), cfg.secret_key.clone());
             let fake = gengate_kling::fake::FakeKling::bind(listen, cfg).await?;
+            fake.set_create_refusal(refuse_creates);
             println!(
                 "fake Kling listening on {}\n\nRun gengate against it with:\n\n  \
                  GENGATE_KLING_BASE_URL={} GENGATE_KLING_ACCESS_KEY={ak} GENGATE_KLING_SECRET_KEY={sk} gengate serve\n",
@@ -511,6 +517,11 @@ fn banner(cfg: &ServeConfig, running: &gengate_server::app::Running) -> String {
     };
     let runs_on = if provider == "sandbox" {
         "on the built-in sandbox provider, which renders a real MP4 offline".to_owned()
+    } else if let Some(file) = &cfg.kling.kling_accounts {
+        format!(
+            "on the {provider} upstream, on the accounts of {}; each task is charged on the account that runs it",
+            file.display()
+        )
     } else {
         format!(
             "on the {provider} upstream ({}); each task is charged on that account",
