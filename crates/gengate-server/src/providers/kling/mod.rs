@@ -131,10 +131,12 @@ impl KlingProvider {
         jitter((age / 5).clamp(base, base * MAX_POLL_FACTOR), 10)
     }
 
+    /// Sends the task's create to an account (`stay_at`: see `Pool::pick`).
     async fn submit(
         &self,
         ctx: &mut ProviderCtx<'_>,
         attempts: u32,
+        stay_at: Option<&str>,
     ) -> Result<Progress, ProviderError> {
         let task_id = ctx.task.id.as_str().to_owned();
         let refs: Vec<RefImage<'_>> = ctx
@@ -175,7 +177,10 @@ impl KlingProvider {
             }
         };
         let queued_at_ms = ctx.task.created_at.as_millis();
-        let sent = match self.pool.pick(&task_id, queued_at_ms, self.now_ms()) {
+        let sent = match self
+            .pool
+            .pick(&task_id, queued_at_ms, self.now_ms(), stay_at)
+        {
             Pick::Send { account, probe } => Sent { account, probe },
             Pick::Wait { reason } => {
                 self.pool.wait_in_line(&task_id, queued_at_ms);
@@ -423,7 +428,7 @@ impl KlingProvider {
                     // It may go to another account now: free the slot it held here.
                     account.slots.release(&task_id);
                 }
-                self.submit(ctx, attempts).await
+                self.submit(ctx, attempts, Some(&account.name)).await
             }
             Err(e) => {
                 count_error("list", e.class());
@@ -777,7 +782,7 @@ impl Provider for KlingProvider {
                 {
                     return Ok(self.while_unhealthy(&task_id, retry_after, fail_in));
                 }
-                self.submit(ctx, attempts).await
+                self.submit(ctx, attempts, None).await
             }
             Some(Upstream::Submitting {
                 family,

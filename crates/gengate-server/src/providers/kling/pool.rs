@@ -158,7 +158,35 @@ impl Pool {
     }
 
     /// Chooses the account for `task` (queued at `queued_at_ms`), reserving a slot there.
-    pub fn pick(&self, task: &str, queued_at_ms: i64, now_ms: i64) -> Pick<'_> {
+    /// `stay_at`: the account an earlier create of this task went to, which a lookup
+    /// found empty. While it is in rotation the task is sent there again and nowhere
+    /// else: should that earlier create still land late, the account refuses the second
+    /// one as a duplicate `external_task_id` — another account could not know.
+    pub fn pick(
+        &self,
+        task: &str,
+        queued_at_ms: i64,
+        now_ms: i64,
+        stay_at: Option<&str>,
+    ) -> Pick<'_> {
+        if let Some(a) = stay_at
+            .and_then(|n| self.get(Some(n)))
+            .filter(|a| a.health.accepts_creates())
+        {
+            if a.slots.try_acquire(task).is_ok() {
+                self.line.leave(task);
+                return Pick::Send {
+                    account: a,
+                    probe: false,
+                };
+            }
+            return Pick::Wait {
+                reason: format!(
+                    "waiting for a slot at kling account {}, where an earlier create of this task went",
+                    a.name
+                ),
+            };
+        }
         // A due create probe goes first: it is one request per back-off period.
         for a in &self.accounts {
             if a.health.begin_probe(now_ms, true) {
@@ -328,7 +356,7 @@ mod tests {
         );
         let mut got = HashMap::new();
         for i in 0..40 {
-            let (name, _) = sent(pool.pick(&format!("t{i}"), i, 0)).expect("room");
+            let (name, _) = sent(pool.pick(&format!("t{i}"), i, 0, None)).expect("room");
             *got.entry(name.to_owned()).or_insert(0) += 1;
         }
         assert_eq!(got["a"], 30);
@@ -343,7 +371,7 @@ mod tests {
         );
         let picks: Vec<_> = (0..3)
             .map(|i| {
-                sent(pool.pick(&format!("t{i}"), i, 0))
+                sent(pool.pick(&format!("t{i}"), i, 0, None))
                     .expect("room")
                     .0
                     .to_owned()
@@ -351,24 +379,24 @@ mod tests {
             .collect();
         assert_eq!(picks.iter().filter(|n| *n == "a").count(), 1);
         assert_eq!(picks.iter().filter(|n| *n == "b").count(), 2);
-        assert!(matches!(pool.pick("t3", 3, 0), Pick::Wait { .. }));
+        assert!(matches!(pool.pick("t3", 3, 0, None), Pick::Wait { .. }));
     }
 
     #[test]
     fn waiting_tasks_are_served_oldest_first() {
         let pool = Pool::new(vec![account("a", 1, 1)], Duration::from_secs(10));
-        assert!(sent(pool.pick("running", 0, 0)).is_some());
+        assert!(sent(pool.pick("running", 0, 0, None)).is_some());
         // Two tasks wait; the newer one asks first when the slot frees.
         for (t, at) in [("old", 10), ("new", 20)] {
-            assert!(matches!(pool.pick(t, at, 0), Pick::Wait { .. }));
+            assert!(matches!(pool.pick(t, at, 0, None), Pick::Wait { .. }));
             pool.wait_in_line(t, at);
         }
         pool.accounts()[0].slots.release("running");
         assert!(
-            matches!(pool.pick("new", 20, 0), Pick::Wait { .. }),
+            matches!(pool.pick("new", 20, 0, None), Pick::Wait { .. }),
             "an older task waits"
         );
-        assert_eq!(sent(pool.pick("old", 10, 0)), Some(("a", false)));
+        assert_eq!(sent(pool.pick("old", 10, 0, None)), Some(("a", false)));
     }
 
     #[test]
@@ -382,21 +410,47 @@ mod tests {
             .take_out(0, Cause::Account, "1102");
         for i in 0..5 {
             assert_eq!(
-                sent(pool.pick(&format!("t{i}"), i, 500)),
+                sent(pool.pick(&format!("t{i}"), i, 500, None)),
                 Some(("b", false))
             );
         }
         assert!(pool.create_probe_due(1000));
-        assert_eq!(sent(pool.pick("probe", 9, 1000)), Some(("a", true)));
+        assert_eq!(sent(pool.pick("probe", 9, 1000, None)), Some(("a", true)));
         assert_eq!(
-            sent(pool.pick("next", 10, 1000)),
+            sent(pool.pick("next", 10, 1000, None)),
             Some(("b", false)),
             "one probe at a time"
         );
         pool.accounts()[1]
             .health
             .take_out(0, Cause::Credentials, "1000");
-        assert!(matches!(pool.pick("x", 11, 1000), Pick::NoneInRotation));
+        assert!(matches!(
+            pool.pick("x", 11, 1000, None),
+            Pick::NoneInRotation
+        ));
+    }
+
+    #[test]
+    fn a_task_whose_create_found_nothing_stays_at_its_account_while_it_is_in_rotation() {
+        let pool = Pool::new(
+            vec![account("a", 1, 1), account("b", 10, 100)],
+            Duration::from_secs(10),
+        );
+        assert_eq!(sent(pool.pick("t", 0, 0, Some("a"))), Some(("a", false)));
+        pool.accounts()[0].slots.release("t");
+        assert!(sent(pool.pick("other", 1, 0, Some("a"))).is_some());
+        assert!(
+            matches!(pool.pick("t", 0, 0, Some("a")), Pick::Wait { .. }),
+            "a is full: wait for it, not b"
+        );
+        pool.accounts()[0]
+            .health
+            .take_out(0, Cause::Account, "1102");
+        assert_eq!(
+            sent(pool.pick("t", 0, 0, Some("a"))),
+            Some(("b", false)),
+            "out of rotation: any account"
+        );
     }
 
     #[test]
