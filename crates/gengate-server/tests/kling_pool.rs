@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 on_both_engines!(
     ten_tasks_use_both_accounts_within_their_slots_each_submitted_once,
     kill_9_with_tasks_on_both_accounts_reconciles_each_at_its_own_account,
+    an_account_out_of_balance_leaves_rotation_and_its_probe_brings_it_back,
+    a_callback_from_b_and_a_poll_of_a_are_matched_to_their_own_tasks,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -242,9 +244,10 @@ async fn ten_tasks_use_both_accounts_within_their_slots_each_submitted_once(engi
 /// the refused tasks (nothing was created) go to `b` and succeed; no task fails. When the
 /// fake recovers, `a`'s probe (one real create per back-off) brings it back and it takes
 /// tasks again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_account_out_of_balance_leaves_rotation_and_its_probe_brings_it_back() {
-    let (a, b) = ("bal-a", "bal-b");
+async fn an_account_out_of_balance_leaves_rotation_and_its_probe_brings_it_back(engine: Engine) {
+    let tag = format!("bal-{engine:?}").to_lowercase();
+    let (a, b) = (format!("{tag}-a"), format!("{tag}-b"));
+    let (a, b) = (a.as_str(), b.as_str());
     let (fa, fb) = (fake_account("a").await, fake_account("b").await);
     fa.set_create_refusal(Some(1102));
     let dir = tempfile::tempdir().expect("tempdir");
@@ -252,7 +255,7 @@ async fn an_account_out_of_balance_leaves_rotation_and_its_probe_brings_it_back(
         dir.path(),
         &[account_toml(a, &fa, 2, None), account_toml(b, &fb, 2, None)],
     );
-    let app = start(Engine::Sqlite, &file, &[]).await;
+    let app = start(engine, &file, &[]).await;
     let (acc, key) = app.account("balance", 10_000).await;
     let started = Instant::now();
     let mut ids = vec![];
@@ -523,9 +526,10 @@ async fn kill_9_with_tasks_on_both_accounts_reconciles_each_at_its_own_account(e
 /// finished while `a`'s same-id task is still processing: the callback's re-query must go
 /// to `b`, and the task ends long before a poll. Then `a`'s task finishes and a poll of
 /// `a` ends it. Each result is the bytes of the account that made it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_callback_from_b_and_a_poll_of_a_are_matched_to_their_own_tasks() {
-    let (a, b) = ("match-a", "match-b");
+async fn a_callback_from_b_and_a_poll_of_a_are_matched_to_their_own_tasks(engine: Engine) {
+    let tag = format!("match-{engine:?}").to_lowercase();
+    let (a, b) = (format!("{tag}-a"), format!("{tag}-b"));
+    let (a, b) = (a.as_str(), b.as_str());
     let (fa, fb) = (fake_account("a").await, fake_account("b").await);
     for (f, bytes) in [
         (&fa, "video made by account a"),
@@ -542,7 +546,7 @@ async fn a_callback_from_b_and_a_poll_of_a_are_matched_to_their_own_tasks() {
     );
     // Polls every 4 s: a task that ends within two seconds ended by its callback.
     let app = TestApp::spawn_with(
-        Engine::Sqlite,
+        engine,
         &[
             "--kling-accounts",
             &file,
