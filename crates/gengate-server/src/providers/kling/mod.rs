@@ -593,11 +593,17 @@ impl KlingProvider {
             self.pool.leave_line(task_id);
             metrics::counter!("gengate_kling_task_failures_total", "reason" => "provider_unhealthy").increment(1);
             tracing::info!(task = %task_id, "kling stayed unhealthy; failing the queued task and refunding it");
-            return failed(
-                TaskErrorCode::UpstreamUnavailable,
+            let why = if self
+                .pool
+                .accounts()
+                .iter()
+                .all(|a| !a.health.accepts_queries())
+            {
                 "the video provider refused our credentials for too long; nothing was charged"
-                    .into(),
-            );
+            } else {
+                "the video provider could not take tasks for too long; nothing was charged"
+            };
+            return failed(TaskErrorCode::UpstreamUnavailable, why.into());
         }
         Progress::Deferred {
             retry_after: look_again.min(fail_in.max(Duration::from_millis(10))),
