@@ -135,6 +135,11 @@ async fn results_uploads_and_links_live_in_s3(engine: Engine) {
     let url = v["result"]["primary_url"].as_str().expect("url").to_owned();
     let objects = s3.keys("s3test/results/").await;
     assert_eq!(objects, vec![format!("s3test/results/{id}/0.mp4")]);
+    let etag = s3.etag(&objects[0]).await;
+    assert!(
+        etag.ends_with("-3"),
+        "24 MiB goes up in three 8 MiB parts: ETag {etag}"
+    );
     let r = http.get(&url).send().await.expect("media");
     assert_eq!(r.status(), 200);
     assert_eq!(

@@ -79,6 +79,13 @@ async fn hammer(http: &reqwest::Client, bases: &[String], key: &str, n: usize) -
         }
     }
     tally.elapsed = started.elapsed();
+    eprintln!(
+        "{n} requests through {} node(s): {} admitted, {} refused in {:?}",
+        bases.len(),
+        tally.accepted,
+        tally.refused,
+        tally.elapsed
+    );
     tally
 }
 

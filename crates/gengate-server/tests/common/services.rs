@@ -189,6 +189,22 @@ impl S3 {
             .collect()
     }
 
+    /// The object's ETag (a multipart upload's ends in `-PARTS`).
+    pub async fn etag(&self, key: &str) -> String {
+        let r = reqwest::Client::new()
+            .head(format!("{}/{}/{key}", self.endpoint(), self.bucket))
+            .send()
+            .await
+            .expect("head");
+        assert!(r.status().is_success(), "head {key}: {}", r.status());
+        r.headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_owned()
+    }
+
     /// Deletes one object behind gengate's back (unsigned).
     pub async fn delete(&self, key: &str) {
         let r = reqwest::Client::new()
