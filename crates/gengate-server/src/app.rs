@@ -255,6 +255,17 @@ pub async fn start_with_clock(cfg: &ServeConfig, clock: SharedClock) -> anyhow::
         .context("creating the default account")?
         .map(|(_, key)| key)
     };
+    // Logged before the port answers, so whoever sees the node ready can
+    // also read who it is.
+    tracing::info!(
+        node = %state.node.node,
+        role = state.status.role,
+        public_api = state.status.serves_api,
+        runner = crate::background::runs_runner(cfg),
+        webhook_dispatcher = crate::background::runs_dispatcher(cfg),
+        rate_limits = state.limiter.describe()["backend"].as_str().unwrap_or("local"),
+        "node started"
+    );
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     {
@@ -282,15 +293,6 @@ pub async fn start_with_clock(cfg: &ServeConfig, clock: SharedClock) -> anyhow::
         )));
     }
     tasks.extend(crate::background::spawn(&state, cfg, stop_rx));
-    tracing::info!(
-        node = %state.node.node,
-        role = state.status.role,
-        public_api = state.status.serves_api,
-        runner = !state.status.runner().is_empty() || crate::background::runs_runner(cfg),
-        webhook_dispatcher = crate::background::runs_dispatcher(cfg),
-        rate_limits = state.limiter.describe()["backend"].as_str().unwrap_or("local"),
-        "node started"
-    );
     Ok(Running {
         addr,
         state,

@@ -83,9 +83,7 @@ impl Blobs {
     pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), BlobError> {
         let path = Path::from(key);
         if bytes.len() <= MULTIPART_OVER_BYTES {
-            self.inner
-                .put(&path, PutPayload::from_bytes(bytes))
-                .await?;
+            self.inner.put(&path, PutPayload::from_bytes(bytes)).await?;
             return Ok(());
         }
         let upload = self.inner.put_multipart(&path).await?;

@@ -249,7 +249,11 @@ impl ServeConfig {
             self.rate_upload_per_min,
             self.redis_url.as_deref().map_or_else(
                 || "per-node".to_owned(),
-                |u| format!("redis {} (expected nodes {})", redact_url(u), self.expected_nodes)
+                |u| format!(
+                    "redis {} (expected nodes {})",
+                    redact_url(u),
+                    self.expected_nodes
+                )
             ),
             self.max_json_bytes,
             self.idempotency_hours,

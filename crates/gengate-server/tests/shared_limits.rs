@@ -176,7 +176,10 @@ async fn a_budget_is_shared_by_the_nodes_and_survives_a_redis_outage(engine: Eng
         t.elapsed
     );
     assert_eq!(t.accepted + t.refused, 120);
-    assert_eq!(readyz(&http, &bases[0]).await["rate_limits"]["shared"], true);
+    assert_eq!(
+        readyz(&http, &bases[0]).await["rate_limits"]["shared"],
+        true
+    );
 
     // Redis gone: each node admits its share, answers stay quick, no 5xx.
     let errors_before = metric(&http, &bases[0], "gengate_ratelimit_backend_errors_total").await;

@@ -158,8 +158,8 @@ impl Provider for SandboxProvider {
                 metrics::counter!("gengate_sandbox_renders_total").increment(1);
                 tracing::info!(task = %ctx.task.id, bytes = r.mp4.len(), "sandbox render finished");
                 Ok(Progress::Finished(Output::Bytes {
-                bytes: Bytes::from(r.mp4),
-                mime_type: "video/mp4".into(),
+                    bytes: Bytes::from(r.mp4),
+                    mime_type: "video/mp4".into(),
                 }))
             }
             Err(e) => Ok(Progress::Failed(TaskError {

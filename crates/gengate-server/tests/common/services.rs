@@ -4,11 +4,11 @@
 //! `moto[server]`). `.ci/run` installs both; in CI a missing tool fails the
 //! test instead of skipping it.
 
+use serde_json::Value;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use serde_json::Value;
 
 /// The signing key every test node shares (split roles refuse to start without one).
 pub const TEST_SIGNING_KEY: &str = "multinode-test-signing-key-0123456789abcdef";
@@ -233,7 +233,7 @@ pub struct Node {
     pub base: String,
     args: Vec<String>,
     env: Vec<(String, String)>,
-    log: PathBuf,
+    pub log: PathBuf,
     child: Option<Child>,
 }
 
@@ -266,7 +266,8 @@ impl Node {
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("GENGATE_SIGNING_KEY", TEST_SIGNING_KEY)
             .env("GENGATE_LOG", "info,sqlx=warn,hyper=warn")
-            .stdout(Stdio::null())
+            // Logs go to stdout, the banner too.
+            .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .spawn()
             .expect("spawn gengate");
@@ -322,4 +323,3 @@ impl Drop for Node {
         self.kill9();
     }
 }
-
