@@ -246,4 +246,93 @@ async fn a_budget_is_shared_by_the_nodes_and_survives_a_redis_outage(engine: Eng
     }
 }
 
-on_both_engines!(a_budget_is_shared_by_the_nodes_and_survives_a_redis_outage);
+/// A Redis that accepts connections and never answers (a black hole, not a
+/// refusal) costs one `--redis-timeout-ms` a second, not one per request.
+async fn a_silent_redis_costs_one_timeout_not_one_per_request(engine: Engine) {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = silent.local_addr().expect("addr");
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((c, _)) = silent.accept().await {
+            conns.push(c);
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = common::database_url(engine, dir.path()).await;
+    let redis_url = format!("redis://{addr}");
+    let cfg = config(
+        engine,
+        &dir.path().join("n"),
+        &url,
+        &[
+            "--redis-url",
+            &redis_url,
+            "--redis-timeout-ms",
+            "300",
+            "--expected-nodes",
+            "2",
+            "--no-runner",
+        ],
+    );
+    let node = start(&cfg)
+        .await
+        .expect("node starts while Redis is silent");
+    let base = format!("http://{}", node.addr);
+    let (account, _) = common::seed_account(node.state.store.as_ref(), "silent", 0).await;
+    let key = gengate_server::accounts::issue_key(
+        node.state.store.as_ref(),
+        &account,
+        "k",
+        Scope::ALL.to_vec(),
+        None,
+        RateOverrides {
+            create_per_min: Some(BUDGET),
+            ..Default::default()
+        },
+        gengate_core::clock::Clock::now(&gengate_core::clock::SystemClock),
+    )
+    .await
+    .expect("key")
+    .secret;
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let mut slow = 0;
+    let mut accepted = 0;
+    for _ in 0..40 {
+        let t = Instant::now();
+        let r = http
+            .post(format!("{base}/api/v1/generations"))
+            .bearer_auth(&key)
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("request");
+        match r.status().as_u16() {
+            400 => accepted += 1,
+            429 => {}
+            s => panic!("unexpected {s}"),
+        }
+        if t.elapsed() >= Duration::from_millis(250) {
+            slow += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        slow <= 1 + elapsed.as_secs() as u32,
+        "{slow} requests waited for the silent Redis in {elapsed:?}"
+    );
+    assert!(
+        accepted >= BUDGET / 2 && accepted <= ceiling(BUDGET / 2, elapsed),
+        "the node admits its share: {accepted}"
+    );
+    assert_eq!(readyz(&http, &base).await["rate_limits"]["shared"], false);
+    node.shutdown().await;
+    held.abort();
+}
+
+on_both_engines!(
+    a_budget_is_shared_by_the_nodes_and_survives_a_redis_outage,
+    a_silent_redis_costs_one_timeout_not_one_per_request,
+);
