@@ -15,9 +15,11 @@ use std::path::PathBuf;
 pub enum Role {
     /// API, runner and webhook dispatcher in one process.
     All,
-    /// HTTP API only.
+    /// The public API only: no renders, no upstream calls, no webhook
+    /// deliveries (docs/DEPLOY.md).
     Api,
-    /// Runner and dispatcher only.
+    /// Runner, webhook dispatcher and provider probes; over HTTP only
+    /// `/healthz`, `/readyz` and `/metrics`.
     Worker,
 }
 
