@@ -707,3 +707,32 @@ async fn rate_limits(
         "after Redis returns api 1 admits the whole shared budget: {accepted}"
     );
 }
+
+/// A node of a split deployment must not sign with a key of its own.
+#[test]
+fn a_split_role_refuses_to_start_without_the_shared_signing_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for role in ["api", "worker"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_gengate"))
+            .args([
+                "serve",
+                "--role",
+                role,
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .env_remove("GENGATE_SIGNING_KEY")
+            .output()
+            .expect("run gengate");
+        let text = String::from_utf8_lossy(&out.stderr).to_string()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "--role {role} started: {text}");
+        assert!(text.contains("GENGATE_SIGNING_KEY"), "{text}");
+    }
+    assert!(
+        !dir.path().join("signing.key").exists(),
+        "no per-node key was generated"
+    );
+}
