@@ -54,6 +54,8 @@ pub struct AppState {
     pub webhooks: Arc<crate::webhooks::Webhooks>,
     /// This process's node and boot ids (idempotency holds carry them).
     pub node: Arc<crate::node::NodeIdentity>,
+    /// Its role and what it runs (runner slots, dispatcher), for readyz and metrics.
+    pub status: Arc<crate::node::NodeStatus>,
 }
 
 /// `bound` is the address actually listened on (it differs from the
@@ -87,11 +89,20 @@ pub async fn build_state(
         .await
         .context("releasing the idempotency holds of this node's previous run")?;
     tracing::info!(node = %node.node, boot = %node.boot, released_idempotency_holds = released, "node identity");
-    let key = SigningKey::load_or_create(
-        std::env::var("GENGATE_SIGNING_KEY").ok().as_deref(),
-        &cfg.db.data_dir,
-    )
-    .context("loading the signing key")?;
+    let configured_key = std::env::var("GENGATE_SIGNING_KEY")
+        .ok()
+        .filter(|k| !k.is_empty());
+    // Links and vendor callback tokens signed on one node are checked on
+    // another: split roles only make sense with one key for all of them.
+    anyhow::ensure!(
+        cfg.role == Role::All || configured_key.is_some(),
+        "--role {} needs GENGATE_SIGNING_KEY: every node must sign media links and callback \
+         tokens with the same key, and a key generated into this node's data directory \
+         would be its own (docs/DEPLOY.md)",
+        role_name(cfg.role)
+    );
+    let key = SigningKey::load_or_create(configured_key.as_deref(), &cfg.db.data_dir)
+        .context("loading the signing key")?;
     let public_base_url = match (&cfg.public_base_url, bound) {
         (None, Some(addr)) => format!("http://{addr}"),
         _ => cfg.public_base_url(),
@@ -162,7 +173,7 @@ pub async fn build_state(
         store,
         catalog,
         clock,
-        limiter: Arc::new(LocalLimiter::new()),
+        limiter: limiter(cfg)?,
         keys: Arc::new(crate::keycache::KeyCache::new(
             Duration::from_millis(cfg.key_cache_ms),
             100_000,
@@ -173,6 +184,34 @@ pub async fn build_state(
         runner_wakeup: Arc::new(Notify::new()),
         nudges: Arc::new(crate::callbacks::Nudges::new()),
         node: Arc::new(node),
+        status: Arc::new(crate::node::NodeStatus::new(
+            role_name(cfg.role),
+            cfg.role != Role::Worker,
+        )),
+    })
+}
+
+pub fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::All => "all",
+        Role::Api => "api",
+        Role::Worker => "worker",
+    }
+}
+
+/// Budgets in Redis when `--redis-url` is given (shared by the nodes),
+/// otherwise in this process.
+fn limiter(cfg: &ServeConfig) -> anyhow::Result<Arc<dyn Limiter>> {
+    Ok(match &cfg.redis_url {
+        Some(url) => Arc::new(
+            crate::shared_limits::RedisLimiter::new(crate::shared_limits::RedisLimiterConfig {
+                url: url.clone(),
+                timeout: Duration::from_millis(cfg.redis_timeout_ms.max(1)),
+                expected_nodes: cfg.expected_nodes.max(1),
+            })
+            .with_context(|| format!("--redis-url {}", crate::config::redact_url(url)))?,
+        ),
+        None => Arc::new(LocalLimiter::new()),
     })
 }
 
@@ -216,12 +255,28 @@ pub async fn start_with_clock(cfg: &ServeConfig, clock: SharedClock) -> anyhow::
         .context("creating the default account")?
         .map(|(_, key)| key)
     };
+    // Logged before the port answers, so whoever sees the node ready can
+    // also read who it is.
+    tracing::info!(
+        node = %state.node.node,
+        role = state.status.role,
+        public_api = state.status.serves_api,
+        runner = crate::background::runs_runner(cfg),
+        webhook_dispatcher = crate::background::runs_dispatcher(cfg),
+        rate_limits = state.limiter.describe()["backend"].as_str().unwrap_or("local"),
+        "node started"
+    );
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
-    if cfg.role != Role::Worker {
+    {
         // The router is built (and its route table resolved) once; every
-        // connection serves a clone of it (an `Arc`).
-        let router = crate::http::router(state.clone());
+        // connection serves a clone of it (an `Arc`). A worker answers
+        // health and metrics only.
+        let router = if cfg.role == Role::Worker {
+            crate::http::ops_router(state.clone())
+        } else {
+            crate::http::router(state.clone())
+        };
         let limits = cfg.http.limits();
         tracing::info!(
             header_timeout_ms = limits.header_timeout.as_millis() as u64,

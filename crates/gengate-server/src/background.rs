@@ -8,6 +8,17 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// Runs renders and upstream calls: `all` and `worker` nodes, unless `--no-runner`.
+pub fn runs_runner(cfg: &ServeConfig) -> bool {
+    cfg.role != Role::Api && !cfg.no_runner
+}
+
+/// Sends webhook deliveries: `all` and `worker` nodes (deliveries are
+/// leased, so any number of them may).
+pub fn runs_dispatcher(cfg: &ServeConfig) -> bool {
+    cfg.role != Role::Api
+}
+
 pub fn spawn(st: &AppState, cfg: &ServeConfig, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
     // The deadline sweeper and housekeeping run on every node: a task must
     // end by its deadline even when no worker is up.
@@ -18,14 +29,27 @@ pub fn spawn(st: &AppState, cfg: &ServeConfig, stop: watch::Receiver<bool>) -> V
             stop.clone(),
         )),
         tokio::spawn(housekeeping(st.clone(), stop.clone())),
-        // Deliveries are leased, so every node may send them.
-        tokio::spawn(crate::webhooks::dispatcher(st.clone(), stop.clone())),
-        tokio::spawn(change_feed(st.clone(), stop.clone())),
-        // Creates are refused on every node while a provider is unhealthy, so
-        // every node also looks for its recovery.
-        tokio::spawn(provider_prober(st.clone(), stop.clone())),
     ];
-    if cfg.role == Role::Api || cfg.no_runner {
+    if cfg.role != Role::Worker {
+        // Long polls are answered here: wake them for changes made by workers.
+        out.push(tokio::spawn(change_feed(
+            st.clone(),
+            Duration::from_millis(cfg.change_feed_ms.max(10)),
+            stop.clone(),
+        )));
+    }
+    if cfg.role == Role::Api {
+        // An api node calls no vendor and no webhook receiver.
+        return out;
+    }
+    out.push(tokio::spawn(crate::webhooks::dispatcher(
+        st.clone(),
+        stop.clone(),
+    )));
+    // A node that calls a provider learns its health from those calls and
+    // probes its way back (docs/RELIABILITY.md).
+    out.push(tokio::spawn(provider_prober(st.clone(), stop.clone())));
+    if !runs_runner(cfg) {
         return out;
     }
     let runner_cfg = RunnerConfig {
@@ -93,31 +117,40 @@ async fn housekeeping(st: AppState, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Wakes long polls for task changes made by any node: one query a second
-/// over the recent changes, however many polls are open. The window
-/// overlaps the previous one by `SKEW` so a node whose clock is a little
-/// behind is not missed; a waiter woken twice just re-reads.
-async fn change_feed(st: AppState, mut stop: watch::Receiver<bool>) {
-    const EVERY: Duration = Duration::from_secs(1);
+/// Wakes long polls for task changes made by any node: one query every
+/// `every` (`--change-feed-ms`) over the recent changes, and only while
+/// polls are open, however many. The window overlaps the previous one by
+/// `SKEW` so a node whose clock is a little behind is not missed; a change
+/// already seen in an earlier window is not announced again.
+async fn change_feed(st: AppState, every: Duration, mut stop: watch::Receiver<bool>) {
     const SKEW: Duration = Duration::from_secs(2);
     const PAGE: u32 = 5_000;
     let mut since = st.clock.now();
+    let mut seen: std::collections::HashSet<(gengate_core::ids::TaskId, gengate_core::Timestamp)> =
+        Default::default();
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(EVERY) => {}
+            _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
         }
         let started = st.clock.now();
         if st.events.waiting() == 0 {
             since = started;
+            seen.clear();
             continue;
         }
         let mut from = since.minus(SKEW);
+        // What is older than the window cannot come back.
+        seen.retain(|(_, at)| *at >= from);
         loop {
             match st.store.tasks_changed_since(from, PAGE).await {
                 Ok(changes) => {
-                    st.events
-                        .changed_elsewhere(changes.iter().map(|(id, _)| id));
+                    st.events.changed_elsewhere(
+                        changes
+                            .iter()
+                            .filter(|(id, at)| seen.insert((id.clone(), *at)))
+                            .map(|(id, _)| id),
+                    );
                     match changes.last() {
                         Some((_, last)) if changes.len() == PAGE as usize && *last > from => {
                             from = *last;

@@ -6,9 +6,14 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use std::ops::Range;
 use std::sync::Arc;
+
+/// Blobs above this size are stored with a multipart upload.
+const MULTIPART_OVER_BYTES: usize = 16 << 20;
+const PART_BYTES: usize = 8 << 20;
+const PARTS_AT_ONCE: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
@@ -71,10 +76,28 @@ impl Blobs {
         Ok(Self::new(inner))
     }
 
+    /// Stores a blob. A large one goes up as a multipart upload (parts of
+    /// `PART_BYTES`, a few at once, no copy): no single request carries it
+    /// whole, a failed part is retried alone, and S3's 5 GB single-PUT cap
+    /// does not apply.
     pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), BlobError> {
-        self.inner
-            .put(&Path::from(key), PutPayload::from_bytes(bytes))
-            .await?;
+        let path = Path::from(key);
+        if bytes.len() <= MULTIPART_OVER_BYTES {
+            self.inner.put(&path, PutPayload::from_bytes(bytes)).await?;
+            return Ok(());
+        }
+        let upload = self.inner.put_multipart(&path).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            if let Err(e) = writer.wait_for_capacity(PARTS_AT_ONCE).await {
+                let _ = writer.abort().await;
+                return Err(e.into());
+            }
+            let part = rest.split_to(rest.len().min(PART_BYTES));
+            writer.put(part);
+        }
+        writer.finish().await?;
         Ok(())
     }
 

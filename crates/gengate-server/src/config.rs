@@ -15,9 +15,11 @@ use std::path::PathBuf;
 pub enum Role {
     /// API, runner and webhook dispatcher in one process.
     All,
-    /// HTTP API only.
+    /// The public API only: no renders, no upstream calls, no webhook
+    /// deliveries (docs/DEPLOY.md).
     Api,
-    /// Runner and dispatcher only.
+    /// Runner, webhook dispatcher and provider probes; over HTTP only
+    /// `/healthz`, `/readyz` and `/metrics`.
     Worker,
 }
 
@@ -91,6 +93,20 @@ pub struct ServeConfig {
     pub rate_read_per_min: u32,
     #[arg(long, env = "GENGATE_RATE_UPLOAD_PER_MIN", default_value_t = 120)]
     pub rate_upload_per_min: u32,
+    /// Shares request budgets across nodes: `redis://[user:password@]host:port[/db]`
+    /// (`rediss://` for TLS). Without it every node keeps its own budgets
+    /// (one node: exact; N nodes: up to N times the budget).
+    #[arg(long, env = "GENGATE_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Longest wait for Redis on one request, connecting included; past it
+    /// the request is decided by this node alone (see --expected-nodes).
+    #[arg(long, env = "GENGATE_REDIS_TIMEOUT_MS", default_value_t = 200)]
+    pub redis_timeout_ms: u64,
+    /// API nodes behind the load balancer. While Redis is unreachable each
+    /// node admits budget ÷ this on its own, so the key's total stays
+    /// within its budget.
+    #[arg(long, env = "GENGATE_EXPECTED_NODES", default_value_t = 1)]
+    pub expected_nodes: u32,
     /// How long an API key's record is reused in process before it is read
     /// again (ms; 0 = read it on every request). Revoking a key, its expiry
     /// or scopes set by the operator take effect within this time.
@@ -137,6 +153,11 @@ pub struct ServeConfig {
     /// How often an idle runner looks for due jobs.
     #[arg(long, env = "GENGATE_RUNNER_POLL_MS", default_value_t = 500)]
     pub runner_poll_ms: u64,
+    /// How often a node with open long polls looks for tasks changed by
+    /// other nodes (one query for all of them); a long poll answers within
+    /// about this long of a task ending on another node.
+    #[arg(long, env = "GENGATE_CHANGE_FEED_MS", default_value_t = 250)]
+    pub change_feed_ms: u64,
     /// How often overdue tasks are timed out.
     #[arg(long, env = "GENGATE_SWEEP_MS", default_value_t = 1_000)]
     pub sweep_ms: u64,
@@ -215,7 +236,7 @@ impl ServeConfig {
         let url = redact_url(&self.db.url());
         format!(
             "listen={} public_base_url={} role={:?} database={} data_dir={} catalog={} public_api_disabled={} \
-             rate_per_min(create/read/upload)={}/{}/{} max_json_bytes={} idempotency_hours={}",
+             rate_per_min(create/read/upload)={}/{}/{} rate_limits={} max_json_bytes={} idempotency_hours={}",
             self.listen,
             self.public_base_url(),
             self.role,
@@ -228,6 +249,14 @@ impl ServeConfig {
             self.rate_create_per_min,
             self.rate_read_per_min,
             self.rate_upload_per_min,
+            self.redis_url.as_deref().map_or_else(
+                || "per-node".to_owned(),
+                |u| format!(
+                    "redis {} (expected nodes {})",
+                    redact_url(u),
+                    self.expected_nodes
+                )
+            ),
             self.max_json_bytes,
             self.idempotency_hours,
         )

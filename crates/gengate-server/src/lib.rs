@@ -21,6 +21,7 @@ pub mod node;
 pub mod providers;
 pub mod runner;
 pub mod server;
+pub mod shared_limits;
 pub mod signing;
 pub mod telemetry;
 pub mod webhooks;

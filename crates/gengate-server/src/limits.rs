@@ -31,6 +31,11 @@ pub struct Decision {
 #[async_trait]
 pub trait Limiter: Send + Sync {
     async fn check(&self, key_id: &str, class: RequestClass, per_minute: u32) -> Decision;
+
+    /// Where budgets are kept, for `/readyz` and the start log.
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({"backend": "local"})
+    }
 }
 
 #[derive(Default)]

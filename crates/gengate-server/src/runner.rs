@@ -68,7 +68,16 @@ impl Runner {
 
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let this = Arc::new(self);
-        tracing::info!(worker = %this.worker, "runner started");
+        let slots: Vec<_> = this
+            .slots
+            .iter()
+            .map(|(name, sem)| {
+                let total = this.st.providers.get(name).map_or(0, |p| p.concurrency());
+                (name.clone(), total, sem.clone())
+            })
+            .collect();
+        tracing::info!(worker = %this.worker, slots = ?slots.iter().map(|(n, t, _)| format!("{n}={t}")).collect::<Vec<_>>(), "runner started");
+        this.st.status.runner_started(slots);
         loop {
             if *stop.borrow() {
                 break;

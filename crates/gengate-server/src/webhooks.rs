@@ -652,6 +652,8 @@ pub async fn dispatcher(st: AppState, mut stop: watch::Receiver<bool>) {
     let hooks = st.webhooks.clone();
     let worker = format!("d-{}", gengate_core::ids::random_token(10));
     let slots = Arc::new(Semaphore::new(hooks.settings.concurrency));
+    st.status
+        .dispatcher_started(hooks.settings.concurrency, slots.clone());
     tracing::info!(worker = %worker, "webhook dispatcher started");
     loop {
         if *stop.borrow() {

@@ -155,3 +155,13 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn(context::request_context))
         .with_state(state)
 }
+
+/// A worker's HTTP face: health, readiness and metrics only; every other
+/// path is the JSON 404.
+pub fn ops_router(state: AppState) -> Router {
+    ops::routes()
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(from_fn(context::request_context))
+        .with_state(state)
+}

@@ -54,7 +54,13 @@ async fn readyz(State(st): State<AppState>) -> Response {
                     (p.name().to_owned(), v)
                 })
                 .collect();
-            Json(serde_json::json!({"status": "ready", "providers": providers})).into_response()
+            Json(serde_json::json!({
+                "status": "ready",
+                "providers": providers,
+                "node": st.status.to_json(&st.node),
+                "rate_limits": st.limiter.describe(),
+            }))
+            .into_response()
         }
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
@@ -64,6 +70,7 @@ async fn readyz(State(st): State<AppState>) -> Response {
 }
 
 async fn metrics(State(st): State<AppState>) -> Response {
+    st.status.export_metrics(&st.node);
     let body = st.metrics.render();
     (
         StatusCode::OK,

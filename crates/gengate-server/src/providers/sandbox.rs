@@ -152,10 +152,16 @@ impl Provider for SandboxProvider {
             .await
             .map_err(|e| ProviderError::Transient(format!("render task failed: {e}")))?;
         match rendered {
-            Ok(r) => Ok(Progress::Finished(Output::Bytes {
-                bytes: Bytes::from(r.mp4),
-                mime_type: "video/mp4".into(),
-            })),
+            Ok(r) => {
+                // Counted and logged per task: the multi-node test checks
+                // from these lines that no task is rendered twice.
+                metrics::counter!("gengate_sandbox_renders_total").increment(1);
+                tracing::info!(task = %ctx.task.id, bytes = r.mp4.len(), "sandbox render finished");
+                Ok(Progress::Finished(Output::Bytes {
+                    bytes: Bytes::from(r.mp4),
+                    mime_type: "video/mp4".into(),
+                }))
+            }
             Err(e) => Ok(Progress::Failed(TaskError {
                 code: TaskErrorCode::GenerationFailed,
                 message: format!("sandbox render failed: {e}"),

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod services;
 
 use clap::Parser;
 use gengate_core::ids::AccountId;
