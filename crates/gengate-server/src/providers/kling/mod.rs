@@ -573,6 +573,15 @@ impl Provider for KlingProvider {
         Some(&self.health)
     }
 
+    /// Kling has no cancel call: a task is cancelable only while nothing may
+    /// be at Kling (never sent, or refused cleanly and waiting to be sent again).
+    fn cancelable(&self, upstream: Option<&Value>) -> bool {
+        matches!(
+            Upstream::load(upstream),
+            Ok(None | Some(Upstream::Pending { .. }))
+        )
+    }
+
     /// The cheapest authenticated call: one item of the task list.
     async fn probe(&self) -> bool {
         match self.client.list(Family::Text2Video, 1, 1).await {
