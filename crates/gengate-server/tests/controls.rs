@@ -110,23 +110,6 @@ async fn prefer_wait_holds_the_create_until_the_task_ends(engine: Engine) {
     assert_eq!(replay["status"], "queued");
     assert_eq!(task_count(&app).await, 1);
 
-    // Not in time: 202 after about N seconds, the task as it is then.
-    let started = Instant::now();
-    let r = send("slow [sandbox:slow=4][sandbox:fail]", "respond-async, wait=1", None)
-        .await
-        .expect("post");
-    let held = started.elapsed();
-    assert_eq!(r.status(), 202);
-    assert_eq!(r.headers()["preference-applied"], "wait=1");
-    let slow: Value = r.json().await.expect("json");
-    assert!(matches!(slow["status"].as_str(), Some("queued" | "processing")), "{slow}");
-    assert!(held >= Duration::from_millis(900), "answered after {held:?}");
-
-    // Without Prefer: 202 at once, no Preference-Applied.
-    let r = send("plain [sandbox:fail]", "return=minimal", None).await.expect("post");
-    assert_eq!(r.status(), 202);
-    assert!(r.headers().get("preference-applied").is_none());
-
     // A bad wait is refused with everything else wrong, and nothing is created.
     let before = (task_count(&app).await, app.balance(&acc).await);
     for bad in ["wait=0", "wait=61", "wait=soon"] {
@@ -151,6 +134,23 @@ async fn prefer_wait_holds_the_create_until_the_task_ends(engine: Engine) {
         .collect();
     assert!(fields.contains(&"prompt") && fields.contains(&"Prefer"), "{e}");
     assert_eq!((task_count(&app).await, app.balance(&acc).await), before);
+
+    // Not in time: 202 after about N seconds, the task as it is then.
+    let started = Instant::now();
+    let r = send("slow [sandbox:slow=4][sandbox:fail]", "respond-async, wait=1", None)
+        .await
+        .expect("post");
+    let held = started.elapsed();
+    assert_eq!(r.status(), 202);
+    assert_eq!(r.headers()["preference-applied"], "wait=1");
+    let slow: Value = r.json().await.expect("json");
+    assert!(matches!(slow["status"].as_str(), Some("queued" | "processing")), "{slow}");
+    assert!(held >= Duration::from_millis(900), "answered after {held:?}");
+
+    // Without Prefer: 202 at once, no Preference-Applied.
+    let r = send("plain [sandbox:fail]", "return=minimal", None).await.expect("post");
+    assert_eq!(r.status(), 202);
+    assert!(r.headers().get("preference-applied").is_none());
 
     let id = slow["id"].as_str().expect("id");
     app.wait_terminal(&key, id, 60).await;
