@@ -276,6 +276,28 @@ impl<'a> Generations<'a> {
         self.client.json(call).await
     }
 
+    /// A task, held by the server until it ends or `wait` (1..=60 s)
+    /// passes (`?until=terminal`) — one long poll.
+    pub async fn get_wait_terminal(&self, id: &str, wait: Duration) -> Result<Generation> {
+        let secs = wait.as_secs().clamp(1, 60);
+        let mut call = Call::get(task_path(id))
+            .query("wait", secs)
+            .query("until", "terminal");
+        call.extra_timeout = Duration::from_secs(secs);
+        self.client.json(call).await
+    }
+
+    /// Cancels a task: one still queued (or on the sandbox) ends as `failed`
+    /// with `error.code = "canceled"` and a full refund; one already ended is
+    /// returned as it is; one an upstream already runs is refused with
+    /// `not_cancelable` (it will finish and be charged).
+    pub async fn cancel(&self, id: &str) -> Result<Generation> {
+        let path = format!("{}/cancel", task_path(id));
+        self.client
+            .json(Call::new(Method::POST, path).idempotent(new_idempotency_key()))
+            .await
+    }
+
     /// One page of the account's tasks, newest first.
     pub async fn list(&self, q: &ListGenerations) -> Result<Page<Generation>> {
         let call = Call::get("api/v1/generations")
@@ -327,7 +349,14 @@ impl<'a> Generations<'a> {
                 }
                 poll = poll.min(left.max(Duration::from_secs(1)));
             }
-            let next = self.get_wait(id, poll).await?;
+            // While queued, wait for the next change, so `on_change` sees
+            // `processing`; from then on, for the end itself (a change-poll
+            // could come back for nothing but a timeout many times over).
+            let next = if task.status == GenerationStatus::Queued {
+                self.get_wait(id, poll).await?
+            } else {
+                self.get_wait_terminal(id, poll).await?
+            };
             if next.status != task.status {
                 on_change(&next);
             }

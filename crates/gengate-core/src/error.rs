@@ -14,12 +14,18 @@ pub enum ErrorCode {
     ApiScopeDenied,
     ValidationFailed,
     InsufficientCredits,
+    /// The API key's spend limit leaves no room for this task; nothing was
+    /// created or charged (the answer says when room frees).
+    SpendLimitExceeded,
     NotFound,
     /// The route exists but not with this method (`Allow` lists the ones it has).
     MethodNotAllowed,
     /// The request body stopped arriving (no progress within the body timeout).
     RequestTimeout,
     IdempotencyConflict,
+    /// Cancel asked of a task its upstream is already running and cannot
+    /// stop; nothing changed, it will finish and be charged.
+    NotCancelable,
     WebhookUrlRejected,
     PayloadTooLarge,
     /// A media `Range` outside the file.
@@ -45,11 +51,11 @@ impl ErrorCode {
             | Self::ApiKeyExpired => 401,
             Self::ApiScopeDenied => 403,
             Self::ValidationFailed | Self::WebhookUrlRejected => 400,
-            Self::InsufficientCredits => 402,
+            Self::InsufficientCredits | Self::SpendLimitExceeded => 402,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::RequestTimeout => 408,
-            Self::IdempotencyConflict => 409,
+            Self::IdempotencyConflict | Self::NotCancelable => 409,
             Self::PayloadTooLarge => 413,
             Self::RangeNotSatisfiable => 416,
             Self::RateLimited => 429,
@@ -90,10 +96,12 @@ impl ErrorCode {
             Self::ApiScopeDenied => "api_scope_denied",
             Self::ValidationFailed => "validation_failed",
             Self::InsufficientCredits => "insufficient_credits",
+            Self::SpendLimitExceeded => "spend_limit_exceeded",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RequestTimeout => "request_timeout",
             Self::IdempotencyConflict => "idempotency_conflict",
+            Self::NotCancelable => "not_cancelable",
             Self::WebhookUrlRejected => "webhook_url_rejected",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RangeNotSatisfiable => "range_not_satisfiable",

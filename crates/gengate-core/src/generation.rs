@@ -260,6 +260,8 @@ pub enum TaskErrorCode {
     ContentRejected,
     GenerationTimeout,
     UpstreamUnavailable,
+    /// The caller canceled the task before it ran (or while the sandbox ran it).
+    Canceled,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

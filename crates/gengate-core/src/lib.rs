@@ -15,6 +15,7 @@ pub mod ids;
 pub mod kling;
 pub mod params;
 pub mod scope;
+pub mod spend;
 pub mod text;
 pub mod time;
 pub mod webhook;

@@ -61,10 +61,11 @@ pub async fn issue_key(
     now: Timestamp,
 ) -> Result<IssuedKey, StoreError> {
     operator_line("key name", name)?;
-    if store.get_account(account).await?.is_none() {
+    let Some(owner) = store.get_account(account).await? else {
         return Err(StoreError::NotFound(format!("account {account}")));
-    }
-    let material = apikey::generate();
+    };
+    // `gg_test_…` for a sandbox account, `gg_live_…` otherwise.
+    let material = apikey::generate_for(owner.sandbox);
     let record = store
         .create_api_key(&NewApiKey {
             account_id: account.clone(),
@@ -85,6 +86,47 @@ pub async fn issue_key(
         record,
         secret: material.secret,
     })
+}
+
+/// Switches an account between sandbox (every task on the sandbox
+/// provider) and live. Its existing keys keep working and keep their
+/// prefix; keys made afterwards get the new one.
+pub async fn set_sandbox(
+    store: &dyn Store,
+    account: &AccountId,
+    sandbox: bool,
+) -> Result<(), StoreError> {
+    if !store.set_account_sandbox(account, sandbox).await? {
+        return Err(StoreError::NotFound(format!("account {account}")));
+    }
+    Ok(())
+}
+
+/// Sets (or with `None` clears) a key's spend limit. It applies from the
+/// next create on, counting the key's tasks already in the window.
+pub async fn set_spend_limit(
+    store: &dyn Store,
+    key: &gengate_core::ids::ApiKeyId,
+    limit: Option<gengate_core::spend::SpendLimit>,
+) -> Result<(), StoreError> {
+    if !store.set_spend_limit(key, limit).await? {
+        return Err(StoreError::NotFound(format!("key {key}")));
+    }
+    Ok(())
+}
+
+/// What a key's tasks hold now against its limit (zero without one).
+pub async fn key_spent(
+    store: &dyn Store,
+    key: &ApiKeyRecord,
+    now: Timestamp,
+) -> Result<gengate_core::Credits, StoreError> {
+    let Some(limit) = key.spend_limit else {
+        return Ok(gengate_core::Credits::ZERO);
+    };
+    let held = store.key_spend(&key.id, limit.counts_after(now)).await?;
+    gengate_core::Credits::new(held.iter().map(|(_, c)| c.get()).sum())
+        .map_err(|e| StoreError::Internal(e.to_string()))
 }
 
 /// Grants or adjusts credits by hand, with the operator's reason.

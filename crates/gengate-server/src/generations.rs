@@ -9,7 +9,7 @@ use gengate_core::error::{FieldIssue, ValidationErrors};
 use gengate_core::generation::{
     ClientRequestId, CreateGeneration, Generation, Task, TaskReference, TaskStatus,
 };
-use gengate_core::ids::{AccountId, TaskId};
+use gengate_core::ids::{AccountId, ApiKeyId, TaskId};
 use gengate_core::params::ReferenceItem;
 use gengate_store::{
     CreateTaskError, IdemCompletion, IdemScope, NewTask, StoreError, StoredResponse, TaskFilter,
@@ -24,6 +24,9 @@ pub enum GenerationError {
     Create(#[from] CreateTaskError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The key's spend limit has no room for this task; nothing was charged.
+    #[error("spend limit exceeded")]
+    SpendLimit(SpendRefusal),
     /// The model's provider is unhealthy: refused before any charge.
     #[error("the provider of {model} is unavailable: {reason}")]
     ProviderUnavailable {
@@ -31,6 +34,19 @@ pub enum GenerationError {
         reason: String,
         retry_after: Duration,
     },
+}
+
+/// A create refused by the key's spend limit, with what the caller needs to
+/// know to plan: the limit, what the key holds, and when room frees.
+#[derive(Debug, Clone)]
+pub struct SpendRefusal {
+    pub limit: gengate_core::spend::SpendLimit,
+    /// What the key's counted tasks held when the create was refused.
+    pub spent: gengate_core::Credits,
+    pub price: gengate_core::Credits,
+    /// When enough of the key's tasks leave the window for this price to
+    /// fit; `None` for a fixed total (only refunds free room there).
+    pub frees_at: Option<gengate_core::Timestamp>,
 }
 
 pub fn location(id: &TaskId) -> String {
@@ -61,18 +77,28 @@ pub async fn resolve_references(
 pub async fn create(
     st: &AppState,
     account: &AccountId,
+    key: &ApiKeyId,
     req: CreateGeneration,
     references: Vec<TaskReference>,
     idem: Option<(&IdemScope, &str)>,
 ) -> Result<(Task, Generation), GenerationError> {
     let now = st.clock.now();
+    // A sandbox account's tasks run on the sandbox whatever the model's
+    // route: the flag as it is now (an operator's switch applies to tasks
+    // created after it).
+    let sandbox = st
+        .store
+        .get_account(account)
+        .await?
+        .is_some_and(|a| a.sandbox);
+    let provider = st.providers.provider_for_account(&req.model, sandbox);
     // A provider known to refuse work would only hold the credits until the
     // task fails: refuse before anything is charged.
     if let Availability::Unhealthy {
         reason,
         retry_after,
         ..
-    } = st.providers.availability_for(&req.model, now.as_millis())
+    } = st.providers.availability_of(&provider, now.as_millis())
     {
         return Err(GenerationError::ProviderUnavailable {
             model: req.model.id.clone(),
@@ -81,7 +107,6 @@ pub async fn create(
         });
     }
     let id = TaskId::generate();
-    let provider = st.providers.provider_for(&req.model);
     let new = NewTask {
         id: id.clone(),
         account_id: account.clone(),
@@ -109,7 +134,30 @@ pub async fn create(
         },
         expires_at: now.plus(st.config.idempotency_keep),
     });
-    let task = st.store.create_task(&new, completion.as_ref()).await?;
+    let task = match st
+        .store
+        .create_task_for_key(&new, Some(key), completion.as_ref())
+        .await
+    {
+        Ok(t) => t,
+        Err(CreateTaskError::SpendLimitExceeded {
+            limit,
+            spent,
+            price,
+        }) => {
+            // Informational, read after the refusal: the refusal itself was
+            // decided in the debit's transaction.
+            let held = st.store.key_spend(key, limit.counts_after(now)).await?;
+            return Err(GenerationError::SpendLimit(SpendRefusal {
+                limit,
+                spent,
+                price,
+                frees_at: limit.room_frees_at(&held, price),
+            }));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(task = %task.id, model = %task.model, provider = %new.provider, sandbox_account = sandbox, "task created");
     metrics::counter!("gengate_tasks_created_total", "model" => task.model.clone()).increment(1);
     metrics::counter!("gengate_credits_debited_total")
         .increment(u64::try_from(task.reserved_credits.get()).unwrap_or(0));
@@ -196,8 +244,17 @@ pub async fn list(
     }
 }
 
+/// What a long poll waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitUntil {
+    /// Any change of status (the default of `GET …?wait=N`).
+    Change,
+    /// The end of the task (`until=terminal`; `Prefer: wait` on create).
+    Terminal,
+}
+
 /// Long poll: returns as soon as the task's status differs from the one
-/// given, or when `wait` is over. This process's runner wakes waiters at
+/// given (or, with `WaitUntil::Terminal`, once it has ended), or when `wait` is over. This process's runner wakes waiters at
 /// once, the change feed wakes them for changes made by other nodes, and
 /// each waiter re-reads its task only when woken (plus a slow safety
 /// re-read), so ten thousand open polls cost no store reads while nothing
@@ -207,6 +264,7 @@ pub async fn wait_for_change(
     account: &AccountId,
     task: Task,
     wait: Duration,
+    until: WaitUntil,
 ) -> Result<Task, StoreError> {
     const RECHECK: Duration = Duration::from_secs(15);
     let deadline = tokio::time::Instant::now() + wait;
@@ -219,8 +277,12 @@ pub async fn wait_for_change(
         // Register before re-reading, so a change between the read and the
         // wait is not missed.
         notified.as_mut().enable();
+        let done = |status: TaskStatus| match until {
+            WaitUntil::Change => status != start_status,
+            WaitUntil::Terminal => status.is_terminal(),
+        };
         if let Some((status, _)) = st.store.task_updated_at(&current.id).await?
-            && status != start_status
+            && done(status)
         {
             if let Some(t) = st.store.get_task(account, &current.id).await? {
                 current = t;
@@ -239,4 +301,78 @@ pub async fn wait_for_change(
     }
     st.events.unsubscribe(&current.id, handle);
     Ok(current)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    #[error("no such task")]
+    NotFound,
+    /// The task's upstream has it and cannot stop it; nothing changed.
+    #[error("the task is already running at its provider, which cannot cancel it")]
+    NotCancelable { status: TaskStatus },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The error a canceled task ends with.
+pub fn canceled_error() -> gengate_core::generation::TaskError {
+    gengate_core::generation::TaskError {
+        code: gengate_core::generation::TaskErrorCode::Canceled,
+        message: "canceled at the caller's request; the reserved credits were refunded".into(),
+    }
+}
+
+/// Cancel: ends a task that no upstream holds yet (or that only the
+/// sandbox is running) as `failed`/`canceled` with a full refund, through
+/// the store's compare-and-set on the task's status and upstream state, so
+/// of a cancel and the runner (picking the job up, submitting it, finishing
+/// it) exactly one wins. An ended task is returned as it is.
+pub async fn cancel(st: &AppState, account: &AccountId, id: &TaskId) -> Result<Task, CancelError> {
+    // Each lost compare-and-set means the state moved on; a handful of
+    // rounds covers every move a provider makes before it is not cancelable.
+    for _ in 0..8 {
+        let Some(c) = st.store.task_control(account, id).await? else {
+            return Err(CancelError::NotFound);
+        };
+        if c.task.status.is_terminal() {
+            return Ok(c.task);
+        }
+        let upstream: Option<serde_json::Value> = match &c.upstream {
+            None => None,
+            // Unreadable state is judged as "something may be upstream".
+            Some(text) => Some(serde_json::from_str(text).unwrap_or(serde_json::Value::Bool(true))),
+        };
+        let cancelable = match st.providers.get(&c.provider) {
+            Some(p) => p.cancelable(upstream.as_ref()),
+            // A provider this node does not run: only "nothing sent" is safe.
+            None => upstream.is_none(),
+        };
+        if !cancelable {
+            return Err(CancelError::NotCancelable {
+                status: c.task.status,
+            });
+        }
+        let error = canceled_error();
+        match st
+            .store
+            .cancel_task(account, id, c.upstream.as_deref(), &error, st.clock.now())
+            .await?
+        {
+            gengate_store::Transition::Won => {
+                metrics::counter!("gengate_tasks_finished_total", "status" => "failed", "code" => "Canceled")
+                    .increment(1);
+                tracing::info!(task = %id, provider = %c.provider, "task canceled and refunded");
+                st.events.changed(id);
+                return st
+                    .store
+                    .get_task(account, id)
+                    .await?
+                    .ok_or(CancelError::NotFound);
+            }
+            gengate_store::Transition::Lost => continue,
+        }
+    }
+    Err(CancelError::Store(StoreError::Unavailable(
+        "the task kept changing while being canceled; retry".into(),
+    )))
 }

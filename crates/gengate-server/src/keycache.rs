@@ -106,6 +106,7 @@ mod tests {
             created_at: Timestamp::from_millis(0),
             expires_at: None,
             revoked_at: None,
+            spend_limit: None,
         }
     }
 

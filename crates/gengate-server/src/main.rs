@@ -7,6 +7,7 @@ use gengate_core::clock::{Clock, SystemClock};
 use gengate_core::credits::LedgerKind;
 use gengate_core::ids::ApiKeyId;
 use gengate_core::scope::Scope;
+use gengate_core::spend::SpendLimit;
 use gengate_server::accounts;
 use gengate_server::cli;
 use gengate_server::config::{DatabaseArgs, ServeConfig};
@@ -29,10 +30,10 @@ enum Command {
     Serve(Box<ServeConfig>),
     /// Apply database migrations and exit.
     Migrate(DatabaseArgs),
-    /// Accounts: create, list.
+    /// Accounts: create, list, set (sandbox or live).
     #[command(subcommand)]
     Accounts(AccountsCmd),
-    /// API keys: create, list, revoke.
+    /// API keys: create, list, revoke, limit (spend limits).
     #[command(subcommand)]
     Keys(KeysCmd),
     /// Your balance via the API; operators: grant, adjust, show, audit.
@@ -98,6 +99,23 @@ enum AccountsCmd {
         /// Credits to grant at creation.
         #[arg(long, default_value_t = 0)]
         credits: i64,
+        /// A sandbox account: every task runs on the sandbox provider (no
+        /// upstream cost), its keys start `gg_test_`.
+        #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true",
+              value_parser = clap::builder::BoolishValueParser::new())]
+        sandbox: bool,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Change an existing account.
+    Set {
+        name: String,
+        /// `true`: every task from now on runs on the sandbox; `false`: live.
+        /// Existing keys keep working (and their prefix); new keys get the
+        /// matching one.
+        #[arg(long, num_args = 0..=1, default_missing_value = "true",
+              value_parser = clap::builder::BoolishValueParser::new())]
+        sandbox: bool,
         #[command(flatten)]
         db: DatabaseArgs,
     },
@@ -128,6 +146,29 @@ enum KeysCmd {
         rate_read_per_min: Option<u32>,
         #[arg(long)]
         rate_upload_per_min: Option<u32>,
+        /// Most credits the key's tasks may hold per --spend-window (or in
+        /// total); refunded tasks do not count.
+        #[arg(long)]
+        spend_limit: Option<i64>,
+        /// Rolling window of the spend limit: `24h`, `30m`, `7d`, `90s`, or
+        /// `total` (the default) for a fixed total over the key's life.
+        #[arg(long, requires = "spend_limit")]
+        spend_window: Option<String>,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Set or clear a key's spend limit.
+    Limit {
+        key_id: String,
+        /// Credits per --spend-window (or in total).
+        #[arg(long, conflicts_with = "clear", required_unless_present = "clear")]
+        spend_limit: Option<i64>,
+        #[arg(long, requires = "spend_limit")]
+        spend_window: Option<String>,
+        /// Remove the key's spend limit.
+        #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true",
+              value_parser = clap::builder::BoolishValueParser::new())]
+        clear: bool,
         #[command(flatten)]
         db: DatabaseArgs,
     },
@@ -296,20 +337,49 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Accounts(AccountsCmd::Create { name, credits, db }) => {
+        Command::Accounts(AccountsCmd::Create {
+            name,
+            credits,
+            sandbox,
+            db,
+        }) => {
             let store = open(&db).await?;
             let a = accounts::create_account(store.as_ref(), &name, credits, now()).await?;
-            println!("{}\t{}\t{} credits", a.id, a.name, a.balance);
+            if sandbox {
+                accounts::set_sandbox(store.as_ref(), &a.id, true).await?;
+            }
+            println!(
+                "{}\t{}\t{} credits\t{}",
+                a.id,
+                a.name,
+                a.balance,
+                if sandbox { "sandbox" } else { "live" }
+            );
+            Ok(())
+        }
+        Command::Accounts(AccountsCmd::Set { name, sandbox, db }) => {
+            let store = open(&db).await?;
+            let acc = account_id(&store, &name).await?;
+            accounts::set_sandbox(store.as_ref(), &acc, sandbox).await?;
+            println!(
+                "{name} is now {}",
+                if sandbox {
+                    "a sandbox account: its tasks run on the sandbox provider"
+                } else {
+                    "live: its tasks run on each model's configured provider"
+                }
+            );
             Ok(())
         }
         Command::Accounts(AccountsCmd::List { db }) => {
             let store = open(&db).await?;
             for a in store.list_accounts().await? {
                 println!(
-                    "{}\t{}\t{} credits\tcreated {}",
+                    "{}\t{}\t{} credits\t{}\tcreated {}",
                     a.id,
                     a.name,
                     a.balance,
+                    if a.sandbox { "sandbox" } else { "live" },
                     a.created_at.rfc3339()
                 );
             }
@@ -323,10 +393,17 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             rate_create_per_min,
             rate_read_per_min,
             rate_upload_per_min,
+            spend_limit,
+            spend_window,
             db,
         }) => {
             let store = open(&db).await?;
             let acc = account_id(&store, &account).await?;
+            // Checked before the key exists, so a bad limit makes no key.
+            let limit = spend_limit
+                .map(|l| SpendLimit::parse(l, spend_window.as_deref()))
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
             let scopes = match scopes {
                 Some(s) => Scope::parse_list(&s).map_err(anyhow::Error::msg)?,
                 None => Scope::ALL.to_vec(),
@@ -345,7 +422,15 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             };
             let k = accounts::issue_key(store.as_ref(), &acc, &name, scopes, expires, rates, now())
                 .await?;
+            // The secret is not shown before the limit is on the key, so
+            // nothing can use the key without it.
+            if limit.is_some() {
+                accounts::set_spend_limit(store.as_ref(), &k.record.id, limit).await?;
+            }
             println!("key id:  {}", k.record.id);
+            if let Some(l) = limit {
+                println!("limit:   {}", l.describe());
+            }
             println!(
                 "scopes:  {}",
                 k.record
@@ -373,8 +458,16 @@ async fn operator(command: Command) -> anyhow::Result<()> {
                 } else {
                     "active".to_owned()
                 };
+                let limit = match k.spend_limit {
+                    Some(l) => format!(
+                        "spent {} of {}",
+                        accounts::key_spent(store.as_ref(), &k, now()).await?,
+                        l.describe()
+                    ),
+                    None => "no spend limit".to_owned(),
+                };
                 println!(
-                    "{}\t{}…\t{}\t{}\t{}",
+                    "{}\t{}…\t{}\t{}\t{}\t{}",
                     k.id,
                     k.visible_prefix,
                     k.name,
@@ -383,8 +476,32 @@ async fn operator(command: Command) -> anyhow::Result<()> {
                         .iter()
                         .map(|s| s.as_str())
                         .collect::<Vec<_>>()
-                        .join(",")
+                        .join(","),
+                    limit
                 );
+            }
+            Ok(())
+        }
+        Command::Keys(KeysCmd::Limit {
+            key_id,
+            spend_limit,
+            spend_window,
+            clear,
+            db,
+        }) => {
+            let store = open(&db).await?;
+            let id = ApiKeyId::parse(&key_id)
+                .with_context(|| format!("{key_id:?} is not a key id (key_…)"))?;
+            let limit = match (clear, spend_limit) {
+                (true, _) | (false, None) => None,
+                (false, Some(l)) => Some(
+                    SpendLimit::parse(l, spend_window.as_deref()).map_err(anyhow::Error::msg)?,
+                ),
+            };
+            accounts::set_spend_limit(store.as_ref(), &id, limit).await?;
+            match limit {
+                Some(l) => println!("{key_id}: at most {}", l.describe()),
+                None => println!("{key_id}: no spend limit"),
             }
             Ok(())
         }

@@ -130,7 +130,18 @@ impl Runner {
                 tokio::spawn(async move {
                     let id = job.task_id.clone();
                     if let Err(e) = this.process(job).await {
-                        tracing::warn!(task = %id, error = %e, "job step failed; it will be retried");
+                        // A task canceled while its step ran refuses the
+                        // step's writes (its upstream state is saved only
+                        // while it is open): the step is simply abandoned.
+                        let ended = matches!(
+                            this.st.store.task_updated_at(&id).await,
+                            Ok(Some((status, _))) if status.is_terminal()
+                        );
+                        if ended {
+                            tracing::info!(task = %id, error = %e, "the task ended while its step ran (e.g. canceled); step abandoned");
+                        } else {
+                            tracing::warn!(task = %id, error = %e, "job step failed; it will be retried");
+                        }
                     }
                     drop(permit);
                     this.st.runner_wakeup.notify_one();

@@ -60,7 +60,7 @@ async fn concurrent_creates_never_overdraw_the_balance(engine: Engine) {
         .json()
         .await
         .unwrap();
-    assert_eq!(v, json!({"current_credits": 0}));
+    assert_eq!(v, json!({"current_credits": 0, "sandbox": false}));
 }
 
 async fn one_idempotency_key_makes_one_task_under_a_race(engine: Engine) {

@@ -23,6 +23,8 @@ pub(crate) type CreateReply = tokio::sync::oneshot::Sender<Result<Task, CreateTa
 
 pub(crate) struct QueuedCreate {
     pub task: NewTask,
+    /// The API key it is created with, for its spend limit.
+    pub key: Option<gengate_core::ids::ApiKeyId>,
     pub idem: Option<IdemCompletion>,
     pub reply: CreateReply,
 }

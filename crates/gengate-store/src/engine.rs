@@ -4,6 +4,9 @@
 
 pub(crate) const TASK_COLS: &str = "id, account_id, model, status, prompt, params, reference_files, reserved_credits, final_credits, client_request_id, result, error, created_at, updated_at, deadline_at";
 pub(crate) const KEY_COLS: &str = "id, account_id, name, visible_prefix, key_hash, scopes, rate_create, rate_read, rate_upload, created_at, expires_at, revoked_at";
+/// What a key read returns: its columns and its spend limit.
+pub(crate) const KEY_READ: &str = "id, account_id, name, visible_prefix, key_hash, scopes, rate_create, rate_read, rate_upload, created_at, expires_at, revoked_at, spend_limit, spend_window_ms";
+pub(crate) const ACCOUNT_COLS: &str = "id, name, balance, created_at, sandbox";
 
 pub(crate) const FILE_COLS: &str = "id, account_id, kind, mime_type, name, size_bytes, sha256, blob_key, width, height, duration_seconds, model, client_request_id, created_at, expires_at";
 
@@ -17,7 +20,8 @@ pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> crate::StoreErro
 
 macro_rules! impl_store {
     ($store:ty, $db:ty, engine = $engine:expr, lease_sql = $lease_sql:expr) => {
-        use $crate::engine::{corrupt, json_text, FILE_COLS, KEY_COLS, TASK_COLS};
+        use $crate::engine::{corrupt, json_text, ACCOUNT_COLS, FILE_COLS, KEY_COLS, KEY_READ, TASK_COLS};
+        use gengate_core::spend::SpendLimit;
         use $crate::*;
         use gengate_core::credits::LedgerKind;
         use gengate_core::generation::{ClientRequestId, Prompt, StoredResult, Task, TaskError, TaskStatus};
@@ -97,6 +101,31 @@ macro_rules! impl_store {
             }
         }
 
+        /// The key's spend limit as stored now (in the caller's transaction).
+        async fn key_limit(conn: &mut <$db as sqlx::Database>::Connection, key: &ApiKeyId) -> StoreResult<Option<SpendLimit>> {
+            let r = sqlx::query("SELECT spend_limit, spend_window_ms FROM api_keys WHERE id = $1")
+                .bind(key.as_str())
+                .fetch_optional(&mut *conn)
+                .await?;
+            let Some(r) = r else { return Ok(None) };
+            let limit: Option<i64> = r.try_get("spend_limit")?;
+            let window: Option<i64> = r.try_get("spend_window_ms")?;
+            Ok(limit.and_then(|l| SpendLimit::from_stored(l, window)))
+        }
+
+        /// What the key's counted tasks hold now (see `gengate_core::spend`).
+        async fn key_spent(conn: &mut <$db as sqlx::Database>::Connection, key: &ApiKeyId, after: Timestamp) -> StoreResult<Credits> {
+            let spent: i64 = sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(reserved_credits), 0) AS BIGINT) FROM tasks \
+                 WHERE api_key_id = $1 AND created_at > $2 AND status <> 'failed'",
+            )
+            .bind(key.as_str())
+            .bind(after.as_millis())
+            .fetch_one(&mut *conn)
+            .await?;
+            credits(spent, "key spend")
+        }
+
         /// The new task's values as `$1`..`$11` of an insert into `tasks`
         /// (id, account, model, prompt, params, references, price, client
         /// request id, provider, now, deadline), shared by both engines'
@@ -122,10 +151,11 @@ macro_rules! impl_store {
         async fn create_alone(
             pool: &sqlx::Pool<$db>,
             t: &NewTask,
+            key: Option<&ApiKeyId>,
             idem: Option<&IdemCompletion>,
         ) -> Result<Task, CreateTaskError> {
             let mut tx = pool.begin().await.map_err(StoreError::from)?;
-            let task = create_rows(&mut *tx, t, idem).await?;
+            let task = create_rows(&mut *tx, t, key, idem).await?;
             tx.commit().await.map_err(StoreError::from)?;
             Ok(task)
         }
@@ -135,10 +165,11 @@ macro_rules! impl_store {
             pool: &sqlx::Pool<$db>,
             queue: &std::sync::Arc<$crate::batch::CreateQueue>,
             t: &NewTask,
+            key: Option<&ApiKeyId>,
             idem: Option<&IdemCompletion>,
         ) -> Result<Task, CreateTaskError> {
             let (reply, answer) = tokio::sync::oneshot::channel();
-            let start = queue.push($crate::batch::QueuedCreate { task: t.clone(), idem: idem.cloned(), reply });
+            let start = queue.push($crate::batch::QueuedCreate { task: t.clone(), key: key.cloned(), idem: idem.cloned(), reply });
             if start {
                 // A task of its own, so a caller that goes away (a client that
                 // hangs up) cannot cancel a batch that holds other callers' work.
@@ -169,7 +200,7 @@ macro_rules! impl_store {
                     }
                 }
                 for q in batch {
-                    let r = create_alone(&pool, &q.task, q.idem.as_ref()).await;
+                    let r = create_alone(&pool, &q.task, q.key.as_ref(), q.idem.as_ref()).await;
                     let _ = q.reply.send(r);
                 }
             }
@@ -181,6 +212,7 @@ macro_rules! impl_store {
                 name: r.try_get("name")?,
                 balance: credits(r.try_get("balance")?, "balance")?,
                 created_at: ts(r.try_get("created_at")?),
+                sandbox: r.try_get("sandbox")?,
             })
         }
 
@@ -205,6 +237,13 @@ macro_rules! impl_store {
                 created_at: ts(r.try_get("created_at")?),
                 expires_at: r.try_get::<Option<i64>, _>("expires_at")?.map(ts),
                 revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(ts),
+                spend_limit: match r.try_get::<Option<i64>, _>("spend_limit")? {
+                    None => None,
+                    Some(l) => Some(
+                        SpendLimit::from_stored(l, r.try_get("spend_window_ms")?)
+                            .ok_or_else(|| corrupt("spend limit", l))?,
+                    ),
+                },
             })
         }
 
@@ -285,6 +324,39 @@ macro_rules! impl_store {
             i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
         }
 
+        /// The rest of a won failure (a task just moved to `failed`, `row`
+        /// holding its account and reservation): the refund, its one ledger
+        /// row, the job's removal and the outbox event, in the caller's transaction.
+        async fn refund_failed(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            row: &DbRow,
+            task_id: &TaskId,
+            error: &TaskError,
+            now: Timestamp,
+        ) -> StoreResult<()> {
+            let account: String = row.try_get("account_id")?;
+            let reserved: i64 = row.try_get("reserved_credits")?;
+            let balance: i64 = sqlx::query_scalar("UPDATE accounts SET balance = balance + $1 WHERE id = $2 RETURNING balance")
+                .bind(reserved)
+                .bind(&account)
+                .fetch_one(&mut **tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO ledger_entries (account_id, kind, amount, balance_after, task_id, reason, created_at) VALUES ($1, 'refund', $2, $3, $4, $5, $6)",
+            )
+            .bind(&account)
+            .bind(reserved)
+            .bind(balance)
+            .bind(task_id.as_str())
+            .bind(format!("refund for {task_id}: {:?}", error.code))
+            .bind(now.as_millis())
+            .execute(&mut **tx)
+            .await?;
+            sqlx::query("DELETE FROM jobs WHERE task_id = $1").bind(task_id.as_str()).execute(&mut **tx).await?;
+            outbox_event(tx, &account, task_id, "generation.failed", now).await?;
+            Ok(())
+        }
+
         #[async_trait::async_trait]
         impl Store for $store {
             fn engine(&self) -> Engine {
@@ -303,7 +375,8 @@ macro_rules! impl_store {
 
             async fn create_account(&self, name: &str, now: Timestamp) -> StoreResult<Account> {
                 let id = AccountId::generate();
-                let r = sqlx::query("INSERT INTO accounts (id, name, balance, created_at) VALUES ($1, $2, 0, $3) RETURNING id, name, balance, created_at")
+                let sql = format!("INSERT INTO accounts (id, name, balance, created_at) VALUES ($1, $2, 0, $3) RETURNING {ACCOUNT_COLS}");
+                let r = sqlx::query(AssertSqlSafe(sql))
                     .bind(id.as_str())
                     .bind(name)
                     .bind(now.as_millis())
@@ -313,7 +386,7 @@ macro_rules! impl_store {
             }
 
             async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
-                let r = sqlx::query("SELECT id, name, balance, created_at FROM accounts WHERE id = $1")
+                let r = sqlx::query(AssertSqlSafe(format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1")))
                     .bind(id.as_str())
                     .fetch_optional(&self.reader)
                     .await?;
@@ -321,7 +394,7 @@ macro_rules! impl_store {
             }
 
             async fn find_account_by_name(&self, name: &str) -> StoreResult<Option<Account>> {
-                let r = sqlx::query("SELECT id, name, balance, created_at FROM accounts WHERE name = $1")
+                let r = sqlx::query(AssertSqlSafe(format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE name = $1")))
                     .bind(name)
                     .fetch_optional(&self.reader)
                     .await?;
@@ -329,7 +402,7 @@ macro_rules! impl_store {
             }
 
             async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
-                let rows = sqlx::query("SELECT id, name, balance, created_at FROM accounts ORDER BY created_at, id")
+                let rows = sqlx::query(AssertSqlSafe(format!("SELECT {ACCOUNT_COLS} FROM accounts ORDER BY created_at, id")))
                     .fetch_all(&self.reader)
                     .await?;
                 rows.iter().map(account_from_row).collect()
@@ -339,7 +412,7 @@ macro_rules! impl_store {
                 let id = ApiKeyId::generate();
                 let scopes = k.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",");
                 let sql = format!(
-                    "INSERT INTO api_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL) RETURNING {KEY_COLS}"
+                    "INSERT INTO api_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL) RETURNING {KEY_READ}"
                 );
                 let r = sqlx::query(AssertSqlSafe(sql))
                     .bind(id.as_str())
@@ -359,14 +432,14 @@ macro_rules! impl_store {
             }
 
             async fn find_api_key_by_prefix(&self, visible_prefix: &str) -> StoreResult<Option<ApiKeyRecord>> {
-                let sql = format!("SELECT {KEY_COLS} FROM api_keys WHERE visible_prefix = $1");
+                let sql = format!("SELECT {KEY_READ} FROM api_keys WHERE visible_prefix = $1");
                 let r = sqlx::query(AssertSqlSafe(sql)).bind(visible_prefix).fetch_optional(&self.reader).await?;
                 r.as_ref().map(key_from_row).transpose()
             }
 
             async fn list_api_keys(&self, account: Option<&AccountId>) -> StoreResult<Vec<ApiKeyRecord>> {
                 let sql = format!(
-                    "SELECT {KEY_COLS} FROM api_keys WHERE CAST($1 AS TEXT) IS NULL OR account_id = $1 ORDER BY created_at, id"
+                    "SELECT {KEY_READ} FROM api_keys WHERE CAST($1 AS TEXT) IS NULL OR account_id = $1 ORDER BY created_at, id"
                 );
                 let rows = sqlx::query(AssertSqlSafe(sql))
                     .bind(account.map(|a| a.as_str().to_owned()))
@@ -382,6 +455,39 @@ macro_rules! impl_store {
                     .execute(&self.writer)
                     .await?;
                 Ok(r.rows_affected() == 1)
+            }
+
+            async fn set_account_sandbox(&self, id: &AccountId, sandbox: bool) -> StoreResult<bool> {
+                let r = sqlx::query("UPDATE accounts SET sandbox = $2 WHERE id = $1")
+                    .bind(id.as_str())
+                    .bind(sandbox)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn set_spend_limit(&self, id: &ApiKeyId, limit: Option<SpendLimit>) -> StoreResult<bool> {
+                let r = sqlx::query("UPDATE api_keys SET spend_limit = $2, spend_window_ms = $3 WHERE id = $1")
+                    .bind(id.as_str())
+                    .bind(limit.map(|l| l.limit.get()))
+                    .bind(limit.and_then(|l| l.window_ms()))
+                    .execute(&self.writer)
+                    .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn key_spend(&self, id: &ApiKeyId, after: Timestamp) -> StoreResult<Vec<(Timestamp, Credits)>> {
+                let rows = sqlx::query(
+                    "SELECT created_at, reserved_credits FROM tasks WHERE api_key_id = $1 AND created_at > $2 AND status <> 'failed' \
+                     ORDER BY created_at, seq",
+                )
+                .bind(id.as_str())
+                .bind(after.as_millis())
+                .fetch_all(&self.reader)
+                .await?;
+                rows.iter()
+                    .map(|r| Ok((ts(r.try_get("created_at")?), credits(r.try_get("reserved_credits")?, "reserved_credits")?)))
+                    .collect()
             }
 
             async fn change_credits(
@@ -627,12 +733,12 @@ macro_rules! impl_store {
                 Ok(r.rows_affected())
             }
 
-            async fn create_task(&self, t: &NewTask, idem: Option<&IdemCompletion>) -> Result<Task, CreateTaskError> {
+            async fn create_task_for_key(&self, t: &NewTask, key: Option<&ApiKeyId>, idem: Option<&IdemCompletion>) -> Result<Task, CreateTaskError> {
                 // Group-committed (`batch.rs`): a transaction's fixed cost —
                 // BEGIN/COMMIT and the WAL writes of SQLite's one writer, the
                 // WAL flush PostgreSQL holds an account's row lock through —
                 // is paid once per batch.
-                create_batched(&self.writer, &self.creates, t, idem).await
+                create_batched(&self.writer, &self.creates, t, key, idem).await
             }
 
             async fn get_task(&self, account: &AccountId, id: &TaskId) -> StoreResult<Option<Task>> {
@@ -649,6 +755,49 @@ macro_rules! impl_store {
                 let sql = format!("SELECT {TASK_COLS} FROM tasks WHERE id = $1");
                 let r = sqlx::query(AssertSqlSafe(sql)).bind(id.as_str()).fetch_optional(&self.reader).await?;
                 r.as_ref().map(task_from_row).transpose()
+            }
+
+            async fn task_control(&self, account: &AccountId, id: &TaskId) -> StoreResult<Option<TaskControl>> {
+                let sql = format!("SELECT {TASK_COLS}, provider, upstream FROM tasks WHERE id = $1 AND account_id = $2");
+                // The writer: the cancel that follows compares against what is current.
+                let r = sqlx::query(AssertSqlSafe(sql))
+                    .bind(id.as_str())
+                    .bind(account.as_str())
+                    .fetch_optional(&self.writer)
+                    .await?;
+                let Some(r) = r else { return Ok(None) };
+                Ok(Some(TaskControl { task: task_from_row(&r)?, provider: r.try_get("provider")?, upstream: r.try_get("upstream")? }))
+            }
+
+            async fn cancel_task(
+                &self,
+                account: &AccountId,
+                id: &TaskId,
+                expected_upstream: Option<&str>,
+                error: &TaskError,
+                now: Timestamp,
+            ) -> StoreResult<Transition> {
+                let mut tx = self.writer.begin().await?;
+                // `COALESCE(…, '')`: the same test on both engines for "still
+                // exactly the state judged cancelable", NULL included.
+                let row = sqlx::query(
+                    "UPDATE tasks SET status = 'failed', error = $2, final_credits = 0, updated_at = $3 \
+                     WHERE id = $1 AND account_id = $4 AND status IN ('queued', 'processing') \
+                       AND COALESCE(upstream, '') = COALESCE(CAST($5 AS TEXT), '') RETURNING account_id, reserved_credits",
+                )
+                .bind(id.as_str())
+                .bind(json_text(error))
+                .bind(now.as_millis())
+                .bind(account.as_str())
+                .bind(expected_upstream.map(str::to_owned))
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = row else {
+                    return Ok(Transition::Lost);
+                };
+                refund_failed(&mut tx, &row, id, error, now).await?;
+                tx.commit().await?;
+                Ok(Transition::Won)
             }
 
             async fn list_tasks(&self, account: &AccountId, f: &TaskFilter) -> StoreResult<(Vec<Task>, bool)> {
@@ -742,11 +891,14 @@ macro_rules! impl_store {
 
             async fn save_upstream(&self, task_id: &TaskId, upstream: &serde_json::Value, now: Timestamp) -> StoreResult<()> {
                 let _ = now;
-                sqlx::query("UPDATE tasks SET upstream = $2 WHERE id = $1")
+                let r = sqlx::query("UPDATE tasks SET upstream = $2 WHERE id = $1 AND status IN ('queued', 'processing')")
                     .bind(task_id.as_str())
                     .bind(upstream.to_string())
                     .execute(&self.writer)
                     .await?;
+                if r.rows_affected() == 0 {
+                    return Err(StoreError::Conflict(format!("task {task_id} has ended (or does not exist); its upstream state is not saved")));
+                }
                 Ok(())
             }
 
@@ -792,26 +944,7 @@ macro_rules! impl_store {
                 let Some(row) = row else {
                     return Ok(Transition::Lost);
                 };
-                let account: String = row.try_get("account_id")?;
-                let reserved: i64 = row.try_get("reserved_credits")?;
-                let balance: i64 = sqlx::query_scalar("UPDATE accounts SET balance = balance + $1 WHERE id = $2 RETURNING balance")
-                    .bind(reserved)
-                    .bind(&account)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                sqlx::query(
-                    "INSERT INTO ledger_entries (account_id, kind, amount, balance_after, task_id, reason, created_at) VALUES ($1, 'refund', $2, $3, $4, $5, $6)",
-                )
-                .bind(&account)
-                .bind(reserved)
-                .bind(balance)
-                .bind(task_id.as_str())
-                .bind(format!("refund for {task_id}: {:?}", error.code))
-                .bind(now.as_millis())
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("DELETE FROM jobs WHERE task_id = $1").bind(task_id.as_str()).execute(&mut *tx).await?;
-                outbox_event(&mut tx, &account, task_id, "generation.failed", now).await?;
+                refund_failed(&mut tx, &row, task_id, error, now).await?;
                 tx.commit().await?;
                 Ok(Transition::Won)
             }

@@ -20,6 +20,7 @@ use gengate_core::generation::{StoredResult, Task, TaskError, TaskReference};
 use gengate_core::ids::{AccountId, ApiKeyId, TaskId};
 use gengate_core::params::NormalizedParams;
 use gengate_core::scope::Scope;
+use gengate_core::spend::SpendLimit;
 use gengate_core::{Credits, Timestamp};
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,6 +82,8 @@ pub struct Account {
     pub name: String,
     pub balance: Credits,
     pub created_at: Timestamp,
+    /// Every task of a sandbox account runs on the sandbox provider.
+    pub sandbox: bool,
 }
 
 /// Per-key request budgets in requests per minute; `None` uses the server default.
@@ -103,6 +106,8 @@ pub struct ApiKeyRecord {
     pub created_at: Timestamp,
     pub expires_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
+    /// Checked by the store inside each create's debit transaction.
+    pub spend_limit: Option<SpendLimit>,
 }
 
 #[derive(Debug, Clone)]
@@ -235,6 +240,14 @@ pub struct IdemCompletion {
 pub enum CreateTaskError {
     #[error("insufficient credits: balance {balance}, price {price}")]
     InsufficientCredits { balance: Credits, price: Credits },
+    /// The key's spend limit has no room for `price` next to `spent`;
+    /// nothing was written.
+    #[error("spend limit exceeded: {spent} of {} spent, price {price}", limit.limit)]
+    SpendLimitExceeded {
+        limit: SpendLimit,
+        spent: Credits,
+        price: Credits,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -255,6 +268,16 @@ pub struct LeasedJob {
     pub provider: String,
     pub attempts: i64,
     pub lease_until: Timestamp,
+}
+
+/// A task with what decides whether it can still be canceled: the provider
+/// it runs on and that provider's saved upstream state, exactly as stored
+/// (the cancel's compare-and-set compares against this text).
+#[derive(Debug, Clone)]
+pub struct TaskControl {
+    pub task: Task,
+    pub provider: String,
+    pub upstream: Option<String>,
 }
 
 /// Why a terminal transition did or did not happen.
@@ -285,6 +308,17 @@ pub trait Store: WebhookStore + Send + Sync + 'static {
     async fn list_api_keys(&self, account: Option<&AccountId>) -> StoreResult<Vec<ApiKeyRecord>>;
     /// Returns false when the key does not exist or was already revoked.
     async fn revoke_api_key(&self, id: &ApiKeyId, now: Timestamp) -> StoreResult<bool>;
+    /// Switches an account between sandbox and live; false when it does not exist.
+    async fn set_account_sandbox(&self, id: &AccountId, sandbox: bool) -> StoreResult<bool>;
+    /// Sets or clears (`None`) a key's spend limit; false when the key does not exist.
+    async fn set_spend_limit(&self, id: &ApiKeyId, limit: Option<SpendLimit>) -> StoreResult<bool>;
+    /// What the key's tasks created after `after` hold (failed ones are
+    /// refunded and do not count), oldest first: `(created_at, credits)`.
+    async fn key_spend(
+        &self,
+        id: &ApiKeyId,
+        after: Timestamp,
+    ) -> StoreResult<Vec<(Timestamp, Credits)>>;
 
     // Credits. Grants and adjustments are ledger rows; a change that would
     // take the balance below zero is refused by the database.
@@ -348,9 +382,38 @@ pub trait Store: WebhookStore + Send + Sync + 'static {
         &self,
         task: &NewTask,
         idem: Option<&IdemCompletion>,
+    ) -> Result<Task, CreateTaskError> {
+        self.create_task_for_key(task, None, idem).await
+    }
+    /// `create_task` by an API key: the task counts against the key's spend
+    /// limit, which is checked in the same transaction as the debit
+    /// (`CreateTaskError::SpendLimitExceeded`, nothing written).
+    async fn create_task_for_key(
+        &self,
+        task: &NewTask,
+        key: Option<&ApiKeyId>,
+        idem: Option<&IdemCompletion>,
     ) -> Result<Task, CreateTaskError>;
     async fn get_task(&self, account: &AccountId, id: &TaskId) -> StoreResult<Option<Task>>;
     async fn get_task_unscoped(&self, id: &TaskId) -> StoreResult<Option<Task>>;
+    /// The account's task with its provider and saved upstream state.
+    async fn task_control(
+        &self,
+        account: &AccountId,
+        id: &TaskId,
+    ) -> StoreResult<Option<TaskControl>>;
+    /// Cancel: queued|processing → failed with `error`, refunding exactly
+    /// once like `fail_task`, but only while the task's upstream state is
+    /// still `expected_upstream` (the state the caller judged cancelable).
+    /// `Lost` when the task ended or its upstream state moved on meanwhile.
+    async fn cancel_task(
+        &self,
+        account: &AccountId,
+        id: &TaskId,
+        expected_upstream: Option<&str>,
+        error: &TaskError,
+        now: Timestamp,
+    ) -> StoreResult<Transition>;
     /// Newest first; the bool says whether more follow.
     async fn list_tasks(
         &self,
@@ -384,6 +447,10 @@ pub trait Store: WebhookStore + Send + Sync + 'static {
     /// Compare-and-set queued → processing.
     async fn mark_processing(&self, task_id: &TaskId, now: Timestamp) -> StoreResult<Transition>;
     /// Provider bookkeeping (upstream ids, submit state), kept as JSON.
+    /// Only while the task is open: on an ended (e.g. canceled) task it
+    /// writes nothing and answers `StoreError::Conflict`, so a provider
+    /// that saves its state before calling a vendor never calls it for a
+    /// task that is already over.
     async fn save_upstream(
         &self,
         task_id: &TaskId,

@@ -70,18 +70,28 @@ crate::webhook_engine::impl_webhook_store!(
 /// ledger row. No row back means the debit was refused and nothing was
 /// written. Foreign keys are checked at the end of the statement, when the
 /// task row exists.
+///
+/// A key with a spend limit takes a second path (the debit itself refuses
+/// to run for a limited key unless told the limit was checked): the
+/// account's row is locked, then what the key holds is summed in a new
+/// statement — whose snapshot, under READ COMMITTED, sees every create that
+/// held that lock before — and only then is the debit run. Creates of one
+/// account queue on its row lock, so no two can both pass the last room of
+/// a limit, and lock order stays "account rows only", as before.
 async fn create_rows(
     conn: &mut sqlx::PgConnection,
     t: &NewTask,
+    key: Option<&ApiKeyId>,
     idem: Option<&IdemCompletion>,
 ) -> Result<Task, CreateTaskError> {
     let sql = format!(
         "WITH debit AS ( \
-           UPDATE accounts SET balance = balance - $7 WHERE id = $2 AND balance >= $7 RETURNING balance \
+           UPDATE accounts SET balance = balance - $7 WHERE id = $2 AND balance >= $7 \
+             AND ($14 OR NOT EXISTS (SELECT 1 FROM api_keys WHERE id = $13 AND spend_limit IS NOT NULL)) RETURNING balance \
          ), task AS ( \
            INSERT INTO tasks (id, account_id, model, status, prompt, params, reference_files, reserved_credits, final_credits, \
-             client_request_id, result, error, provider, upstream, created_at, updated_at, deadline_at) \
-           SELECT $1, $2, $3, 'queued', $4, $5, $6, $7, 0, $8, NULL, NULL, $9, NULL, $10, $10, $11 FROM debit \
+             client_request_id, result, error, provider, upstream, created_at, updated_at, deadline_at, api_key_id) \
+           SELECT $1, $2, $3, 'queued', $4, $5, $6, $7, 0, $8, NULL, NULL, $9, NULL, $10, $10, $11, $13 FROM debit \
            RETURNING {TASK_COLS} \
          ), job AS ( \
            INSERT INTO jobs (task_id, provider, run_at, lease_owner, lease_until, attempts, created_at) \
@@ -92,12 +102,38 @@ async fn create_rows(
          ) \
          SELECT {TASK_COLS} FROM task"
     );
-    let row = bind_new_task(sqlx::query(AssertSqlSafe(sql)), t)
-        .bind(format!("reserve for {} ({})", t.id, t.model))
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(StoreError::from)?;
-    let Some(row) = row else {
+    let mut limit_checked = false;
+    let row = loop {
+        let row = bind_new_task(sqlx::query(AssertSqlSafe(sql.as_str())), t)
+            .bind(format!("reserve for {} ({})", t.id, t.model))
+            .bind(key.map(|k| k.as_str().to_owned()))
+            .bind(limit_checked)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(StoreError::from)?;
+        if let Some(row) = row {
+            break row;
+        }
+        if !limit_checked
+            && let Some(k) = key
+            && let Some(limit) = key_limit(&mut *conn, k).await?
+        {
+            sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
+                .bind(t.account_id.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::from)?;
+            let spent = key_spent(&mut *conn, k, limit.counts_after(t.now)).await?;
+            if !limit.admits(spent, t.price) {
+                return Err(CreateTaskError::SpendLimitExceeded {
+                    limit,
+                    spent,
+                    price: t.price,
+                });
+            }
+            limit_checked = true;
+            continue;
+        }
         return Err(refused_debit(&mut *conn, t).await);
     };
     let task = task_from_row(&row)?;
@@ -115,9 +151,13 @@ async fn batch_in_one_tx(
     let mut tx = pool.begin().await.map_err(StoreError::from)?;
     let mut results = Vec::with_capacity(batch.len());
     for q in batch {
-        match create_rows(&mut tx, &q.task, q.idem.as_ref()).await {
-            // A refused debit has written nothing to undo.
-            Err(e @ CreateTaskError::InsufficientCredits { .. }) => results.push(Err(e)),
+        match create_rows(&mut tx, &q.task, q.key.as_ref(), q.idem.as_ref()).await {
+            // A refused debit has written nothing to undo (a spend limit's
+            // row lock is not a write).
+            Err(
+                e @ (CreateTaskError::InsufficientCredits { .. }
+                | CreateTaskError::SpendLimitExceeded { .. }),
+            ) => results.push(Err(e)),
             Err(e) => return Err(e),
             Ok(task) => results.push(Ok(task)),
         }

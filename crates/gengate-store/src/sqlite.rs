@@ -84,20 +84,51 @@ crate::webhook_engine::impl_webhook_store!(
     delivery_lease_sql = DELIVERY_LEASE_SQL
 );
 
-/// Takes the task's price from its account, or reports the balance
-/// that was too low; the new balance on success.
-async fn debit(conn: &mut sqlx::SqliteConnection, t: &NewTask) -> Result<i64, CreateTaskError> {
+/// Takes the task's price from its account, or reports the balance (or the
+/// key's spend limit) that was too low; the new balance on success. A key
+/// without a limit costs nothing extra: the debit itself checks that the key
+/// has none, and only a limited key takes the second path, where the limit
+/// is read and compared first. SQLite has one writer, so nothing can change
+/// between that comparison and the debit.
+async fn debit(
+    conn: &mut sqlx::SqliteConnection,
+    t: &NewTask,
+    key: Option<&ApiKeyId>,
+) -> Result<i64, CreateTaskError> {
     let price = t.price.get();
-    let debited = sqlx::query("UPDATE accounts SET balance = balance - $1 WHERE id = $2 AND balance >= $1 RETURNING balance")
+    let mut limit_checked = false;
+    loop {
+        let debited = sqlx::query(
+            "UPDATE accounts SET balance = balance - $1 WHERE id = $2 AND balance >= $1 \
+             AND ($4 OR NOT EXISTS (SELECT 1 FROM api_keys WHERE id = $3 AND spend_limit IS NOT NULL)) RETURNING balance",
+        )
         .bind(price)
         .bind(t.account_id.as_str())
+        .bind(key.map(|k| k.as_str().to_owned()))
+        .bind(limit_checked)
         .fetch_optional(&mut *conn)
         .await
         .map_err(StoreError::from)?;
-    let Some(debited) = debited else {
+        if let Some(debited) = debited {
+            return Ok(debited.try_get("balance").map_err(StoreError::from)?);
+        }
+        if !limit_checked
+            && let Some(k) = key
+            && let Some(limit) = key_limit(&mut *conn, k).await?
+        {
+            let spent = key_spent(&mut *conn, k, limit.counts_after(t.now)).await?;
+            if !limit.admits(spent, t.price) {
+                return Err(CreateTaskError::SpendLimitExceeded {
+                    limit,
+                    spent,
+                    price: t.price,
+                });
+            }
+            limit_checked = true;
+            continue;
+        }
         return Err(refused_debit(&mut *conn, t).await);
-    };
-    Ok(debited.try_get("balance").map_err(StoreError::from)?)
+    }
 }
 
 /// SQLite: the writes of one create inside the caller's transaction: the
@@ -108,16 +139,18 @@ async fn debit(conn: &mut sqlx::SqliteConnection, t: &NewTask) -> Result<i64, Cr
 async fn create_rows(
     conn: &mut sqlx::SqliteConnection,
     t: &NewTask,
+    key: Option<&ApiKeyId>,
     idem: Option<&IdemCompletion>,
 ) -> Result<Task, CreateTaskError> {
     let price = t.price.get();
-    let balance_after = debit(&mut *conn, t).await?;
+    let balance_after = debit(&mut *conn, t, key).await?;
     let sql = format!(
         "INSERT INTO tasks (id, account_id, model, status, prompt, params, reference_files, reserved_credits, final_credits, \
-         client_request_id, result, error, provider, upstream, created_at, updated_at, deadline_at) \
-         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, 0, $8, NULL, NULL, $9, NULL, $10, $10, $11) RETURNING {TASK_COLS}"
+         client_request_id, result, error, provider, upstream, created_at, updated_at, deadline_at, api_key_id) \
+         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, 0, $8, NULL, NULL, $9, NULL, $10, $10, $11, $12) RETURNING {TASK_COLS}"
     );
     let row = bind_new_task(sqlx::query(AssertSqlSafe(sql)), t)
+        .bind(key.map(|k| k.as_str().to_owned()))
         .fetch_one(&mut *conn)
         .await
         .map_err(StoreError::from)?;
@@ -190,17 +223,45 @@ async fn batch_in_one_tx(
         }
     }
 
+    // The spend limits of the batch's keys that have one, with what each
+    // key's tasks hold now (one writer: nothing changes them meanwhile).
+    let mut limits: HashMap<&str, (gengate_core::spend::SpendLimit, Credits)> = HashMap::new();
+    for c in batch {
+        let Some(k) = &c.key else { continue };
+        if limits.contains_key(k.as_str()) {
+            continue;
+        }
+        if let Some(limit) = key_limit(&mut tx, k).await? {
+            let spent = key_spent(&mut tx, k, limit.counts_after(c.task.now)).await?;
+            limits.insert(k.as_str(), (limit, spent));
+        }
+    }
+
     // Who is covered, and each covered create's balance after its debit.
     let start = balances.clone();
     let mut outcome: Vec<Option<i64>> = Vec::with_capacity(batch.len());
     let mut results: Vec<Option<Result<Task, CreateTaskError>>> = Vec::with_capacity(batch.len());
     for c in batch {
         let price = c.task.price.get();
+        if let Some((limit, spent)) = c.key.as_ref().and_then(|k| limits.get(k.as_str())) {
+            if !limit.admits(*spent, c.task.price) {
+                outcome.push(None);
+                results.push(Some(Err(CreateTaskError::SpendLimitExceeded {
+                    limit: *limit,
+                    spent: *spent,
+                    price: c.task.price,
+                })));
+                continue;
+            }
+        }
         match balances.get_mut(c.task.account_id.as_str()) {
             Some(b) if *b >= price => {
                 *b -= price;
                 outcome.push(Some(*b));
                 results.push(None);
+                if let Some((_, spent)) = c.key.as_ref().and_then(|k| limits.get_mut(k.as_str())) {
+                    *spent = Credits::new(spent.get() + price).unwrap_or(*spent);
+                }
             }
             b => {
                 let balance = credits(b.map_or(0, |b| *b), "balance")?;
@@ -245,7 +306,7 @@ async fn batch_in_one_tx(
 
     let mut q = sqlx::QueryBuilder::<Sqlite>::new(
         "INSERT INTO tasks (id, account_id, model, status, prompt, params, reference_files, reserved_credits, final_credits, \
-         client_request_id, result, error, provider, upstream, created_at, updated_at, deadline_at) ",
+         client_request_id, result, error, provider, upstream, created_at, updated_at, deadline_at, api_key_id) ",
     );
     q.push_values(&covered, |mut b, (c, _)| {
         let t = &c.task;
@@ -265,7 +326,8 @@ async fn batch_in_one_tx(
             .push("NULL")
             .push_bind(t.now.as_millis())
             .push_bind(t.now.as_millis())
-            .push_bind(t.deadline_at.as_millis());
+            .push_bind(t.deadline_at.as_millis())
+            .push_bind(c.key.as_ref().map(|k| k.as_str().to_owned()));
     });
     // No RETURNING: each row would be one more hand-off from the writer's
     // thread, and the stored task is known (`NewTask::as_queued`).

@@ -9,6 +9,9 @@ use serde::Serialize;
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct CreditBalance {
     pub current_credits: Credits,
+    /// A sandbox account: its tasks run on the sandbox provider (no upstream
+    /// cost) with real credit accounting.
+    pub sandbox: bool,
 }
 
 /// The account's credit balance.
@@ -18,7 +21,13 @@ pub async fn get_credits(
     State(st): State<AppState>,
     auth: Auth,
 ) -> Result<Json<CreditBalance>, ApiError> {
+    let account = st
+        .store
+        .get_account(&auth.account_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("account"))?;
     Ok(Json(CreditBalance {
-        current_credits: st.store.balance(&auth.account_id).await?,
+        current_credits: account.balance,
+        sandbox: account.sandbox,
     }))
 }

@@ -14,6 +14,43 @@ pub struct ApiError {
     pub message: String,
     pub details: Vec<FieldProblem>,
     pub retry_after_secs: Option<u64>,
+    /// With `spend_limit_exceeded`: the key's limit and where it stands.
+    pub spend_limit: Option<SpendLimitState>,
+}
+
+/// A key's spend limit and what its tasks hold (in `spend_limit_exceeded`
+/// errors and in key objects).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SpendLimitState {
+    /// Credits the key may hold in the window.
+    pub limit: i64,
+    /// `24h`-style rolling window, or `total` for a fixed total over the key's life.
+    #[schema(example = "24h")]
+    pub window: String,
+    /// The window in seconds; null for a fixed total.
+    pub window_seconds: Option<u64>,
+    /// What the key's tasks hold in the window (refunded tasks do not count).
+    pub spent: i64,
+    /// The refused task's price (errors only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price: Option<i64>,
+    /// When enough room frees for the refused price (errors only; null when
+    /// time alone never frees it: a fixed total, or a price above the limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frees_at: Option<Option<String>>,
+}
+
+impl SpendLimitState {
+    pub fn new(limit: &gengate_core::spend::SpendLimit, spent: gengate_core::Credits) -> Self {
+        Self {
+            limit: limit.limit.get(),
+            window: limit.window_text(),
+            window_seconds: limit.window.map(|w| w.as_secs()),
+            spent: spent.get(),
+            price: None,
+            frees_at: None,
+        }
+    }
 }
 
 impl ApiError {
@@ -23,6 +60,7 @@ impl ApiError {
             message: message.into(),
             details: Vec::new(),
             retry_after_secs: None,
+            spend_limit: None,
         }
     }
     pub fn not_found(what: &str) -> Self {
@@ -34,6 +72,32 @@ impl ApiError {
             message: errs.summary(),
             details: errs.into_problems(),
             retry_after_secs: None,
+            spend_limit: None,
+        }
+    }
+    pub fn spend_limit(r: crate::generations::SpendRefusal) -> Self {
+        let when = match r.frees_at {
+            Some(t) => format!("room for it frees at {}", t.rfc3339()),
+            None if r.limit.window.is_none() => {
+                "the limit is a fixed total: only refunds of failed tasks free room".to_owned()
+            }
+            None => "the task costs more than the whole limit".to_owned(),
+        };
+        let mut state = SpendLimitState::new(&r.limit, r.spent);
+        state.price = Some(r.price.get());
+        state.frees_at = Some(r.frees_at.map(|t| t.rfc3339()));
+        Self {
+            spend_limit: Some(state),
+            ..Self::new(
+                ErrorCode::SpendLimitExceeded,
+                format!(
+                    "this API key may spend {} credits per {}; its tasks hold {} and this one costs {}; nothing was created or charged; {when}",
+                    r.limit.limit,
+                    r.limit.window_text(),
+                    r.spent,
+                    r.price
+                ),
+            )
         }
     }
     pub fn unavailable(message: impl Into<String>) -> Self {
@@ -80,6 +144,16 @@ impl From<CreateTaskError> for ApiError {
                     "this task costs {price} credits and the balance is {balance}; nothing was created or charged"
                 ),
             ),
+            CreateTaskError::SpendLimitExceeded {
+                limit,
+                spent,
+                price,
+            } => Self::spend_limit(crate::generations::SpendRefusal {
+                limit,
+                spent,
+                price,
+                frees_at: None,
+            }),
             CreateTaskError::Store(s) => s.into(),
         }
     }
@@ -99,6 +173,9 @@ pub struct ErrorBody {
     pub request_id: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub details: Vec<FieldProblem>,
+    /// Only with `spend_limit_exceeded`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spend_limit: Option<SpendLimitState>,
 }
 
 impl IntoResponse for ApiError {
@@ -111,6 +188,7 @@ impl IntoResponse for ApiError {
                 message: self.message,
                 request_id: current_request_id(),
                 details: self.details,
+                spend_limit: self.spend_limit,
             },
         };
         let mut resp = (status, axum::Json(body)).into_response();

@@ -4,7 +4,7 @@ use super::error::{ApiError, ErrorEnvelope};
 use super::extract::{Path, Query};
 use super::idempotency::{self, IdemStart};
 use crate::app::AppState;
-use crate::generations::{self as domain, GenerationError};
+use crate::generations::{self as domain, CancelError, GenerationError, WaitUntil};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -22,6 +22,7 @@ impl From<GenerationError> for ApiError {
         match e {
             GenerationError::Invalid(v) => v.into(),
             GenerationError::Create(c) => c.into(),
+            GenerationError::SpendLimit(d) => ApiError::spend_limit(d),
             GenerationError::Store(s) => s.into(),
             GenerationError::ProviderUnavailable {
                 model, retry_after, ..
@@ -56,16 +57,21 @@ pub struct CreateGenerationBody {
 }
 
 /// Create a generation task. Everything is validated first; then one
-/// transaction debits the price, inserts the task and its job, and records
-/// the idempotency key.
+/// transaction debits the price (within the key's spend limit), inserts the
+/// task and its job, and records the idempotency key. With `Prefer: wait=N`
+/// the answer is held until the task ends (`200`) or N seconds pass (`202`).
+/// An idempotent replay always returns the first answer as stored with the
+/// task (`202`, the task as created) and does not wait.
 #[utoipa::path(post, path = "/api/v1/generations", tag = "generations", security(("bearer" = [])),
     request_body(content = CreateGenerationBody, content_type = "application/json"),
-    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[ -~]+$", description = "1..=255 printable ASCII characters; replays the first answer")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[ -~]+$", description = "1..=255 printable ASCII characters; replays the first answer"),
+           ("Prefer" = Option<String>, Header, description = "RFC 7240; `wait=N` (1..=60): hold the answer until the task ends or N seconds pass. Other preferences are ignored")),
     responses(
-        (status = 202, body = Generation, headers(("Location" = String))),
+        (status = 200, description = "with `Prefer: wait=N`: the task ended in time (succeeded or failed)", body = Generation, headers(("Location" = String), ("Preference-Applied" = String, description = "wait=N"))),
+        (status = 202, body = Generation, headers(("Location" = String), ("Preference-Applied" = String, description = "wait=N, when a wait was asked for and applied"))),
         (status = 400, description = "validation_failed", body = ErrorEnvelope),
         (status = 401, description = "api_key_missing | api_key_invalid | api_key_revoked | api_key_expired", body = ErrorEnvelope),
-        (status = 402, description = "insufficient_credits", body = ErrorEnvelope),
+        (status = 402, description = "insufficient_credits | spend_limit_exceeded (the key's spend limit; `spend_limit` in the error says limit, window, spent and when room frees)", body = ErrorEnvelope),
         (status = 403, description = "api_scope_denied", body = ErrorEnvelope),
         (status = 409, description = "idempotency_conflict", body = ErrorEnvelope),
         (status = 413, description = "payload_too_large", body = ErrorEnvelope),
@@ -79,9 +85,17 @@ pub async fn create_generation(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let key = idempotency::parse_key(&headers);
-    let parsed = parse_create_request(&st.catalog, &body);
+    let prefer = super::prefer::wait(&headers);
+    let parsed = match (parse_create_request(&st.catalog, &body), prefer) {
+        (Ok(r), Ok(w)) => Ok((r, w)),
+        (Err(v), Ok(_)) | (Ok(_), Err(v)) => Err(v),
+        (Err(mut v), Err(p)) => {
+            v.extend(p);
+            Err(v)
+        }
+    };
     // Report header and body problems together.
-    let (key, req) = match (key, parsed) {
+    let (key, (req, wait)) = match (key, parsed) {
         (Ok(k), Ok(r)) => (k, r),
         (Err(e), Ok(_)) => return Err(e),
         (Ok(_), Err(v)) => return Err(v.into()),
@@ -110,6 +124,7 @@ pub async fn create_generation(
     match domain::create(
         &st,
         &auth.account_id,
+        &auth.key_id,
         req,
         references,
         hold.as_ref().map(|h| (&h.scope, h.token.as_str())),
@@ -117,9 +132,36 @@ pub async fn create_generation(
     .await
     {
         Ok((task, view)) => {
-            let mut resp = (StatusCode::ACCEPTED, Json(view)).into_response();
+            // The idempotency record was completed with the task: let go of
+            // the hold (and its heartbeat) before any wait.
+            drop(hold);
+            let (status, view) = match wait {
+                None => (StatusCode::ACCEPTED, view),
+                Some(d) => {
+                    let task = domain::wait_for_change(
+                        &st,
+                        &auth.account_id,
+                        task.clone(),
+                        d,
+                        WaitUntil::Terminal,
+                    )
+                    .await?;
+                    let status = if task.status.is_terminal() {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::ACCEPTED
+                    };
+                    (status, Generation::from_task(&task, st.links.as_ref()))
+                }
+            };
+            let mut resp = (status, Json(view)).into_response();
             if let Ok(v) = HeaderValue::from_str(&domain::location(&task.id)) {
                 resp.headers_mut().insert(header::LOCATION, v);
+            }
+            if let Some(d) = wait
+                && let Ok(v) = HeaderValue::from_str(&format!("wait={}", d.as_secs()))
+            {
+                resp.headers_mut().insert("preference-applied", v);
             }
             Ok(resp)
         }
@@ -133,9 +175,11 @@ pub async fn create_generation(
 }
 
 /// A generation task. With `?wait=N` (1..=60) the answer is held until the
-/// status changes or N seconds pass.
+/// status changes or N seconds pass; with `&until=terminal`, until the task
+/// ends or N seconds pass.
 #[utoipa::path(get, path = "/api/v1/generations/{task_id}", tag = "generations", security(("bearer" = [])),
-    params(("task_id" = String, Path), ("wait" = Option<u32>, Query, minimum = 1, maximum = 60, description = "long poll: seconds to wait for a status change, 1..=60")),
+    params(("task_id" = String, Path), ("wait" = Option<u32>, Query, minimum = 1, maximum = 60, description = "long poll: seconds to wait for a status change, 1..=60"),
+           ("until" = Option<String>, Query, pattern = "^(change|terminal)$", description = "what `wait` waits for: `change` (default, the next status change) or `terminal` (the end of the task)")),
     responses((status = 200, body = Generation), (status = 404, body = ErrorEnvelope), (status = 400, body = ErrorEnvelope)))]
 pub async fn get_generation(
     State(st): State<AppState>,
@@ -143,27 +187,41 @@ pub async fn get_generation(
     Path(task_id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Generation>, ApiError> {
+    let mut errs = ValidationErrors::new();
     let wait = match q.get("wait") {
         None => None,
         Some(w) => match w.parse::<u64>() {
             Ok(n) if (1..=60).contains(&n) => Some(Duration::from_secs(n)),
             _ => {
-                return Err(ValidationErrors::single(
+                errs.push(
                     "wait",
                     FieldIssue::OutOfRange,
                     "wait must be an integer from 1 to 60",
-                )
-                .into());
+                );
+                None
             }
         },
     };
+    let until = match q.get("until").map(String::as_str) {
+        None | Some("change") => WaitUntil::Change,
+        Some("terminal") => WaitUntil::Terminal,
+        Some(_) => {
+            errs.push(
+                "until",
+                FieldIssue::NotAllowed,
+                "until must be change or terminal",
+            );
+            WaitUntil::Change
+        }
+    };
+    errs.into_result()?;
     let id = TaskId::parse(&task_id).ok_or_else(|| ApiError::not_found("generation"))?;
     let task = domain::get(&st, &auth.account_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("generation"))?;
     let task = match wait {
         Some(d) if !task.status.is_terminal() => {
-            domain::wait_for_change(&st, &auth.account_id, task, d).await?
+            domain::wait_for_change(&st, &auth.account_id, task, d, until).await?
         }
         _ => task,
     };
@@ -199,4 +257,53 @@ pub async fn list_generations(
             .collect(),
         has_more,
     }))
+}
+
+impl From<CancelError> for ApiError {
+    fn from(e: CancelError) -> Self {
+        match e {
+            CancelError::NotFound => ApiError::not_found("generation"),
+            CancelError::NotCancelable { status } => ApiError::new(
+                ErrorCode::NotCancelable,
+                format!(
+                    "this task is already {} at its upstream provider, which cannot cancel it; it will finish and be charged (or refunded if it fails)",
+                    status.as_str()
+                ),
+            ),
+            CancelError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// Cancel a task. One still queued (or running on the sandbox) ends at once
+/// as `failed` with `error.code = "canceled"`, its reserved credits refunded
+/// in full, and `generation.failed` is sent. One its upstream already runs
+/// and cannot stop is `409 not_cancelable`, unchanged. One already ended is
+/// returned as it is.
+#[utoipa::path(post, path = "/api/v1/generations/{task_id}/cancel", tag = "generations", security(("bearer" = [])),
+    params(("task_id" = String, Path), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[ -~]+$", description = "1..=255 printable ASCII characters; replays the first answer")),
+    responses(
+        (status = 200, description = "the task, canceled now or already ended", body = Generation),
+        (status = 401, description = "api_key_missing | api_key_invalid | api_key_revoked | api_key_expired", body = ErrorEnvelope),
+        (status = 403, description = "api_scope_denied", body = ErrorEnvelope),
+        (status = 404, description = "not_found", body = ErrorEnvelope),
+        (status = 409, description = "not_cancelable (already with an upstream that cannot cancel; it will finish and be charged) | idempotency_conflict", body = ErrorEnvelope),
+        (status = 429, description = "rate_limited", body = ErrorEnvelope),
+        (status = 503, description = "service_unavailable", body = ErrorEnvelope),
+    ))]
+pub async fn cancel_generation(
+    State(st): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+    Path(task_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let key = idempotency::parse_key(&headers)?;
+    let id = TaskId::parse(&task_id).ok_or_else(|| ApiError::not_found("generation"))?;
+    let path = format!("/api/v1/generations/{id}/cancel");
+    let work = async {
+        let task = domain::cancel(&st, &auth.account_id, &id).await?;
+        serde_json::to_string(&Generation::from_task(&task, st.links.as_ref()))
+            .map_err(ApiError::internal)
+    };
+    idempotency::respond(&st, &auth, key, &path, b"", StatusCode::OK, work).await
 }

@@ -16,6 +16,7 @@ pub mod media;
 pub mod models;
 pub mod openapi;
 pub mod ops;
+pub mod prefer;
 pub mod webhooks;
 
 use crate::app::AppState;
@@ -81,7 +82,9 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         state,
         Scope::GenerationsCreate,
         RequestClass::Create,
-        OpenApiRouter::new().routes(routes!(generations::create_generation)),
+        OpenApiRouter::new()
+            .routes(routes!(generations::create_generation))
+            .routes(routes!(generations::cancel_generation)),
     );
     let read = guarded(
         state,

@@ -98,6 +98,16 @@ pub trait Provider: Send + Sync {
     ) -> bool {
         false
     }
+    /// Whether a task on this provider can still be canceled, judged from
+    /// its saved upstream state (`None`: nothing saved yet). The default
+    /// says yes only while nothing is saved: whatever a provider saves
+    /// before calling a vendor may mean the vendor has the task, and a
+    /// vendor without a cancel call will finish it and bill us. Cancel is a
+    /// compare-and-set on this very state, so the provider's next save (and
+    /// with it the vendor call it protects) and a cancel cannot both happen.
+    fn cancelable(&self, upstream: Option<&Value>) -> bool {
+        upstream.is_none()
+    }
     /// The provider's health, for providers that can lose it (a vendor
     /// refusing our credentials); `None` is always healthy.
     fn health(&self) -> Option<&health::ProviderHealth> {
@@ -142,6 +152,23 @@ impl ProviderRouting {
             routes,
             fallback,
         }
+    }
+
+    /// The provider a task of `account_is_sandbox` runs on: a sandbox
+    /// account's tasks always run on the sandbox, whatever the model's route.
+    pub fn provider_for_account(&self, model: &Model, account_is_sandbox: bool) -> String {
+        if account_is_sandbox {
+            sandbox::NAME.to_owned()
+        } else {
+            self.provider_for(model)
+        }
+    }
+
+    /// Whether `provider` can take new tasks now.
+    pub fn availability_of(&self, provider: &str, now_ms: i64) -> health::Availability {
+        self.get(provider)
+            .and_then(|p| p.health().map(|h| h.check(now_ms)))
+            .unwrap_or(health::Availability::Healthy)
     }
 
     pub fn provider_for(&self, model: &Model) -> String {

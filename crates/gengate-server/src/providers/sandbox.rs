@@ -11,6 +11,9 @@ use gengate_core::kling::KlingParams;
 use serde_json::json;
 use std::time::Duration;
 
+/// The sandbox's provider name (tasks' `provider` column, routes).
+pub const NAME: &str = "sandbox";
+
 pub struct SandboxProvider {
     concurrency: usize,
     clock: gengate_core::clock::SharedClock,
@@ -60,7 +63,14 @@ pub fn controls(prompt: &str) -> Controls {
 #[async_trait]
 impl Provider for SandboxProvider {
     fn name(&self) -> &'static str {
-        "sandbox"
+        NAME
+    }
+
+    /// Nothing leaves the process: a queued or rendering task can always be
+    /// stopped (a render already running finishes and is thrown away, since
+    /// the task's success is a compare-and-set it then loses).
+    fn cancelable(&self, _upstream: Option<&serde_json::Value>) -> bool {
+        true
     }
 
     fn concurrency(&self) -> usize {

@@ -844,6 +844,15 @@ impl Provider for KlingProvider {
         Some(&self.health)
     }
 
+    /// Kling has no cancel call: a task is cancelable only while nothing may
+    /// be at Kling (never sent, or refused cleanly and waiting to be sent again).
+    fn cancelable(&self, upstream: Option<&Value>) -> bool {
+        matches!(
+            Upstream::load(upstream),
+            Ok(None | Some(Upstream::Pending { .. }))
+        )
+    }
+
     /// Creates are taken while an account waits for its create probe, even with none in
     /// rotation: one of them is the probe.
     fn availability(&self, now_ms: i64) -> Availability {
