@@ -14,8 +14,9 @@ pub struct ApiError {
     pub message: String,
     pub details: Vec<FieldProblem>,
     pub retry_after_secs: Option<u64>,
-    /// With `spend_limit_exceeded`: the key's limit and where it stands.
-    pub spend_limit: Option<SpendLimitState>,
+    /// With `spend_limit_exceeded`: the key's limit and where it stands. Boxed:
+    /// rare, and it would otherwise double the size of every `Result<_, ApiError>`.
+    pub spend_limit: Option<Box<SpendLimitState>>,
 }
 
 /// A key's spend limit and what its tasks hold (in `spend_limit_exceeded`
@@ -87,7 +88,7 @@ impl ApiError {
         state.price = Some(r.price.get());
         state.frees_at = Some(r.frees_at.map(|t| t.rfc3339()));
         Self {
-            spend_limit: Some(state),
+            spend_limit: Some(Box::new(state)),
             ..Self::new(
                 ErrorCode::SpendLimitExceeded,
                 format!(
@@ -188,7 +189,7 @@ impl IntoResponse for ApiError {
                 message: self.message,
                 request_id: current_request_id(),
                 details: self.details,
-                spend_limit: self.spend_limit,
+                spend_limit: self.spend_limit.map(|b| *b),
             },
         };
         let mut resp = (status, axum::Json(body)).into_response();
