@@ -307,7 +307,17 @@ async fn four_nodes_share_one_database_one_redis_and_one_bucket() {
     let http = c.http.clone();
 
     // Roles: workers serve no public API; every node says who it is.
-    let w = c.workers[1].readyz(&http).await;
+    // The runner and dispatcher register their slots just after the port answers.
+    let mut w = c.workers[1].readyz(&http).await;
+    for _ in 0..100 {
+        if w["node"]["runner"]["sandbox"]["slots"].is_u64()
+            && w["node"]["webhook_dispatcher"]["slots"].is_u64()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        w = c.workers[1].readyz(&http).await;
+    }
     assert_eq!(w["node"]["role"], "worker");
     assert_eq!(w["node"]["api"], false);
     assert!(
@@ -368,7 +378,7 @@ async fn four_nodes_share_one_database_one_redis_and_one_bucket() {
     let first = create_tasks(&c, &key, 1, "first").await.remove(0);
     let poll = http
         .get(format!(
-            "{}/api/v1/generations/{first}?wait=30",
+            "{}/api/v1/generations/{first}?wait=30&until=terminal",
             c.api[0].base
         ))
         .bearer_auth(&key)
