@@ -3,7 +3,7 @@
 //! layout, migrations, the job-lease query — is passed in.
 
 pub(crate) const TASK_COLS: &str = "id, account_id, model, status, prompt, params, reference_files, reserved_credits, final_credits, client_request_id, result, error, created_at, updated_at, deadline_at";
-pub(crate) const KEY_COLS: &str = "id, account_id, name, visible_prefix, key_hash, scopes, rate_create, rate_read, rate_upload, created_at, expires_at, revoked_at";
+pub(crate) const KEY_COLS: &str = "id, account_id, name, visible_prefix, key_hash, scopes, rate_create, rate_read, rate_upload, created_at, expires_at, revoked_at, last_used_at";
 
 pub(crate) const FILE_COLS: &str = "id, account_id, kind, mime_type, name, size_bytes, sha256, blob_key, width, height, duration_seconds, model, client_request_id, created_at, expires_at";
 
@@ -205,6 +205,7 @@ macro_rules! impl_store {
                 created_at: ts(r.try_get("created_at")?),
                 expires_at: r.try_get::<Option<i64>, _>("expires_at")?.map(ts),
                 revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(ts),
+                last_used_at: r.try_get::<Option<i64>, _>("last_used_at")?.map(ts),
             })
         }
 
@@ -339,7 +340,7 @@ macro_rules! impl_store {
                 let id = ApiKeyId::generate();
                 let scopes = k.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",");
                 let sql = format!(
-                    "INSERT INTO api_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL) RETURNING {KEY_COLS}"
+                    "INSERT INTO api_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL) RETURNING {KEY_COLS}"
                 );
                 let r = sqlx::query(AssertSqlSafe(sql))
                     .bind(id.as_str())
@@ -382,6 +383,16 @@ macro_rules! impl_store {
                     .execute(&self.writer)
                     .await?;
                 Ok(r.rows_affected() == 1)
+            }
+
+            async fn touch_api_key(&self, id: &ApiKeyId, now: Timestamp) -> StoreResult<()> {
+                // Never moves backwards when two nodes touch the same key.
+                sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)")
+                    .bind(id.as_str())
+                    .bind(now.as_millis())
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
             }
 
             async fn change_credits(
@@ -449,6 +460,21 @@ macro_rules! impl_store {
                 .fetch_all(&self.reader)
                 .await?;
                 rows.iter().map(ledger_from_row).collect()
+            }
+
+            async fn ledger_page(&self, account: &AccountId, before_seq: Option<i64>, limit: u32) -> StoreResult<(Vec<LedgerEntry>, bool)> {
+                let rows = sqlx::query(
+                    "SELECT seq, account_id, kind, amount, balance_after, task_id, reason, created_at FROM ledger_entries \
+                     WHERE account_id = $1 AND (CAST($2 AS BIGINT) IS NULL OR seq < $2) ORDER BY seq DESC LIMIT $3",
+                )
+                .bind(account.as_str())
+                .bind(before_seq)
+                .bind(i64::from(limit) + 1)
+                .fetch_all(&self.reader)
+                .await?;
+                let has_more = rows.len() > limit as usize;
+                let entries = rows.iter().take(limit as usize).map(ledger_from_row).collect::<StoreResult<Vec<_>>>()?;
+                Ok((entries, has_more))
             }
 
             async fn ledger_mismatches(&self) -> StoreResult<Vec<LedgerMismatch>> {
