@@ -86,7 +86,10 @@ mod tests {
         assert!(k.secret.starts_with("gg_test_"));
         assert_eq!(visible_prefix(&k.secret), Some(k.visible_prefix.as_str()));
         assert!(generate_for(false).secret.starts_with("gg_live_"));
-        assert_eq!(visible_prefix(&k.secret.replacen("gg_test_", "gg_fake_", 1)), None);
+        assert_eq!(
+            visible_prefix(&k.secret.replacen("gg_test_", "gg_fake_", 1)),
+            None
+        );
     }
 }
 

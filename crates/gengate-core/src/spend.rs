@@ -71,7 +71,11 @@ impl SpendLimit {
     /// hold (`(created_at, credits)`, oldest first): the moment enough of
     /// them leave the window. `None` when that never happens by time alone
     /// (a fixed total, or a price above the limit itself).
-    pub fn room_frees_at(&self, held: &[(Timestamp, Credits)], price: Credits) -> Option<Timestamp> {
+    pub fn room_frees_at(
+        &self,
+        held: &[(Timestamp, Credits)],
+        price: Credits,
+    ) -> Option<Timestamp> {
         let window = self.window?;
         if price.get() > self.limit.get() {
             return None;
@@ -109,7 +113,11 @@ impl SpendLimit {
 
 /// `90s`, `30m`, `24h`, `7d` (a whole number and one unit).
 pub fn parse_window(s: &str) -> Result<Duration, String> {
-    let bad = || format!("{s:?} is not a window: use a whole number with s, m, h or d (e.g. 24h), or \"total\"");
+    let bad = || {
+        format!(
+            "{s:?} is not a window: use a whole number with s, m, h or d (e.g. 24h), or \"total\""
+        )
+    };
     let unit_at = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (n, unit) = s.split_at(unit_at);
     let n: u64 = n.parse().map_err(|_| bad())?;

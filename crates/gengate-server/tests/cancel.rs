@@ -29,7 +29,10 @@ async fn create(app: &TestApp, key: &str, prompt: &str) -> String {
         .post(
             "/api/v1/generations",
             key,
-            &kling(prompt, json!({"mode": "std", "duration": 3, "aspect_ratio": "1:1"})),
+            &kling(
+                prompt,
+                json!({"mode": "std", "duration": 3, "aspect_ratio": "1:1"}),
+            ),
         )
         .send()
         .await
@@ -79,7 +82,9 @@ pub fn audit_with_the_cli(app: &TestApp) {
 async fn ledger_rows(app: &TestApp, task: &str, kind: &str) -> i64 {
     gengate_store::testing::raw_count(
         &app.database_url,
-        &format!("SELECT COUNT(*) FROM ledger_entries WHERE task_id = '{task}' AND kind = '{kind}'"),
+        &format!(
+            "SELECT COUNT(*) FROM ledger_entries WHERE task_id = '{task}' AND kind = '{kind}'"
+        ),
     )
     .await
     .expect("count")
@@ -102,7 +107,9 @@ async fn canceling_a_queued_task_refunds_it_once_and_sends_generation_failed(eng
     assert_eq!(app.balance(&acc).await, 900, "the full price comes back");
     assert_eq!(ledger_rows(&app, &id, "refund").await, 1);
     // GET says the same.
-    let got = app.get_json(&format!("/api/v1/generations/{id}"), &key).await;
+    let got = app
+        .get_json(&format!("/api/v1/generations/{id}"), &key)
+        .await;
     assert_eq!(got, v);
 
     // The webhook event, written with the refund (outbox).
@@ -145,7 +152,10 @@ async fn canceling_a_queued_task_refunds_it_once_and_sends_generation_failed(eng
 
     // Unknown and foreign ids look the same; a key without the scope is refused.
     let (status, v) = cancel(&app, &key, "task_doesnotexist").await;
-    assert_eq!((status, v["error"]["code"].as_str()), (404, Some("not_found")));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
     let (_, other) = app.account("other", 0).await;
     let (status, _) = cancel(&app, &other, &id).await;
     assert_eq!(status, 404);
@@ -154,8 +164,15 @@ async fn canceling_a_queued_task_refunds_it_once_and_sends_generation_failed(eng
         .await;
     let id3 = create(&app, &key, "third").await;
     let (status, v) = cancel(&app, &read_only, &id3).await;
-    assert_eq!((status, v["error"]["code"].as_str()), (403, Some("api_scope_denied")));
-    assert_eq!(app.get_json(&format!("/api/v1/generations/{id3}"), &key).await["status"], "queued");
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (403, Some("api_scope_denied"))
+    );
+    assert_eq!(
+        app.get_json(&format!("/api/v1/generations/{id3}"), &key)
+            .await["status"],
+        "queued"
+    );
 
     app.assert_ledger_balances().await;
     audit_with_the_cli(&app);
@@ -168,7 +185,12 @@ async fn canceling_a_queued_task_refunds_it_once_and_sends_generation_failed(eng
 async fn cancel_races_the_sandbox_runner_and_exactly_one_side_wins(engine: Engine) {
     let app = TestApp::spawn_with(
         engine,
-        &["--rate-create-per-min", "100000", "--sandbox-concurrency", "4"],
+        &[
+            "--rate-create-per-min",
+            "100000",
+            "--sandbox-concurrency",
+            "4",
+        ],
     )
     .await;
     const TASKS: usize = 24;
@@ -197,7 +219,12 @@ async fn cancel_races_the_sandbox_runner_and_exactly_one_side_wins(engine: Engin
             };
             cancels.push(tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                let r = http.post(url).bearer_auth(key).send().await.expect("cancel");
+                let r = http
+                    .post(url)
+                    .bearer_auth(key)
+                    .send()
+                    .await
+                    .expect("cancel");
                 let status = r.status().as_u16();
                 (status, r.json::<Value>().await.expect("json"))
             }));
@@ -289,7 +316,9 @@ async fn a_task_kling_already_runs_is_not_cancelable_and_still_charged(engine: E
     // Wait until Kling has it and our task says so (processing).
     let deadline = Instant::now() + Duration::from_secs(20);
     let before = loop {
-        let v = app.get_json(&format!("/api/v1/generations/{id}"), &key).await;
+        let v = app
+            .get_json(&format!("/api/v1/generations/{id}"), &key)
+            .await;
         if v["status"] == "processing" {
             break v;
         }
@@ -303,7 +332,9 @@ async fn a_task_kling_already_runs_is_not_cancelable_and_still_charged(engine: E
     let msg = v["error"]["message"].as_str().unwrap_or_default();
     assert!(msg.contains("will finish and be charged"), "{msg}");
     // Nothing changed.
-    let after = app.get_json(&format!("/api/v1/generations/{id}"), &key).await;
+    let after = app
+        .get_json(&format!("/api/v1/generations/{id}"), &key)
+        .await;
     assert_eq!(after["status"], before["status"]);
     assert_eq!(after["updated_at"], before["updated_at"]);
     assert_eq!(app.balance(&acc).await, 810);
@@ -347,7 +378,12 @@ async fn cancel_races_the_kling_submit_and_never_leaves_an_unpaid_upstream_task(
             );
             attempts.push(tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(a * 3 + (i as u64 % 4) * 2)).await;
-                let r = http.post(url).bearer_auth(key).send().await.expect("cancel");
+                let r = http
+                    .post(url)
+                    .bearer_auth(key)
+                    .send()
+                    .await
+                    .expect("cancel");
                 (id, r.status().as_u16())
             }));
         }

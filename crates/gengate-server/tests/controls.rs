@@ -22,7 +22,10 @@ on_both_engines!(
 );
 
 fn body(prompt: &str) -> Value {
-    kling(prompt, json!({"mode": "std", "duration": 3, "aspect_ratio": "1:1"}))
+    kling(
+        prompt,
+        json!({"mode": "std", "duration": 3, "aspect_ratio": "1:1"}),
+    )
 }
 
 async fn create(app: &TestApp, key: &str, prompt: &str) -> (u16, Value) {
@@ -90,19 +93,29 @@ async fn prefer_wait_holds_the_create_until_the_task_ends(engine: Engine) {
 
     // Ends in time: 200 with the finished task.
     let started = Instant::now();
-    let r = send("quick [sandbox:fail]", "wait=30", Some("w-1")).await.expect("post");
+    let r = send("quick [sandbox:fail]", "wait=30", Some("w-1"))
+        .await
+        .expect("post");
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["preference-applied"], "wait=30");
-    let location = r.headers()["location"].to_str().expect("location").to_owned();
+    let location = r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["status"], "failed", "{v}");
     assert_eq!(v["error"]["code"], "generation_failed");
-    assert_eq!(location, format!("/api/v1/generations/{}", v["id"].as_str().unwrap()));
+    assert_eq!(
+        location,
+        format!("/api/v1/generations/{}", v["id"].as_str().unwrap())
+    );
     assert!(started.elapsed() < Duration::from_secs(20));
 
     // A replay answers what was stored with the task (202, as created), and
     // neither creates nor charges again.
-    let r = send("quick [sandbox:fail]", "wait=30", Some("w-1")).await.expect("post");
+    let r = send("quick [sandbox:fail]", "wait=30", Some("w-1"))
+        .await
+        .expect("post");
     assert_eq!(r.status(), 202);
     assert_eq!(r.headers()["idempotent-replayed"], "true");
     assert!(r.headers().get("preference-applied").is_none());
@@ -121,7 +134,11 @@ async fn prefer_wait_holds_the_create_until_the_task_ends(engine: Engine) {
         assert_eq!(e["error"]["details"][0]["field"], "Prefer");
     }
     let r = app
-        .post("/api/v1/generations", &key, &json!({"model": "kling-3-0", "prompt": ""}))
+        .post(
+            "/api/v1/generations",
+            &key,
+            &json!({"model": "kling-3-0", "prompt": ""}),
+        )
         .header("Prefer", "wait=0")
         .send()
         .await
@@ -133,23 +150,38 @@ async fn prefer_wait_holds_the_create_until_the_task_ends(engine: Engine) {
         .iter()
         .filter_map(|d| d["field"].as_str())
         .collect();
-    assert!(fields.contains(&"prompt") && fields.contains(&"Prefer"), "{e}");
+    assert!(
+        fields.contains(&"prompt") && fields.contains(&"Prefer"),
+        "{e}"
+    );
     assert_eq!((task_count(&app).await, app.balance(&acc).await), before);
 
     // Not in time: 202 after about N seconds, the task as it is then.
     let started = Instant::now();
-    let r = send("slow [sandbox:slow=4][sandbox:fail]", "respond-async, wait=1", None)
-        .await
-        .expect("post");
+    let r = send(
+        "slow [sandbox:slow=4][sandbox:fail]",
+        "respond-async, wait=1",
+        None,
+    )
+    .await
+    .expect("post");
     let held = started.elapsed();
     assert_eq!(r.status(), 202);
     assert_eq!(r.headers()["preference-applied"], "wait=1");
     let slow: Value = r.json().await.expect("json");
-    assert!(matches!(slow["status"].as_str(), Some("queued" | "processing")), "{slow}");
-    assert!(held >= Duration::from_millis(900), "answered after {held:?}");
+    assert!(
+        matches!(slow["status"].as_str(), Some("queued" | "processing")),
+        "{slow}"
+    );
+    assert!(
+        held >= Duration::from_millis(900),
+        "answered after {held:?}"
+    );
 
     // Without Prefer: 202 at once, no Preference-Applied.
-    let r = send("plain [sandbox:fail]", "return=minimal", None).await.expect("post");
+    let r = send("plain [sandbox:fail]", "return=minimal", None)
+        .await
+        .expect("post");
     assert_eq!(r.status(), 202);
     assert!(r.headers().get("preference-applied").is_none());
 
@@ -172,20 +204,29 @@ async fn until_terminal_holds_a_long_poll_past_processing(engine: Engine) {
     // until=terminal holds until the end, not the next change.
     let started = Instant::now();
     let done = app
-        .get_json(&format!("/api/v1/generations/{id}?wait=20&until=terminal"), &key)
+        .get_json(
+            &format!("/api/v1/generations/{id}?wait=20&until=terminal"),
+            &key,
+        )
         .await;
     assert_eq!(done["status"], "failed", "{done}");
     assert!(started.elapsed() < Duration::from_secs(15));
     // On an ended task it answers at once.
     let started = Instant::now();
     let again = app
-        .get_json(&format!("/api/v1/generations/{id}?wait=20&until=terminal"), &key)
+        .get_json(
+            &format!("/api/v1/generations/{id}?wait=20&until=terminal"),
+            &key,
+        )
         .await;
     assert_eq!(again, done);
     assert!(started.elapsed() < Duration::from_secs(2));
     // Bad values, all named.
     let e = app
-        .get_json(&format!("/api/v1/generations/{id}?wait=0&until=later"), &key)
+        .get_json(
+            &format!("/api/v1/generations/{id}?wait=0&until=later"),
+            &key,
+        )
         .await;
     assert_eq!(e["error"]["code"], "validation_failed");
     let fields: Vec<&str> = e["error"]["details"]
@@ -204,7 +245,8 @@ async fn spend_limit_lets_exactly_floor_limit_over_price_through_100_concurrent_
     engine: Engine,
 ) {
     // No runner: nothing fails and gets refunded behind the test's back.
-    let app = TestApp::spawn_with(engine, &["--no-runner", "--rate-create-per-min", "100000"]).await;
+    let app =
+        TestApp::spawn_with(engine, &["--no-runner", "--rate-create-per-min", "100000"]).await;
     let (acc, key) = app.account("limited", 100 * 90).await;
     let id = key_id(&app, &key).await;
     let st = &app.running.state;
@@ -217,7 +259,11 @@ async fn spend_limit_lets_exactly_floor_limit_over_price_through_100_concurrent_
     .expect("set");
     let mut handles = Vec::new();
     for i in 0..100 {
-        let (http, url, key) = (app.http.clone(), app.url("/api/v1/generations"), key.clone());
+        let (http, url, key) = (
+            app.http.clone(),
+            app.url("/api/v1/generations"),
+            key.clone(),
+        );
         handles.push(tokio::spawn(async move {
             let r = http
                 .post(url)
@@ -274,18 +320,26 @@ async fn spend_limit_refusals_say_when_room_frees_and_refunds_give_room_back(eng
     assert_eq!(s3, 402, "{refused}");
     let limit = &refused["error"]["spend_limit"];
     assert_eq!(limit["spent"], 180);
-    let frees = gengate_core::Timestamp::parse_rfc3339(limit["frees_at"].as_str().expect("frees_at"))
-        .expect("time");
+    let frees =
+        gengate_core::Timestamp::parse_rfc3339(limit["frees_at"].as_str().expect("frees_at"))
+            .expect("time");
     let created = gengate_core::Timestamp::parse_rfc3339(first["created_at"].as_str().unwrap())
         .expect("time");
-    assert_eq!(frees.as_millis(), created.as_millis() + 3_600_000, "{refused}");
+    assert_eq!(
+        frees.as_millis(),
+        created.as_millis() + 3_600_000,
+        "{refused}"
+    );
     let balance = app.balance(&acc).await;
     assert_eq!(balance, 2000 - 180, "a refused create charged something");
 
     // A cancel refunds the task and gives its room back.
     let r = app
         .http
-        .post(app.url(&format!("/api/v1/generations/{}/cancel", first["id"].as_str().unwrap())))
+        .post(app.url(&format!(
+            "/api/v1/generations/{}/cancel",
+            first["id"].as_str().unwrap()
+        )))
         .bearer_auth(&key)
         .send()
         .await
@@ -296,7 +350,12 @@ async fn spend_limit_refusals_say_when_room_frees_and_refunds_give_room_back(eng
 
     // The limit is the key's: another key of the account is not held back.
     let other = app
-        .key(&acc, gengate_core::scope::Scope::ALL.to_vec(), None, Default::default())
+        .key(
+            &acc,
+            gengate_core::scope::Scope::ALL.to_vec(),
+            None,
+            Default::default(),
+        )
         .await;
     let (s5, _) = create(&app, &other, "other key").await;
     assert_eq!(s5, 202);
@@ -315,7 +374,10 @@ async fn spend_limit_refusals_say_when_room_frees_and_refunds_give_room_back(eng
     assert_eq!(s6, 402);
     assert_eq!(refused["error"]["spend_limit"]["window"], "total");
     assert!(refused["error"]["spend_limit"]["window_seconds"].is_null());
-    assert!(refused["error"]["spend_limit"]["frees_at"].is_null(), "{refused}");
+    assert!(
+        refused["error"]["spend_limit"]["frees_at"].is_null(),
+        "{refused}"
+    );
     gengate_server::accounts::set_spend_limit(st.store.as_ref(), &id, None)
         .await
         .expect("clear");
@@ -380,7 +442,12 @@ async fn sandbox_accounts_run_on_the_sandbox_even_with_kling_configured(engine: 
         .await
         .expect("sandbox");
     let test_key = app
-        .key(&dev.id, gengate_core::scope::Scope::ALL.to_vec(), None, Default::default())
+        .key(
+            &dev.id,
+            gengate_core::scope::Scope::ALL.to_vec(),
+            None,
+            Default::default(),
+        )
         .await;
     assert!(test_key.starts_with("gg_test_"), "{test_key}");
     let credits = app.get_json("/api/v1/credits", &test_key).await;
@@ -393,7 +460,10 @@ async fn sandbox_accounts_run_on_the_sandbox_even_with_kling_configured(engine: 
     let done = app.wait_terminal(&test_key, &sid, 60).await;
     assert_eq!(done["status"], "failed");
     assert!(
-        done["error"]["message"].as_str().unwrap_or_default().contains("sandbox"),
+        done["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("sandbox"),
         "{done}"
     );
     assert!(provider_of(&app, &sid, "sandbox").await);
@@ -421,11 +491,17 @@ async fn sandbox_accounts_run_on_the_sandbox_even_with_kling_configured(engine: 
     gengate_server::accounts::set_sandbox(st.store.as_ref(), &live, true)
         .await
         .expect("switch");
-    assert_eq!(app.get_json("/api/v1/credits", &live_key).await["sandbox"], true);
+    assert_eq!(
+        app.get_json("/api/v1/credits", &live_key).await["sandbox"],
+        true
+    );
     let (status, v) = create(&app, &live_key, "now a test [sandbox:fail]").await;
     assert_eq!(status, 202);
     let nid = v["id"].as_str().expect("id").to_owned();
-    assert_eq!(app.wait_terminal(&live_key, &nid, 60).await["status"], "failed");
+    assert_eq!(
+        app.wait_terminal(&live_key, &nid, 60).await["status"],
+        "failed"
+    );
     assert!(provider_of(&app, &nid, "sandbox").await);
     assert_eq!(upstream_tasks_for(&fake, &nid), 0);
     // And back.
@@ -434,7 +510,10 @@ async fn sandbox_accounts_run_on_the_sandbox_even_with_kling_configured(engine: 
         .expect("switch back");
     let (_, v) = create(&app, &live_key, "live again").await;
     let bid = v["id"].as_str().expect("id").to_owned();
-    assert_eq!(app.wait_terminal(&live_key, &bid, 60).await["status"], "succeeded");
+    assert_eq!(
+        app.wait_terminal(&live_key, &bid, 60).await["status"],
+        "succeeded"
+    );
     assert!(provider_of(&app, &bid, "kling").await);
 
     // Operators top sandbox accounts up like any other.
@@ -480,12 +559,29 @@ fn gengate(app: &TestApp, args: &[&str]) -> String {
 
 async fn operator_commands_for_sandbox_accounts_and_spend_limits(engine: Engine) {
     let app = TestApp::spawn_with(engine, &["--no-runner", "--key-cache-ms", "0"]).await;
-    let out = gengate(&app, &["accounts", "create", "acme-dev", "--sandbox", "--credits", "900"]);
+    let out = gengate(
+        &app,
+        &[
+            "accounts",
+            "create",
+            "acme-dev",
+            "--sandbox",
+            "--credits",
+            "900",
+        ],
+    );
     assert!(out.contains("sandbox"), "{out}");
     let out = gengate(
         &app,
         &[
-            "keys", "create", "--account", "acme-dev", "--spend-limit", "90", "--spend-window", "24h",
+            "keys",
+            "create",
+            "--account",
+            "acme-dev",
+            "--spend-limit",
+            "90",
+            "--spend-window",
+            "24h",
         ],
     );
     assert!(out.contains("limit:   90 credits per 24h"), "{out}");
@@ -502,7 +598,10 @@ async fn operator_commands_for_sandbox_accounts_and_spend_limits(engine: Engine)
         .trim()
         .to_owned();
     assert!(secret.starts_with("gg_test_"), "{secret}");
-    assert_eq!(app.get_json("/api/v1/credits", &secret).await["sandbox"], true);
+    assert_eq!(
+        app.get_json("/api/v1/credits", &secret).await["sandbox"],
+        true
+    );
 
     assert_eq!(create(&app, &secret, "one").await.0, 202);
     assert_eq!(create(&app, &secret, "two").await.0, 402);
@@ -513,11 +612,17 @@ async fn operator_commands_for_sandbox_accounts_and_spend_limits(engine: Engine)
     assert_eq!(create(&app, &secret, "three").await.0, 202);
     gengate(&app, &["keys", "limit", &id, "--spend-limit", "1000"]);
     let list = gengate(&app, &["keys", "list"]);
-    assert!(list.contains("spent 180 of 1000 credits in total"), "{list}");
+    assert!(
+        list.contains("spent 180 of 1000 credits in total"),
+        "{list}"
+    );
 
     let out = gengate(&app, &["accounts", "set", "acme-dev", "--sandbox", "false"]);
     assert!(out.contains("live"), "{out}");
-    assert_eq!(app.get_json("/api/v1/credits", &secret).await["sandbox"], false);
+    assert_eq!(
+        app.get_json("/api/v1/credits", &secret).await["sandbox"],
+        false
+    );
     let list = gengate(&app, &["accounts", "list"]);
     assert!(list.contains("acme-dev") && list.contains("live"), "{list}");
     // New keys of the now-live account are live keys.
@@ -558,7 +663,12 @@ async fn keys_api_shows_and_sets_spend_limits(engine: Engine) {
     let app = TestApp::spawn_with(engine, &["--no-runner"]).await;
     let (acc, admin) = app.account("keys-admin", 2000).await;
     let worker = app
-        .key(&acc, gengate_core::scope::Scope::ALL.to_vec(), None, Default::default())
+        .key(
+            &acc,
+            gengate_core::scope::Scope::ALL.to_vec(),
+            None,
+            Default::default(),
+        )
         .await;
     let worker_id = key_id(&app, &worker).await;
     let patch = |id: String, key: String, body: Value| {
@@ -620,21 +730,33 @@ async fn keys_api_shows_and_sets_spend_limits(engine: Engine) {
         assert!(fields.contains(&f), "{f} not in {fields:?}");
     }
     // A key cannot lift its own limit.
-    let r = patch(worker_id.to_string(), worker.clone(), json!({"spend_limit": null}))
-        .await
-        .expect("patch");
+    let r = patch(
+        worker_id.to_string(),
+        worker.clone(),
+        json!({"spend_limit": null}),
+    )
+    .await
+    .expect("patch");
     assert_eq!(r.status(), 400);
     assert_eq!(create(&app, &worker, "d").await.0, 402);
     // Another account's key is not found.
     let (_, stranger) = app.account("stranger", 0).await;
-    let r = patch(worker_id.to_string(), stranger, json!({"spend_limit": null}))
-        .await
-        .expect("patch");
+    let r = patch(
+        worker_id.to_string(),
+        stranger,
+        json!({"spend_limit": null}),
+    )
+    .await
+    .expect("patch");
     assert_eq!(r.status(), 404);
     // Cleared by the admin key: room again.
-    let r = patch(worker_id.to_string(), admin.clone(), json!({"spend_limit": null}))
-        .await
-        .expect("patch");
+    let r = patch(
+        worker_id.to_string(),
+        admin.clone(),
+        json!({"spend_limit": null}),
+    )
+    .await
+    .expect("patch");
     assert_eq!(r.status(), 200);
     assert!(r.json::<Value>().await.expect("json")["spend_limit"].is_null());
     assert_eq!(create(&app, &worker, "e").await.0, 202);

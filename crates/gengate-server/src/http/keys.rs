@@ -13,8 +13,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gengate_core::apikey::request::{Caller, parse_create};
-use gengate_core::idempotency::canonical_json;
 use gengate_core::error::{FieldIssue, ValidationErrors};
+use gengate_core::idempotency::canonical_json;
 use gengate_core::ids::ApiKeyId;
 use gengate_store::StoredResponse;
 use serde::Serialize;
@@ -172,7 +172,10 @@ fn parse_patch(
         }
         Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::Object(l)) => {
-            for k in l.keys().filter(|k| !matches!(k.as_str(), "limit" | "window")) {
+            for k in l
+                .keys()
+                .filter(|k| !matches!(k.as_str(), "limit" | "window"))
+            {
                 errs.push(
                     format!("spend_limit.{k}"),
                     FieldIssue::UnknownField,

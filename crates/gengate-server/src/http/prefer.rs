@@ -39,7 +39,11 @@ pub fn wait(headers: &HeaderMap) -> Result<Option<Duration>, ValidationErrors> {
                 Some(n) if (1..=MAX_WAIT_SECS).contains(&n) => {
                     found = Some(Duration::from_secs(n));
                 }
-                _ => return Err(bad("Prefer: wait must be an integer number of seconds from 1 to 60")),
+                _ => {
+                    return Err(bad(
+                        "Prefer: wait must be an integer number of seconds from 1 to 60",
+                    ));
+                }
             }
         }
     }
@@ -105,7 +109,9 @@ mod tests {
 
     #[test]
     fn a_wait_out_of_range_or_not_a_number_is_refused() {
-        for v in ["wait=0", "wait=61", "wait=abc", "wait", "wait=-1", "wait=1.5"] {
+        for v in [
+            "wait=0", "wait=61", "wait=abc", "wait", "wait=-1", "wait=1.5",
+        ] {
             let e = wait(&h(&[v])).expect_err(v);
             assert_eq!(e.into_problems()[0].field, "Prefer");
         }
