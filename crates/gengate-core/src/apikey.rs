@@ -92,3 +92,310 @@ mod tests {
         );
     }
 }
+
+/// An account's own keys, created through the API (`POST /api/v1/keys`) by a
+/// key with `keys:manage`. The rule that matters: a key can never mint a key
+/// more powerful than itself — no scope it lacks, no life beyond its own expiry.
+pub mod request {
+    use crate::error::{FieldIssue, ValidationErrors};
+    use crate::scope::Scope;
+    use crate::text::{self, TextRule};
+    use crate::time::Timestamp;
+    use serde_json::Value;
+
+    /// Longest key name, in characters (the same bound as webhook endpoint names).
+    pub const MAX_NAME_CHARS: usize = 100;
+    const FIELDS: [&str; 3] = ["name", "scopes", "expires_at"];
+
+    /// What the calling key may hand on.
+    #[derive(Debug, Clone)]
+    pub struct Caller<'a> {
+        pub scopes: &'a [Scope],
+        pub expires_at: Option<Timestamp>,
+    }
+
+    /// A create request that passed every rule.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct CreateKey {
+        pub name: String,
+        /// Sorted, duplicate-free, never empty, a subset of the caller's.
+        pub scopes: Vec<Scope>,
+        /// Never later than the caller's own expiry.
+        pub expires_at: Option<Timestamp>,
+    }
+
+    /// Checks the body of `POST /api/v1/keys`, naming every bad field.
+    /// `scopes` left out means every scope the caller has; `expires_at`
+    /// left out means the caller's own expiry (none for a key that never expires).
+    pub fn parse_create(
+        body: &Value,
+        caller: &Caller<'_>,
+        now: Timestamp,
+    ) -> Result<CreateKey, ValidationErrors> {
+        let mut errs = ValidationErrors::new();
+        let Value::Object(obj) = body else {
+            return Err(ValidationErrors::single(
+                "body",
+                FieldIssue::InvalidType,
+                "the request body must be a JSON object",
+            ));
+        };
+        for k in obj.keys() {
+            if !FIELDS.contains(&k.as_str()) {
+                let k = text::key_name(k);
+                errs.push(
+                    k.clone(),
+                    FieldIssue::UnknownField,
+                    format!("{k} is not a field of an API key"),
+                );
+            }
+        }
+        let name = name(obj.get("name"), &mut errs);
+        let scopes = match obj.get("scopes") {
+            None | Some(Value::Null) => Some(caller.scopes.to_vec()),
+            Some(v) => scopes(v, caller.scopes, &mut errs),
+        };
+        let expires_at = match obj.get("expires_at") {
+            None | Some(Value::Null) => Some(caller.expires_at),
+            Some(v) => expiry(v, caller.expires_at, now, &mut errs),
+        };
+        match (name, scopes, expires_at) {
+            (Some(name), Some(mut scopes), Some(expires_at)) if errs.is_empty() => {
+                scopes.sort();
+                scopes.dedup();
+                Ok(CreateKey {
+                    name,
+                    scopes,
+                    expires_at,
+                })
+            }
+            _ => Err(errs),
+        }
+    }
+
+    fn name(v: Option<&Value>, errs: &mut ValidationErrors) -> Option<String> {
+        let s = match v {
+            None | Some(Value::Null) => {
+                errs.push("name", FieldIssue::Required, "name is required");
+                return None;
+            }
+            Some(Value::String(s)) => s.trim(),
+            Some(_) => {
+                errs.push("name", FieldIssue::InvalidType, "name must be a string");
+                return None;
+            }
+        };
+        if s.is_empty() {
+            errs.push("name", FieldIssue::Blank, "name must not be blank");
+            return None;
+        }
+        if s.chars().count() > MAX_NAME_CHARS {
+            errs.push(
+                "name",
+                FieldIssue::TooLong,
+                format!("name must be at most {MAX_NAME_CHARS} characters"),
+            );
+            return None;
+        }
+        text::check("name", s, TextRule::Line, errs).then(|| s.to_owned())
+    }
+
+    fn scopes(v: &Value, held: &[Scope], errs: &mut ValidationErrors) -> Option<Vec<Scope>> {
+        let Value::Array(items) = v else {
+            errs.push(
+                "scopes",
+                FieldIssue::InvalidType,
+                "scopes must be an array of scope names",
+            );
+            return None;
+        };
+        if items.is_empty() {
+            errs.push(
+                "scopes",
+                FieldIssue::TooShort,
+                "scopes must name at least one scope (leave it out for every scope this key has)",
+            );
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let field = format!("scopes[{i}]");
+            match item.as_str() {
+                None => {
+                    ok = false;
+                    errs.push(field, FieldIssue::InvalidType, "scopes are strings");
+                }
+                Some(s) => match Scope::parse(s) {
+                    None => {
+                        ok = false;
+                        errs.push(
+                            field,
+                            FieldIssue::NotAllowed,
+                            format!(
+                                "{:?} is not a scope (allowed: {})",
+                                text::key_name(s),
+                                Scope::ALL.map(Scope::as_str).join(", ")
+                            ),
+                        );
+                    }
+                    Some(sc) if !held.contains(&sc) => {
+                        ok = false;
+                        errs.push(
+                            field,
+                            FieldIssue::NotAllowed,
+                            format!(
+                                "this API key lacks the {} scope, so it cannot grant it",
+                                sc.as_str()
+                            ),
+                        );
+                    }
+                    Some(sc) => out.push(sc),
+                },
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn expiry(
+        v: &Value,
+        own: Option<Timestamp>,
+        now: Timestamp,
+        errs: &mut ValidationErrors,
+    ) -> Option<Option<Timestamp>> {
+        let Some(at) = v.as_str().and_then(Timestamp::parse_rfc3339) else {
+            errs.push(
+                "expires_at",
+                FieldIssue::InvalidFormat,
+                "expires_at must be an RFC 3339 time such as 2026-12-31T00:00:00.000Z",
+            );
+            return None;
+        };
+        if at <= now {
+            errs.push(
+                "expires_at",
+                FieldIssue::OutOfRange,
+                "expires_at must be in the future",
+            );
+            return None;
+        }
+        if let Some(own) = own
+            && at > own
+        {
+            errs.push(
+                "expires_at",
+                FieldIssue::OutOfRange,
+                format!(
+                    "expires_at must not be later than this API key's own expiry, {}",
+                    own.rfc3339()
+                ),
+            );
+            return None;
+        }
+        Some(Some(at))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::error::FieldIssue;
+        use serde_json::json;
+
+        const NOW: Timestamp = Timestamp::from_millis(1_780_000_000_000);
+
+        fn fields(e: &ValidationErrors) -> Vec<(String, FieldIssue)> {
+            e.problems()
+                .iter()
+                .map(|p| (p.field.clone(), p.issue))
+                .collect()
+        }
+
+        #[test]
+        fn omitted_scopes_and_expiry_inherit_the_callers() {
+            let own = Some(NOW.plus(std::time::Duration::from_secs(3600)));
+            let held = [Scope::CreditsRead, Scope::KeysManage];
+            let c = Caller {
+                scopes: &held,
+                expires_at: own,
+            };
+            let k = parse_create(&json!({"name": " ci "}), &c, NOW).unwrap();
+            assert_eq!(k.name, "ci");
+            assert_eq!(k.scopes, held.to_vec());
+            assert_eq!(k.expires_at, own);
+        }
+
+        #[test]
+        fn a_key_cannot_grant_a_scope_it_lacks_or_outlive_itself() {
+            let own = NOW.plus(std::time::Duration::from_secs(3600));
+            let held = [Scope::CreditsRead, Scope::KeysManage];
+            let c = Caller {
+                scopes: &held,
+                expires_at: Some(own),
+            };
+            let e = parse_create(
+                &json!({"name": "x", "scopes": ["credits:read", "generations:create", "nope"],
+                        "expires_at": "2099-01-01T00:00:00Z"}),
+                &c,
+                NOW,
+            )
+            .unwrap_err();
+            assert_eq!(
+                fields(&e),
+                vec![
+                    ("scopes[1]".into(), FieldIssue::NotAllowed),
+                    ("scopes[2]".into(), FieldIssue::NotAllowed),
+                    ("expires_at".into(), FieldIssue::OutOfRange),
+                ]
+            );
+        }
+
+        #[test]
+        fn every_bad_field_is_named() {
+            let c = Caller {
+                scopes: &Scope::ALL,
+                expires_at: None,
+            };
+            let e = parse_create(
+                &json!({"name": "a\nb", "scopes": [], "expires_at": "2000-01-01T00:00:00Z", "admin": true}),
+                &c,
+                NOW,
+            )
+            .unwrap_err();
+            assert_eq!(
+                fields(&e),
+                vec![
+                    ("admin".into(), FieldIssue::UnknownField),
+                    ("name".into(), FieldIssue::InvalidFormat),
+                    ("scopes".into(), FieldIssue::TooShort),
+                    ("expires_at".into(), FieldIssue::OutOfRange),
+                ]
+            );
+            let e = parse_create(&json!({"scopes": "all", "expires_at": 5}), &c, NOW).unwrap_err();
+            assert_eq!(
+                fields(&e),
+                vec![
+                    ("name".into(), FieldIssue::Required),
+                    ("scopes".into(), FieldIssue::InvalidType),
+                    ("expires_at".into(), FieldIssue::InvalidFormat),
+                ]
+            );
+        }
+
+        #[test]
+        fn scopes_are_sorted_and_deduplicated() {
+            let c = Caller {
+                scopes: &Scope::ALL,
+                expires_at: None,
+            };
+            let k = parse_create(
+                &json!({"name": "x", "scopes": ["keys:manage", "credits:read", "keys:manage"],
+                        "expires_at": "2099-01-01T00:00:00Z"}),
+                &c,
+                NOW,
+            )
+            .unwrap();
+            assert_eq!(k.scopes, vec![Scope::CreditsRead, Scope::KeysManage]);
+            assert!(k.expires_at.is_some());
+        }
+    }
+}

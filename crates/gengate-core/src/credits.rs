@@ -81,6 +81,18 @@ impl LedgerKind {
             Self::Adjust => "adjust",
         }
     }
+    /// The name the public API shows (`GET /api/v1/credits/transactions`):
+    /// a reservation is what a caller sees as a debit, and "adjustment" reads
+    /// better than the ledger's short name.
+    pub fn public_name(self) -> &'static str {
+        match self {
+            Self::Grant => "grant",
+            Self::Reserve => "debit",
+            Self::Refund => "refund",
+            Self::Adjust => "adjustment",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "grant" => Self::Grant,

@@ -16,10 +16,13 @@ pub enum Scope {
     CreditsRead,
     #[serde(rename = "webhooks:manage")]
     WebhooksManage,
+    /// The account's own API keys (`/api/v1/keys`): list, create, revoke.
+    #[serde(rename = "keys:manage")]
+    KeysManage,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 8] = [
         Scope::ModelsRead,
         Scope::GenerationsCreate,
         Scope::GenerationsRead,
@@ -27,6 +30,7 @@ impl Scope {
         Scope::FilesRead,
         Scope::CreditsRead,
         Scope::WebhooksManage,
+        Scope::KeysManage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -38,6 +42,7 @@ impl Scope {
             Scope::FilesRead => "files:read",
             Scope::CreditsRead => "credits:read",
             Scope::WebhooksManage => "webhooks:manage",
+            Scope::KeysManage => "keys:manage",
         }
     }
 

@@ -8,6 +8,7 @@
 //! itself is still hashed and compared on every request by the caller: the
 //! cache holds records, never a decision that a presented key is valid.
 
+use gengate_core::ids::ApiKeyId;
 use gengate_store::{ApiKeyRecord, StoreResult};
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,7 +19,13 @@ pub struct KeyCache {
     ttl: Duration,
     capacity: usize,
     entries: Mutex<HashMap<String, (Instant, Arc<ApiKeyRecord>)>>,
+    /// When this node last wrote each key's `last_used_at` (see [`KeyCache::due_for_touch`]).
+    touched: Mutex<HashMap<ApiKeyId, Instant>>,
 }
+
+/// How often a key's `last_used_at` is written, per node: the console shows it
+/// to the minute, and authentication must not become a write per request.
+pub const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 impl KeyCache {
     /// `ttl` zero turns the cache off. `capacity` bounds the number of keys
@@ -28,7 +35,37 @@ impl KeyCache {
             ttl,
             capacity: capacity.max(1),
             entries: Mutex::new(HashMap::new()),
+            touched: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// True (and remembered) when `id`'s last-used time was not written by
+    /// this node in the last [`TOUCH_EVERY`]. Bounded like the cache itself.
+    pub fn due_for_touch(&self, id: &ApiKeyId, now: Instant) -> bool {
+        let mut touched = self
+            .touched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if touched
+            .get(id)
+            .is_some_and(|at| now.saturating_duration_since(*at) < TOUCH_EVERY)
+        {
+            return false;
+        }
+        if touched.len() >= self.capacity {
+            touched.retain(|_, at| now.saturating_duration_since(*at) < TOUCH_EVERY);
+            if touched.len() >= self.capacity {
+                touched.clear();
+            }
+        }
+        touched.insert(id.clone(), now);
+        true
+    }
+
+    /// Drops the cached record of `prefix` (its key was just revoked through
+    /// this node, which then refuses it at once; other nodes within the TTL).
+    pub fn forget(&self, prefix: &str) {
+        self.lock().remove(prefix);
     }
 
     /// The record for `prefix`: from the cache when fetched less than the TTL
@@ -91,7 +128,7 @@ impl KeyCache {
 mod tests {
     use super::*;
     use gengate_core::Timestamp;
-    use gengate_core::ids::{AccountId, ApiKeyId};
+    use gengate_core::ids::AccountId;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn record(prefix: &str) -> ApiKeyRecord {
@@ -107,6 +144,7 @@ mod tests {
             expires_at: None,
             revoked_at: None,
             spend_limit: None,
+            last_used_at: None,
         }
     }
 
@@ -182,6 +220,17 @@ mod tests {
             .unwrap();
         assert!(r.is_none());
         assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn last_used_is_written_at_most_once_a_minute_per_key() {
+        let cache = KeyCache::new(Duration::from_secs(2), 100);
+        let (a, b) = (ApiKeyId::generate(), ApiKeyId::generate());
+        let t0 = Instant::now();
+        assert!(cache.due_for_touch(&a, t0));
+        assert!(!cache.due_for_touch(&a, t0 + Duration::from_secs(59)));
+        assert!(cache.due_for_touch(&b, t0 + Duration::from_secs(1)));
+        assert!(cache.due_for_touch(&a, t0 + TOUCH_EVERY));
     }
 
     #[tokio::test]

@@ -18,6 +18,7 @@ on_both_engines!(
     spend_limit_refusals_say_when_room_frees_and_refunds_give_room_back,
     sandbox_accounts_run_on_the_sandbox_even_with_kling_configured,
     operator_commands_for_sandbox_accounts_and_spend_limits,
+    keys_api_shows_and_sets_spend_limits,
 );
 
 fn body(prompt: &str) -> Value {
@@ -652,5 +653,113 @@ async fn operator_commands_for_sandbox_accounts_and_spend_limits(engine: Engine)
         .await
         .expect("keys");
     assert_eq!(keys.len(), 2);
+    audit_with_the_cli(&app);
+}
+
+// ---------------------------------------------------------------------------------------
+// The keys API (issue 12's, with the spend limit)
+
+async fn keys_api_shows_and_sets_spend_limits(engine: Engine) {
+    let app = TestApp::spawn_with(engine, &["--no-runner"]).await;
+    let (acc, admin) = app.account("keys-admin", 2000).await;
+    let worker = app
+        .key(
+            &acc,
+            gengate_core::scope::Scope::ALL.to_vec(),
+            None,
+            Default::default(),
+        )
+        .await;
+    let worker_id = key_id(&app, &worker).await;
+    let patch = |id: String, key: String, body: Value| {
+        app.http
+            .patch(app.url(&format!("/api/v1/keys/{id}")))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+    };
+    let r = patch(
+        worker_id.to_string(),
+        admin.clone(),
+        json!({"spend_limit": {"limit": 180, "window": "24h"}}),
+    )
+    .await
+    .expect("patch");
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(
+        v["spend_limit"],
+        json!({"limit": 180, "window": "24h", "window_seconds": 86400, "spent": 0})
+    );
+    assert_eq!(create(&app, &worker, "a").await.0, 202);
+    assert_eq!(create(&app, &worker, "b").await.0, 202);
+    assert_eq!(create(&app, &worker, "c").await.0, 402);
+    let list = app.get_json("/api/v1/keys", &admin).await;
+    let mine = list["data"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["id"] == worker_id.to_string())
+        .expect("listed");
+    assert_eq!(mine["spend_limit"]["spent"], 180);
+    let admin_view = list["data"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["id"] != worker_id.to_string())
+        .expect("admin listed");
+    assert!(admin_view["spend_limit"].is_null());
+
+    // Every bad field is named; nothing changes.
+    let r = patch(
+        worker_id.to_string(),
+        admin.clone(),
+        json!({"spend_limit": {"limit": 0, "window": "soon", "x": 1}, "name": "y"}),
+    )
+    .await
+    .expect("patch");
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.expect("json");
+    let fields: Vec<&str> = e["error"]["details"]
+        .as_array()
+        .expect("details")
+        .iter()
+        .filter_map(|d| d["field"].as_str())
+        .collect();
+    for f in ["name", "spend_limit.x", "spend_limit.limit"] {
+        assert!(fields.contains(&f), "{f} not in {fields:?}");
+    }
+    // A key cannot lift its own limit.
+    let r = patch(
+        worker_id.to_string(),
+        worker.clone(),
+        json!({"spend_limit": null}),
+    )
+    .await
+    .expect("patch");
+    assert_eq!(r.status(), 400);
+    assert_eq!(create(&app, &worker, "d").await.0, 402);
+    // Another account's key is not found.
+    let (_, stranger) = app.account("stranger", 0).await;
+    let r = patch(
+        worker_id.to_string(),
+        stranger,
+        json!({"spend_limit": null}),
+    )
+    .await
+    .expect("patch");
+    assert_eq!(r.status(), 404);
+    // Cleared by the admin key: room again.
+    let r = patch(
+        worker_id.to_string(),
+        admin.clone(),
+        json!({"spend_limit": null}),
+    )
+    .await
+    .expect("patch");
+    assert_eq!(r.status(), 200);
+    assert!(r.json::<Value>().await.expect("json")["spend_limit"].is_null());
+    assert_eq!(create(&app, &worker, "e").await.0, 202);
+    app.assert_ledger_balances().await;
     audit_with_the_cli(&app);
 }

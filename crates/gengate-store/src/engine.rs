@@ -3,9 +3,9 @@
 //! layout, migrations, the job-lease query — is passed in.
 
 pub(crate) const TASK_COLS: &str = "id, account_id, model, status, prompt, params, reference_files, reserved_credits, final_credits, client_request_id, result, error, created_at, updated_at, deadline_at";
-pub(crate) const KEY_COLS: &str = "id, account_id, name, visible_prefix, key_hash, scopes, rate_create, rate_read, rate_upload, created_at, expires_at, revoked_at";
+pub(crate) const KEY_COLS: &str = "id, account_id, name, visible_prefix, key_hash, scopes, rate_create, rate_read, rate_upload, created_at, expires_at, revoked_at, last_used_at";
 /// What a key read returns: its columns and its spend limit.
-pub(crate) const KEY_READ: &str = "id, account_id, name, visible_prefix, key_hash, scopes, rate_create, rate_read, rate_upload, created_at, expires_at, revoked_at, spend_limit, spend_window_ms";
+pub(crate) const KEY_READ: &str = "id, account_id, name, visible_prefix, key_hash, scopes, rate_create, rate_read, rate_upload, created_at, expires_at, revoked_at, last_used_at, spend_limit, spend_window_ms";
 pub(crate) const ACCOUNT_COLS: &str = "id, name, balance, created_at, sandbox";
 
 pub(crate) const FILE_COLS: &str = "id, account_id, kind, mime_type, name, size_bytes, sha256, blob_key, width, height, duration_seconds, model, client_request_id, created_at, expires_at";
@@ -244,6 +244,7 @@ macro_rules! impl_store {
                             .ok_or_else(|| corrupt("spend limit", l))?,
                     ),
                 },
+                last_used_at: r.try_get::<Option<i64>, _>("last_used_at")?.map(ts),
             })
         }
 
@@ -412,7 +413,7 @@ macro_rules! impl_store {
                 let id = ApiKeyId::generate();
                 let scopes = k.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",");
                 let sql = format!(
-                    "INSERT INTO api_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL) RETURNING {KEY_READ}"
+                    "INSERT INTO api_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL) RETURNING {KEY_READ}"
                 );
                 let r = sqlx::query(AssertSqlSafe(sql))
                     .bind(id.as_str())
@@ -490,6 +491,16 @@ macro_rules! impl_store {
                     .collect()
             }
 
+            async fn touch_api_key(&self, id: &ApiKeyId, now: Timestamp) -> StoreResult<()> {
+                // Never moves backwards when two nodes touch the same key.
+                sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)")
+                    .bind(id.as_str())
+                    .bind(now.as_millis())
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
+
             async fn change_credits(
                 &self,
                 account: &AccountId,
@@ -555,6 +566,21 @@ macro_rules! impl_store {
                 .fetch_all(&self.reader)
                 .await?;
                 rows.iter().map(ledger_from_row).collect()
+            }
+
+            async fn ledger_page(&self, account: &AccountId, before_seq: Option<i64>, limit: u32) -> StoreResult<(Vec<LedgerEntry>, bool)> {
+                let rows = sqlx::query(
+                    "SELECT seq, account_id, kind, amount, balance_after, task_id, reason, created_at FROM ledger_entries \
+                     WHERE account_id = $1 AND (CAST($2 AS BIGINT) IS NULL OR seq < $2) ORDER BY seq DESC LIMIT $3",
+                )
+                .bind(account.as_str())
+                .bind(before_seq)
+                .bind(i64::from(limit) + 1)
+                .fetch_all(&self.reader)
+                .await?;
+                let has_more = rows.len() > limit as usize;
+                let entries = rows.iter().take(limit as usize).map(ledger_from_row).collect::<StoreResult<Vec<_>>>()?;
+                Ok((entries, has_more))
             }
 
             async fn ledger_mismatches(&self) -> StoreResult<Vec<LedgerMismatch>> {

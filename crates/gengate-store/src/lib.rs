@@ -108,6 +108,8 @@ pub struct ApiKeyRecord {
     pub revoked_at: Option<Timestamp>,
     /// Checked by the store inside each create's debit transaction.
     pub spend_limit: Option<SpendLimit>,
+    /// When the key last authenticated a request, to within a minute; `None` if never.
+    pub last_used_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone)]
@@ -319,6 +321,8 @@ pub trait Store: WebhookStore + Send + Sync + 'static {
         id: &ApiKeyId,
         after: Timestamp,
     ) -> StoreResult<Vec<(Timestamp, Credits)>>;
+    /// Records that the key authenticated a request at `now` (never moves the time back).
+    async fn touch_api_key(&self, id: &ApiKeyId, now: Timestamp) -> StoreResult<()>;
 
     // Credits. Grants and adjustments are ledger rows; a change that would
     // take the balance below zero is refused by the database.
@@ -332,6 +336,14 @@ pub trait Store: WebhookStore + Send + Sync + 'static {
     ) -> Result<Credits, CreateTaskError>;
     async fn balance(&self, account: &AccountId) -> StoreResult<Credits>;
     async fn ledger(&self, account: &AccountId) -> StoreResult<Vec<LedgerEntry>>;
+    /// One page of the ledger, newest first: entries with `seq < before_seq`
+    /// (all when `None`), at most `limit`; the bool says whether more follow.
+    async fn ledger_page(
+        &self,
+        account: &AccountId,
+        before_seq: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<(Vec<LedgerEntry>, bool)>;
     /// Every account whose balance is not the sum of its ledger (empty when all is well).
     async fn ledger_mismatches(&self) -> StoreResult<Vec<LedgerMismatch>>;
 

@@ -20,6 +20,8 @@ use gengate_core::scope::{RequestClass, Scope};
 pub struct Auth {
     pub account_id: AccountId,
     pub key_id: ApiKeyId,
+    /// The calling key as authenticated (its scopes and expiry bound what it may grant).
+    pub key: std::sync::Arc<gengate_store::ApiKeyRecord>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Auth {
@@ -92,9 +94,11 @@ pub async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Resp
         stamp(resp.headers_mut(), &decision);
         return resp;
     }
+    touch(st, &record);
     req.extensions_mut().insert(Auth {
         account_id: record.account_id.clone(),
         key_id: record.id.clone(),
+        key: record,
     });
     let mut resp = next.run(req).await;
     stamp(resp.headers_mut(), &decision);
@@ -144,6 +148,21 @@ async fn authenticate(
         ));
     }
     Ok(record)
+}
+
+/// Writes the key's `last_used_at` in the background, at most once a minute
+/// per key on this node: a slow or failing write never delays or fails the request.
+fn touch(st: &AppState, record: &gengate_store::ApiKeyRecord) {
+    if !st.keys.due_for_touch(&record.id, std::time::Instant::now()) {
+        return;
+    }
+    let store = st.store.clone();
+    let (id, now) = (record.id.clone(), st.clock.now());
+    tokio::spawn(async move {
+        if let Err(e) = store.touch_api_key(&id, now).await {
+            tracing::debug!(error = %e, key = %id, "could not record the key's last use");
+        }
+    });
 }
 
 fn stamp(h: &mut HeaderMap, d: &Decision) {

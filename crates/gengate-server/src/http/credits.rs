@@ -1,10 +1,14 @@
 use super::auth::Auth;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorEnvelope};
+use super::extract::Query;
 use crate::app::AppState;
 use axum::Json;
 use axum::extract::State;
-use gengate_core::Credits;
+use gengate_core::error::{FieldIssue, ValidationErrors};
+use gengate_core::{Credits, Timestamp};
+use gengate_store::LedgerEntry;
 use serde::Serialize;
+use std::collections::HashMap;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct CreditBalance {
@@ -29,5 +33,103 @@ pub async fn get_credits(
     Ok(Json(CreditBalance {
         current_credits: account.balance,
         sandbox: account.sandbox,
+    }))
+}
+
+/// One row of the account's ledger.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CreditTransaction {
+    /// `ctx_<n>`; pass as `starting_after` to page.
+    pub id: String,
+    #[schema(example = "credit_transaction")]
+    pub object: &'static str,
+    /// `debit` (a task's price taken when it was created), `refund` (a failed
+    /// task's price given back), `grant` or `adjustment` (by the operator).
+    #[schema(example = "debit")]
+    pub kind: &'static str,
+    /// Signed: negative for a debit (and a downward adjustment), positive otherwise.
+    #[schema(example = -90)]
+    pub amount: i64,
+    pub balance_after: Credits,
+    pub task_id: Option<String>,
+    pub reason: String,
+    #[schema(value_type = String)]
+    pub created_at: Timestamp,
+}
+
+impl CreditTransaction {
+    fn of(e: &LedgerEntry) -> Self {
+        Self {
+            id: format!("ctx_{}", e.seq),
+            object: "credit_transaction",
+            kind: e.kind.public_name(),
+            amount: e.amount,
+            balance_after: e.balance_after,
+            task_id: e.task_id.as_ref().map(|t| t.as_str().to_owned()),
+            reason: e.reason.clone(),
+            created_at: e.created_at,
+        }
+    }
+}
+
+fn parse_cursor(s: &str) -> Option<i64> {
+    s.strip_prefix("ctx_")?.parse().ok().filter(|n| *n > 0)
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CreditTransactionList {
+    #[schema(example = "list")]
+    pub object: &'static str,
+    pub data: Vec<CreditTransaction>,
+    pub has_more: bool,
+}
+
+/// The account's ledger, newest first: every change of its balance. The
+/// balance is the sum of every `amount`.
+#[utoipa::path(get, path = "/api/v1/credits/transactions", tag = "credits", security(("bearer" = [])),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1..=100, default 20"),
+           ("starting_after" = Option<String>, Query, description = "the id of the last transaction of the previous page")),
+    responses((status = 200, body = CreditTransactionList), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope)))]
+pub async fn list_transactions(
+    State(st): State<AppState>,
+    auth: Auth,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<CreditTransactionList>, ApiError> {
+    let mut errs = ValidationErrors::new();
+    let limit = match q.get("limit").map(|l| l.parse::<u32>()) {
+        None => 20,
+        Some(Ok(n)) if (1..=100).contains(&n) => n,
+        Some(_) => {
+            errs.push(
+                "limit",
+                FieldIssue::OutOfRange,
+                "limit must be an integer from 1 to 100",
+            );
+            20
+        }
+    };
+    let before = match q.get("starting_after") {
+        None => None,
+        Some(s) => {
+            let c = parse_cursor(s);
+            if c.is_none() {
+                errs.push(
+                    "starting_after",
+                    FieldIssue::NotFound,
+                    "starting_after must be the id of an item of this list",
+                );
+            }
+            c
+        }
+    };
+    errs.into_result()?;
+    let (entries, has_more) = st
+        .store
+        .ledger_page(&auth.account_id, before, limit)
+        .await?;
+    Ok(Json(CreditTransactionList {
+        object: "list",
+        data: entries.iter().map(CreditTransaction::of).collect(),
+        has_more,
     }))
 }

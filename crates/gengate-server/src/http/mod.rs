@@ -10,8 +10,10 @@ pub mod envelope;
 pub mod error;
 pub mod extract;
 pub mod files;
+pub mod generation_input;
 pub mod generations;
 pub mod idempotency;
+pub mod keys;
 pub mod media;
 pub mod models;
 pub mod openapi;
@@ -34,7 +36,7 @@ use utoipa_axum::routes;
          description = "Asynchronous AI media generation: API keys with scopes, a credit wallet, a Files API, idempotent generation tasks, signed webhooks and a model catalog."),
     modifiers(&SecurityAddon),
     components(schemas(error::ErrorEnvelope, gengate_core::error::FieldIssue)),
-    tags((name = "models"), (name = "generations"), (name = "files"), (name = "credits"), (name = "webhooks"), (name = "operations"))
+    tags((name = "models"), (name = "generations"), (name = "files"), (name = "credits"), (name = "webhooks"), (name = "keys"), (name = "operations"))
 )]
 pub struct ApiDoc;
 
@@ -92,13 +94,24 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         RequestClass::Read,
         OpenApiRouter::new()
             .routes(routes!(generations::get_generation))
-            .routes(routes!(generations::list_generations)),
+            .routes(routes!(generations::list_generations))
+            .routes(routes!(generation_input::get_generation_input)),
     );
     let credits = guarded(
         state,
         Scope::CreditsRead,
         RequestClass::Read,
-        OpenApiRouter::new().routes(routes!(credits::get_credits)),
+        OpenApiRouter::new()
+            .routes(routes!(credits::get_credits))
+            .routes(routes!(credits::list_transactions)),
+    );
+    let keys = guarded(
+        state,
+        Scope::KeysManage,
+        RequestClass::Read,
+        OpenApiRouter::new()
+            .routes(routes!(keys::list_keys, keys::create_key))
+            .routes(routes!(keys::revoke_key, keys::update_key)),
     );
     let upload = guarded(
         state,
@@ -138,6 +151,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(upload)
         .merge(read_files)
         .merge(hooks)
+        .merge(keys)
         .split_for_parts();
     models::document_catalog(&mut doc, &state.catalog);
     openapi::complete(&mut doc);
@@ -152,6 +166,8 @@ pub fn router(state: AppState) -> Router {
         .merge(media::routes())
         // Vendor callbacks (issue 5): token-checked, outside the public API.
         .merge(callbacks::routes())
+        // The web console (issue 12): static files, a client of /api/v1 only.
+        .merge(crate::console::routes())
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(axum::Extension(doc))

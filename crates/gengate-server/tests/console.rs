@@ -1,0 +1,149 @@
+//! The web console in a real browser (issue 12): headless Chromium, driven by
+//! Playwright (`tests/console/browser.py`), against the real server on a
+//! loopback port (SQLite, sandbox provider) with a local webhook receiver.
+//! Screenshots of every page, desktop and phone width, go to `docs/console/`.
+//!
+//! Needs `python3 -m pip install playwright` and Debian's `chromium` (no
+//! browser download). Without them: a failure when `CI=true` (`.ci/run`
+//! installs both), otherwise a loud skip.
+
+mod common;
+
+use common::{Engine, TestApp};
+use std::path::PathBuf;
+use std::process::Command;
+
+fn chromium() -> String {
+    std::env::var("GENGATE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned())
+}
+
+/// None when the browser and Playwright are there; else why not.
+fn missing_tools() -> Option<String> {
+    if !std::path::Path::new(&chromium()).exists() {
+        return Some(format!(
+            "no Chromium at {} (apt-get install chromium)",
+            chromium()
+        ));
+    }
+    let ok = Command::new("python3")
+        .args(["-c", "import playwright.sync_api"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    (!ok).then(|| {
+        "the Python playwright package is missing (python3 -m pip install playwright)".to_owned()
+    })
+}
+
+/// Answers 200 to every request: the webhook endpoint the test delivers to.
+async fn receiver() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}/hooks")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_console_works_in_a_real_browser() {
+    if let Some(why) = missing_tools() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("CI=true and the browser test cannot run: {why}");
+        }
+        eprintln!(
+            "\n\n=== SKIPPED the console browser test: {why} ===\n=== (.ci/run installs it; CI fails without it) ===\n"
+        );
+        return;
+    }
+    let app = TestApp::spawn_with(Engine::Sqlite, &["--webhook-allow-insecure"]).await;
+    let (_, key) = app.account("console", 1000).await;
+    let hook = receiver().await;
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let shots = manifest.join("../../docs/console");
+    std::fs::create_dir_all(&shots).expect("docs/console");
+    let work = tempfile::tempdir().expect("tempdir");
+    let script = manifest.join("tests/console/browser.py");
+    let base = app.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .arg(script)
+            .args([&base, &key, &hook])
+            .arg(work.path())
+            .arg(&shots)
+            .env("GENGATE_CHROMIUM", chromium())
+            .output()
+            .expect("python3 runs")
+    })
+    .await
+    .expect("join");
+    assert!(
+        out.status.success(),
+        "browser checks failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    app.assert_ledger_balances().await;
+}
+
+/// The console's pages and files carry the security headers, and the
+/// API keeps its own answers (the console changes nothing under /api/v1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_files_are_served_with_strict_headers_and_etags() {
+    let app = TestApp::spawn_with(Engine::Sqlite, &["--no-runner"]).await;
+    for path in [
+        "/",
+        "/tasks",
+        "/tasks/task_abc",
+        "/credits",
+        "/keys",
+        "/webhooks",
+        "/docs",
+        "/console/js/main.js",
+    ] {
+        let r = app.http.get(app.url(path)).send().await.expect("GET");
+        assert_eq!(r.status(), 200, "{path}");
+        let h = r.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+            "{csp}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"));
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        let etag = h["etag"].to_str().unwrap().to_owned();
+        let again = app
+            .http
+            .get(app.url(path))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 304, "{path}");
+    }
+    let r = app
+        .http
+        .get(app.url("/console/js/nope.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = app.http.get(app.url("/api/v1/nope")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "not_found");
+}
