@@ -116,8 +116,10 @@ fn serve(path: &str, headers: &HeaderMap) -> Response {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let mut r = a.bytes.into_response();
-        r.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(a.content_type));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(a.content_type),
+        );
         r
     };
     let h = r.headers_mut();
@@ -188,9 +190,15 @@ mod tests {
         listed.sort();
         assert_eq!(on_disk, listed);
         let index = std::str::from_utf8(ASSETS[0].bytes).expect("utf-8");
-        for a in ASSETS.iter().filter(|a| a.path.ends_with(".js") && a.path != "js/main.js") {
+        for a in ASSETS
+            .iter()
+            .filter(|a| a.path.ends_with(".js") && a.path != "js/main.js")
+        {
             assert!(
-                index.contains(&format!("rel=\"modulepreload\" href=\"/console/{}\"", a.path)),
+                index.contains(&format!(
+                    "rel=\"modulepreload\" href=\"/console/{}\"",
+                    a.path
+                )),
                 "{} is not preloaded by index.html",
                 a.path
             );
@@ -204,7 +212,8 @@ mod tests {
             assert!(!text.contains("innerHTML"), "{} uses innerHTML", a.path);
             assert!(!text.contains("eval("), "{} uses eval", a.path);
             for origin in ["https://", "http://", "//cdn"] {
-                if a.path.ends_with(".js") || a.path.ends_with(".css") || a.path.ends_with(".html") {
+                if a.path.ends_with(".js") || a.path.ends_with(".css") || a.path.ends_with(".html")
+                {
                     assert!(
                         !text.contains(origin) || a.path == "js/pages/webhooks.js",
                         "{} names another origin",

@@ -20,19 +20,26 @@ fn chromium() -> String {
 /// None when the browser and Playwright are there; else why not.
 fn missing_tools() -> Option<String> {
     if !std::path::Path::new(&chromium()).exists() {
-        return Some(format!("no Chromium at {} (apt-get install chromium)", chromium()));
+        return Some(format!(
+            "no Chromium at {} (apt-get install chromium)",
+            chromium()
+        ));
     }
     let ok = Command::new("python3")
         .args(["-c", "import playwright.sync_api"])
         .output()
         .is_ok_and(|o| o.status.success());
-    (!ok).then(|| "the Python playwright package is missing (python3 -m pip install playwright)".to_owned())
+    (!ok).then(|| {
+        "the Python playwright package is missing (python3 -m pip install playwright)".to_owned()
+    })
 }
 
 /// Answers 200 to every request: the webhook endpoint the test delivers to.
 async fn receiver() -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
@@ -40,7 +47,9 @@ async fn receiver() -> String {
                 let mut buf = vec![0u8; 65536];
                 let _ = s.read(&mut buf).await;
                 let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
                     .await;
             });
         }
@@ -94,12 +103,24 @@ async fn the_console_works_in_a_real_browser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_files_are_served_with_strict_headers_and_etags() {
     let app = TestApp::spawn_with(Engine::Sqlite, &["--no-runner"]).await;
-    for path in ["/", "/tasks", "/tasks/task_abc", "/credits", "/keys", "/webhooks", "/docs", "/console/js/main.js"] {
+    for path in [
+        "/",
+        "/tasks",
+        "/tasks/task_abc",
+        "/credits",
+        "/keys",
+        "/webhooks",
+        "/docs",
+        "/console/js/main.js",
+    ] {
         let r = app.http.get(app.url(path)).send().await.expect("GET");
         assert_eq!(r.status(), 200, "{path}");
         let h = r.headers();
         let csp = h["content-security-policy"].to_str().unwrap();
-        assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"), "{csp}");
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+            "{csp}"
+        );
         assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"));
         assert_eq!(h["x-content-type-options"], "nosniff");
         assert_eq!(h["x-frame-options"], "DENY");
@@ -114,7 +135,12 @@ async fn console_files_are_served_with_strict_headers_and_etags() {
             .unwrap();
         assert_eq!(again.status(), 304, "{path}");
     }
-    let r = app.http.get(app.url("/console/js/nope.js")).send().await.unwrap();
+    let r = app
+        .http
+        .get(app.url("/console/js/nope.js"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     let r = app.http.get(app.url("/api/v1/nope")).send().await.unwrap();
     assert_eq!(r.status(), 404);

@@ -22,15 +22,29 @@ async fn the_ledger_lists_every_change_newest_first_in_pages(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let (acc, key) = app.account("ledger", 1000).await;
     let ok = app
-        .post_json("/api/v1/generations", &key, &kling("a calm sea", json!({"duration": "3"})))
+        .post_json(
+            "/api/v1/generations",
+            &key,
+            &kling("a calm sea", json!({"duration": "3"})),
+        )
         .await;
     let bad = app
-        .post_json("/api/v1/generations", &key, &kling("boom [sandbox:fail]", json!({"duration": "3"})))
+        .post_json(
+            "/api/v1/generations",
+            &key,
+            &kling("boom [sandbox:fail]", json!({"duration": "3"})),
+        )
         .await;
     let ok_id = ok["id"].as_str().expect("task id").to_owned();
     let bad_id = bad["id"].as_str().expect("task id").to_owned();
-    assert_eq!(app.wait_terminal(&key, &ok_id, 60).await["status"], "succeeded");
-    assert_eq!(app.wait_terminal(&key, &bad_id, 60).await["status"], "failed");
+    assert_eq!(
+        app.wait_terminal(&key, &ok_id, 60).await["status"],
+        "succeeded"
+    );
+    assert_eq!(
+        app.wait_terminal(&key, &bad_id, 60).await["status"],
+        "failed"
+    );
     let st = &app.running.state;
     gengate_server::accounts::change_credits(
         st.store.as_ref(),
@@ -57,7 +71,10 @@ async fn the_ledger_lists_every_change_newest_first_in_pages(engine: Engine) {
         if page["has_more"] == false {
             break;
         }
-        let last = data.last().expect("a full page")["id"].as_str().unwrap().to_owned();
+        let last = data.last().expect("a full page")["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         assert!(last.starts_with("ctx_"), "{last}");
         path = format!("/api/v1/credits/transactions?limit=2&starting_after={last}");
     }
@@ -91,7 +108,10 @@ async fn the_ledger_lists_every_change_newest_first_in_pages(engine: Engine) {
 
     // Bad paging names every bad field.
     let r = app
-        .get("/api/v1/credits/transactions?limit=0&starting_after=task_x", &key)
+        .get(
+            "/api/v1/credits/transactions?limit=0&starting_after=task_x",
+            &key,
+        )
         .send()
         .await
         .unwrap();
@@ -135,7 +155,12 @@ async fn the_ledger_is_the_accounts_own_and_needs_credits_read(engine: Engine) {
         "{v}"
     );
     let narrow = app
-        .key(&bob, vec![Scope::GenerationsRead], None, RateOverrides::default())
+        .key(
+            &bob,
+            vec![Scope::GenerationsRead],
+            None,
+            RateOverrides::default(),
+        )
         .await;
     let r = app
         .get("/api/v1/credits/transactions", &narrow)
@@ -173,9 +198,17 @@ async fn keys_are_listed_without_secrets_with_their_last_use(engine: Engine) {
         Scope::ALL.len(),
         "an operator key has every scope, keys:manage included"
     );
-    assert!(k["scopes"].as_array().unwrap().contains(&json!("keys:manage")));
+    assert!(
+        k["scopes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("keys:manage"))
+    );
     assert!(k["created_at"].as_str().unwrap().ends_with('Z'));
-    assert!(k["last_used_at"].as_str().is_some(), "last use recorded: {k}");
+    assert!(
+        k["last_used_at"].as_str().is_some(),
+        "last use recorded: {k}"
+    );
     assert_eq!(k["expires_at"], Value::Null);
     assert_eq!(k["revoked_at"], Value::Null);
     let text = listed.to_string();
@@ -295,7 +328,12 @@ async fn a_key_creates_keys_no_stronger_than_itself(engine: Engine) {
     assert_eq!(count().await, 3);
     // Without keys:manage, the keys endpoints are refused.
     let plain = app
-        .key(&acc, vec![Scope::CreditsRead], None, RateOverrides::default())
+        .key(
+            &acc,
+            vec![Scope::CreditsRead],
+            None,
+            RateOverrides::default(),
+        )
         .await;
     for r in [
         app.get("/api/v1/keys", &plain).send().await.unwrap(),
@@ -322,7 +360,10 @@ async fn a_revoked_key_is_refused_at_once_and_foreign_keys_are_not_found(engine:
         made["id"].as_str().unwrap().to_owned(),
         made["secret"].as_str().unwrap().to_owned(),
     );
-    assert_eq!(app.get_json("/api/v1/credits", &secret).await["current_credits"], 100);
+    assert_eq!(
+        app.get_json("/api/v1/credits", &secret).await["current_credits"],
+        100
+    );
 
     // Another account's key id is not found, and changes nothing.
     let r = app
@@ -333,7 +374,10 @@ async fn a_revoked_key_is_refused_at_once_and_foreign_keys_are_not_found(engine:
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    assert_eq!(app.get_json("/api/v1/credits", &secret).await["current_credits"], 100);
+    assert_eq!(
+        app.get_json("/api/v1/credits", &secret).await["current_credits"],
+        100
+    );
     let r = app
         .http
         .delete(app.url("/api/v1/keys/not-a-key"))

@@ -1,8 +1,8 @@
 use super::auth::Auth;
 use super::error::{ApiError, ErrorEnvelope};
+use super::extract::Query;
 use crate::app::AppState;
 use axum::Json;
-use super::extract::Query;
 use axum::extract::State;
 use gengate_core::error::{FieldIssue, ValidationErrors};
 use gengate_core::{Credits, Timestamp};
