@@ -623,7 +623,7 @@ fn banner(cfg: &ServeConfig, running: &gengate_server::app::Running) -> String {
     let base = format!("http://{}", running.addr);
     let Some(key) = &running.bootstrap else {
         return format!(
-            "gengate is listening on {base} (API docs: {base}/api/v1/openapi.json)\n\
+            "gengate is listening on {base} (web console: {base}/ · API docs: {base}/docs)\n\
              Try it: GENGATE_URL={base} GENGATE_API_KEY=<your key> {} generate \"A lighthouse at dusk\" --out lighthouse.mp4",
             self_command()
         );
@@ -652,6 +652,7 @@ fn banner(cfg: &ServeConfig, running: &gengate_server::app::Running) -> String {
         gengate is listening on {base}\n\n\
         First start: created account \"default\" with {credits} credits and an API key with every scope.\n\
         The key is shown only this once — keep it:\n\n    {secret}\n\n\
+        Web console: open {base}/ in a browser and sign in with that key.\n\n\
         Kling 3.0 (kling-3-0) runs {runs_on}.\n\n\
         Submit a generation, wait for it and download the video in one command:\n\n    \
         GENGATE_URL={base} GENGATE_API_KEY={secret} \\\n      {exe} generate \"A lighthouse at dusk\" --duration 5 --out lighthouse.mp4\n\n\

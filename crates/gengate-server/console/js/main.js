@@ -29,12 +29,16 @@ export const account = {
   listeners: new Set(),
   async refresh() {
     try {
-      const c = await get("/credits");
-      this.balance = c.current_credits;
-      this.sandbox = c.sandbox === true;
+      this.apply(await get("/credits"));
     } catch {
       this.balance = null;
+      for (const f of this.listeners) f(this);
     }
+  },
+  /** Takes a GET /api/v1/credits answer the caller already has (sign-in checks the key with it). */
+  apply(c) {
+    this.balance = c.current_credits;
+    this.sandbox = c.sandbox === true;
     for (const f of this.listeners) f(this);
   },
 };
@@ -100,7 +104,8 @@ async function render(signInError) {
     document.title = "Sign in — gengate";
     mount(app, signInPage({
       error: signInError,
-      onSignedIn: async () => { await account.refresh(); render(); },
+      // The sign-in check already fetched the balance: no second call.
+      onSignedIn: (credits) => { if (credits) account.apply(credits); render(); },
     }));
     return;
   }

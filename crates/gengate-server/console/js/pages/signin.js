@@ -23,8 +23,9 @@ export function signInPage({ error, onSignedIn }) {
     }
     session.set(key);
     status.textContent = "Checking the key…";
+    let credits = null;
     try {
-      await get("/credits");
+      credits = await get("/credits");
     } catch (err) {
       // A key without credits:read is still a key; the pages it cannot use say so.
       if (!(err instanceof ApiError) || err.status !== 403) {
@@ -36,7 +37,7 @@ export function signInPage({ error, onSignedIn }) {
       }
     }
     input.value = "";
-    await onSignedIn();
+    await onSignedIn(credits);
   });
   queueMicrotask(() => input.focus());
   return h("main", { id: "main" }, form);
