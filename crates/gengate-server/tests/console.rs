@@ -1,7 +1,10 @@
 //! The web console in a real browser (issue 12): headless Chromium, driven by
 //! Playwright (`tests/console/browser.py`), against the real server on a
 //! loopback port (SQLite, sandbox provider) with a local webhook receiver.
-//! Screenshots of every page, desktop and phone width, go to `docs/console/`.
+//! Screenshots of every page, desktop and phone width, go to
+//! `target/console-screenshots/`; with `GENGATE_UPDATE_SCREENSHOTS=1` they
+//! replace the committed ones in `docs/console/` (so a test run does not leave
+//! the working tree modified).
 //!
 //! Needs `python3 -m pip install playwright` and Debian's `chromium` (no
 //! browser download). Without them: a failure when `CI=true` (`.ci/run`
@@ -72,8 +75,12 @@ async fn the_console_works_in_a_real_browser() {
     let (_, key) = app.account("console", 1000).await;
     let hook = receiver().await;
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let shots = manifest.join("../../docs/console");
-    std::fs::create_dir_all(&shots).expect("docs/console");
+    let shots = if std::env::var_os("GENGATE_UPDATE_SCREENSHOTS").is_some_and(|v| v == "1") {
+        manifest.join("../../docs/console")
+    } else {
+        manifest.join("../../target/console-screenshots")
+    };
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
     let work = tempfile::tempdir().expect("tempdir");
     let script = manifest.join("tests/console/browser.py");
     let base = app.base.clone();
