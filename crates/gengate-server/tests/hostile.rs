@@ -264,7 +264,7 @@ async fn every_route_answers_malformed_requests_in_the_envelope(engine: Engine) 
         ("GET", "/api/v1/nope", 404, "not_found"),
         ("GET", "/api/v1/generations/task_x/nope", 404, "not_found"),
         ("GET", "/%FF%FE", 404, "not_found"),
-        ("GET", "/", 404, "not_found"),
+        ("GET", "/no-such-page", 404, "not_found"),
         ("POST", "/healthz", 405, "method_not_allowed"),
         ("DELETE", "/readyz", 405, "method_not_allowed"),
         ("PUT", "/metrics", 405, "method_not_allowed"),
