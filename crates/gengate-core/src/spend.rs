@@ -142,11 +142,11 @@ pub fn parse_window(s: &str) -> Result<Duration, String> {
 /// it), days beyond: `86400s` → `24h`, `7d`, `90s` stays.
 pub fn format_window(d: Duration) -> String {
     let s = d.as_secs();
-    if s % 86_400 == 0 && s > 2 * 86_400 {
+    if s.is_multiple_of(86_400) && s > 2 * 86_400 {
         format!("{}d", s / 86_400)
-    } else if s % 3600 == 0 {
+    } else if s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s % 60 == 0 {
+    } else if s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")
