@@ -243,16 +243,16 @@ async fn batch_in_one_tx(
     let mut results: Vec<Option<Result<Task, CreateTaskError>>> = Vec::with_capacity(batch.len());
     for c in batch {
         let price = c.task.price.get();
-        if let Some((limit, spent)) = c.key.as_ref().and_then(|k| limits.get(k.as_str())) {
-            if !limit.admits(*spent, c.task.price) {
-                outcome.push(None);
-                results.push(Some(Err(CreateTaskError::SpendLimitExceeded {
-                    limit: *limit,
-                    spent: *spent,
-                    price: c.task.price,
-                })));
-                continue;
-            }
+        if let Some((limit, spent)) = c.key.as_ref().and_then(|k| limits.get(k.as_str()))
+            && !limit.admits(*spent, c.task.price)
+        {
+            outcome.push(None);
+            results.push(Some(Err(CreateTaskError::SpendLimitExceeded {
+                limit: *limit,
+                spent: *spent,
+                price: c.task.price,
+            })));
+            continue;
         }
         match balances.get_mut(c.task.account_id.as_str()) {
             Some(b) if *b >= price => {
