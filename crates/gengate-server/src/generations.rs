@@ -337,11 +337,11 @@ pub async fn cancel(st: &AppState, account: &AccountId, id: &TaskId) -> Result<T
         if c.task.status.is_terminal() {
             return Ok(c.task);
         }
-        let upstream: Option<serde_json::Value> = match &c.upstream {
-            None => None,
-            // Unreadable state is judged as "something may be upstream".
-            Some(text) => Some(serde_json::from_str(text).unwrap_or(serde_json::Value::Bool(true))),
-        };
+        // Unreadable state is judged as "something may be upstream".
+        let upstream: Option<serde_json::Value> = c
+            .upstream
+            .as_ref()
+            .map(|text| serde_json::from_str(text).unwrap_or(serde_json::Value::Bool(true)));
         let cancelable = match st.providers.get(&c.provider) {
             Some(p) => p.cancelable(upstream.as_ref()),
             // A provider this node does not run: only "nothing sent" is safe.

@@ -14,8 +14,9 @@ pub struct ApiError {
     pub message: String,
     pub details: Vec<FieldProblem>,
     pub retry_after_secs: Option<u64>,
-    /// With `spend_limit_exceeded`: the key's limit and where it stands.
-    pub spend_limit: Option<SpendLimitState>,
+    /// With `spend_limit_exceeded`: the key's limit and where it stands
+    /// (boxed: errors travel in `Result`s everywhere and stay small).
+    pub spend_limit: Option<Box<SpendLimitState>>,
 }
 
 /// A key's spend limit and what its tasks hold (in `spend_limit_exceeded`
@@ -87,7 +88,7 @@ impl ApiError {
         state.price = Some(r.price.get());
         state.frees_at = Some(r.frees_at.map(|t| t.rfc3339()));
         Self {
-            spend_limit: Some(state),
+            spend_limit: Some(Box::new(state)),
             ..Self::new(
                 ErrorCode::SpendLimitExceeded,
                 format!(
@@ -175,7 +176,7 @@ pub struct ErrorBody {
     pub details: Vec<FieldProblem>,
     /// Only with `spend_limit_exceeded`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub spend_limit: Option<SpendLimitState>,
+    pub spend_limit: Option<Box<SpendLimitState>>,
 }
 
 impl IntoResponse for ApiError {
