@@ -14,8 +14,8 @@ pub struct ApiError {
     pub message: String,
     pub details: Vec<FieldProblem>,
     pub retry_after_secs: Option<u64>,
-    /// With `spend_limit_exceeded`: the key's limit and where it stands. Boxed:
-    /// rare, and it would otherwise double the size of every `Result<_, ApiError>`.
+    /// With `spend_limit_exceeded`: the key's limit and where it stands
+    /// (boxed: errors travel in `Result`s everywhere and stay small).
     pub spend_limit: Option<Box<SpendLimitState>>,
 }
 
@@ -176,7 +176,7 @@ pub struct ErrorBody {
     pub details: Vec<FieldProblem>,
     /// Only with `spend_limit_exceeded`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub spend_limit: Option<SpendLimitState>,
+    pub spend_limit: Option<Box<SpendLimitState>>,
 }
 
 impl IntoResponse for ApiError {
@@ -189,7 +189,7 @@ impl IntoResponse for ApiError {
                 message: self.message,
                 request_id: current_request_id(),
                 details: self.details,
-                spend_limit: self.spend_limit.map(|b| *b),
+                spend_limit: self.spend_limit,
             },
         };
         let mut resp = (status, axum::Json(body)).into_response();
