@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Engine, TestApp, kling};
+use common::{Engine, TestApp, audit_with_the_cli, kling};
 use gengate_core::scope::Scope;
 use gengate_kling::fake::{FakeConfig, FakeHandle, FakeKling};
 use serde_json::{Value, json};
@@ -54,28 +54,6 @@ async fn cancel(app: &TestApp, key: &str, id: &str) -> (u16, Value) {
         .expect("cancel");
     let status = r.status().as_u16();
     (status, r.json().await.expect("json"))
-}
-
-/// `gengate credits audit`, the operator's command, on the test's database.
-pub fn audit_with_the_cli(app: &TestApp) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gengate"))
-        .args([
-            "credits",
-            "audit",
-            "--database-url",
-            &app.database_url,
-            "--data-dir",
-            &app.data_dir.display().to_string(),
-        ])
-        .env("GENGATE_LOG", "warn")
-        .output()
-        .expect("run gengate credits audit");
-    assert!(
-        out.status.success(),
-        "gengate credits audit failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Ledger rows of `kind` for one task.

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Engine, TestApp, kling};
+use common::{Engine, TestApp, audit_with_the_cli, kling};
 use gengate_core::spend::SpendLimit;
 use gengate_kling::fake::{FakeConfig, FakeHandle, FakeKling};
 use serde_json::{Value, json};
@@ -36,26 +36,6 @@ async fn create(app: &TestApp, key: &str, prompt: &str) -> (u16, Value) {
         .expect("post");
     let status = r.status().as_u16();
     (status, r.json().await.expect("json"))
-}
-
-fn audit_with_the_cli(app: &TestApp) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gengate"))
-        .args([
-            "credits",
-            "audit",
-            "--database-url",
-            &app.database_url,
-            "--data-dir",
-            &app.data_dir.display().to_string(),
-        ])
-        .env("GENGATE_LOG", "warn")
-        .output()
-        .expect("run gengate credits audit");
-    assert!(
-        out.status.success(),
-        "gengate credits audit failed: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
 }
 
 async fn key_id(app: &TestApp, secret: &str) -> gengate_core::ids::ApiKeyId {

@@ -116,16 +116,9 @@ fn account<'a>(kling: &'a Value, name: &str) -> &'a Value {
 }
 
 async fn metric(app: &TestApp, line_start: &str) -> Option<f64> {
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
+    common::metrics_text(&app.http, &app.base)
         .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
+        .lines()
         .find(|l| l.starts_with(line_start))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())

@@ -246,16 +246,9 @@ async fn kling_health(app: &TestApp) -> Value {
 }
 
 async fn metric_line(app: &TestApp, name: &str) -> Option<String> {
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
+    common::metrics_text(&app.http, &app.base)
         .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
+        .lines()
         .find(|l| l.starts_with(name))
         .map(str::to_owned)
 }

@@ -373,3 +373,36 @@ impl Drop for Binary {
         self.kill9();
     }
 }
+
+/// `gengate credits audit`, the operator's command, on the test's database.
+pub fn audit_with_the_cli(app: &TestApp) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gengate"))
+        .args([
+            "credits",
+            "audit",
+            "--database-url",
+            &app.database_url,
+            "--data-dir",
+            &app.data_dir.display().to_string(),
+        ])
+        .env("GENGATE_LOG", "warn")
+        .output()
+        .expect("run gengate credits audit");
+    assert!(
+        out.status.success(),
+        "gengate credits audit failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The text of a node's `/metrics`.
+pub async fn metrics_text(http: &reqwest::Client, base: &str) -> String {
+    http.get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
