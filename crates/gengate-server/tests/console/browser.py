@@ -140,9 +140,15 @@ with sync_playwright() as p:
     shot(page, "playground-field-error")
 
     # The XSS prompt is text: shown as typed, nothing runs.
+    # Wait for the new run, not just any run other than the first: the
+    # failed run above may still be on screen when Generate is pressed.
+    shown = page.locator(".run h2 a")
+    previous = shown.text_content() if shown.count() else None
     prompt.fill(XSS)
     page.get_by_role("button", name="Generate").click()
-    expect(page.locator(".run h2 a")).not_to_have_text(task_id)
+    for seen in (task_id, previous):
+        if seen:
+            expect(shown).not_to_have_text(seen)
     xss_task = page.locator(".run h2 a").text_content()
     page.goto(f"{BASE}/tasks/{xss_task}")
     expect(page.locator(".prompt")).to_have_text(XSS)
