@@ -99,7 +99,7 @@ mod tests {
 pub mod request {
     use crate::error::{FieldIssue, ValidationErrors};
     use crate::scope::Scope;
-    use crate::text::{self, TextRule};
+    use crate::text;
     use crate::time::Timestamp;
     use serde_json::Value;
 
@@ -174,30 +174,13 @@ pub mod request {
     }
 
     fn name(v: Option<&Value>, errs: &mut ValidationErrors) -> Option<String> {
-        let s = match v {
+        match v {
             None | Some(Value::Null) => {
                 errs.push("name", FieldIssue::Required, "name is required");
-                return None;
+                None
             }
-            Some(Value::String(s)) => s.trim(),
-            Some(_) => {
-                errs.push("name", FieldIssue::InvalidType, "name must be a string");
-                return None;
-            }
-        };
-        if s.is_empty() {
-            errs.push("name", FieldIssue::Blank, "name must not be blank");
-            return None;
+            Some(v) => text::name("name", v, MAX_NAME_CHARS, errs),
         }
-        if s.chars().count() > MAX_NAME_CHARS {
-            errs.push(
-                "name",
-                FieldIssue::TooLong,
-                format!("name must be at most {MAX_NAME_CHARS} characters"),
-            );
-            return None;
-        }
-        text::check("name", s, TextRule::Line, errs).then(|| s.to_owned())
     }
 
     fn scopes(v: &Value, held: &[Scope], errs: &mut ValidationErrors) -> Option<Vec<Scope>> {

@@ -23,6 +23,7 @@
 //! [`scrub`]bed instead.
 
 use crate::error::{FieldIssue, ValidationErrors};
+use serde_json::Value;
 
 /// Which control characters a value may contain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +74,38 @@ pub fn check(field: &str, s: &str, rule: TextRule, errs: &mut ValidationErrors) 
         }
         None => true,
     }
+}
+
+/// A name people give a thing (an API key, a webhook endpoint): a string,
+/// trimmed, not blank, at most `max` characters, one line. Pushes the one
+/// problem onto `errs`; the trimmed name when it is acceptable.
+pub fn name(field: &str, value: &Value, max: usize, errs: &mut ValidationErrors) -> Option<String> {
+    let Value::String(s) = value else {
+        errs.push(
+            field,
+            FieldIssue::InvalidType,
+            format!("{field} must be a string"),
+        );
+        return None;
+    };
+    let s = s.trim();
+    if s.is_empty() {
+        errs.push(
+            field,
+            FieldIssue::Blank,
+            format!("{field} must not be blank"),
+        );
+        return None;
+    }
+    if s.chars().count() > max {
+        errs.push(
+            field,
+            FieldIssue::TooLong,
+            format!("{field} must be at most {max} characters"),
+        );
+        return None;
+    }
+    check(field, s, TextRule::Line, errs).then(|| s.to_owned())
 }
 
 /// `Ok` when `s` is acceptable, else the one problem (for single-field parsers).

@@ -137,27 +137,7 @@ impl EndpointName {
     }
 
     fn parse_field(value: &Value, errs: &mut ValidationErrors) -> Option<Self> {
-        let Value::String(s) = value else {
-            errs.push("name", FieldIssue::InvalidType, "name must be a string");
-            return None;
-        };
-        let s = s.trim();
-        if s.is_empty() {
-            errs.push("name", FieldIssue::Blank, "name must not be blank");
-            return None;
-        }
-        if s.chars().count() > MAX_NAME_CHARS {
-            errs.push(
-                "name",
-                FieldIssue::TooLong,
-                format!("name must be at most {MAX_NAME_CHARS} characters"),
-            );
-            return None;
-        }
-        if !text::check("name", s, TextRule::Line, errs) {
-            return None;
-        }
-        Some(Self(s.to_owned()))
+        text::name("name", value, MAX_NAME_CHARS, errs).map(Self)
     }
 }
 

@@ -43,10 +43,17 @@ pub fn init_logging(format: &str) {
     use tracing_subscriber::{EnvFilter, fmt};
     let filter = EnvFilter::try_from_env("GENGATE_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,hyper=warn"));
+    // stderr, so stdout carries only what a person or script reads: the
+    // start banner and the commands in it.
     let result = if resolve_log_format(format) == "text" {
-        fmt().with_env_filter(filter).with_target(false).try_init()
+        fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter)
+            .with_target(false)
+            .try_init()
     } else {
         fmt()
+            .with_writer(std::io::stderr)
             .json()
             .with_env_filter(filter)
             .with_current_span(true)
