@@ -13,6 +13,7 @@ pub mod generation;
 pub mod idempotency;
 pub mod ids;
 pub mod kling;
+pub mod paging;
 pub mod params;
 pub mod scope;
 pub mod spend;

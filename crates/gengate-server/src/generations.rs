@@ -183,19 +183,9 @@ pub fn parse_list_query(
 ) -> Result<ListQuery, ValidationErrors> {
     let mut errs = ValidationErrors::new();
     let mut filter = TaskFilter {
-        limit: 20,
+        limit: gengate_core::paging::limit(q.get("limit").map(String::as_str), &mut errs),
         ..Default::default()
     };
-    if let Some(l) = q.get("limit") {
-        match l.parse::<u32>() {
-            Ok(n) if (1..=100).contains(&n) => filter.limit = n,
-            _ => errs.push(
-                "limit",
-                FieldIssue::OutOfRange,
-                "limit must be an integer from 1 to 100",
-            ),
-        }
-    }
     if let Some(s) = q.get("starting_after") {
         match TaskId::parse(s) {
             Some(id) => filter.starting_after = Some(id),

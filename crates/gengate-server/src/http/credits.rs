@@ -96,18 +96,7 @@ pub async fn list_transactions(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<CreditTransactionList>, ApiError> {
     let mut errs = ValidationErrors::new();
-    let limit = match q.get("limit").map(|l| l.parse::<u32>()) {
-        None => 20,
-        Some(Ok(n)) if (1..=100).contains(&n) => n,
-        Some(_) => {
-            errs.push(
-                "limit",
-                FieldIssue::OutOfRange,
-                "limit must be an integer from 1 to 100",
-            );
-            20
-        }
-    };
+    let limit = gengate_core::paging::limit(q.get("limit").map(String::as_str), &mut errs);
     let before = match q.get("starting_after") {
         None => None,
         Some(s) => {

@@ -85,18 +85,7 @@ fn endpoint_id(s: &str) -> Result<WebhookEndpointId, ApiError> {
 
 /// `limit` (1..=100, default 20) and the raw `starting_after`.
 fn page(q: &HashMap<String, String>, errs: &mut ValidationErrors) -> u32 {
-    match q.get("limit").map(|l| l.parse::<u32>()) {
-        None => 20,
-        Some(Ok(n)) if (1..=100).contains(&n) => n,
-        Some(_) => {
-            errs.push(
-                "limit",
-                FieldIssue::OutOfRange,
-                "limit must be an integer from 1 to 100",
-            );
-            20
-        }
-    }
+    gengate_core::paging::limit(q.get("limit").map(String::as_str), errs)
 }
 
 fn bad_cursor(errs: &mut ValidationErrors) {
