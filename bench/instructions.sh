@@ -2,6 +2,9 @@
 # Instructions per request, counted by valgrind's callgrind (issue 16): a
 # figure that does not move with the machine's load, for tracking the cost of
 # a change to the status GET or the create path. Not in CI (slow: ~2 min).
+# Rows: the bare axum baseline; per database, GET of a queued task, GET of
+# the same task once ended (canceled; served from the ended-task cache), and
+# create.
 #
 #   bench/instructions.sh                  SQLite and PostgreSQL, 500 requests x 3
 #   GG_INSN_DBS=sqlite bench/instructions.sh
@@ -118,7 +121,7 @@ for _ in range(n):
     if kind == "baseline":
         c.request("GET", "/")
         want = 200
-    elif kind == "get":
+    elif kind in ("get", "get-ended"):
         c.request("GET", f"/api/v1/generations/{task}", headers={"Authorization": f"Bearer {key}"})
         want = 200
     else:
@@ -207,13 +210,23 @@ measure() {
     [[ -n $TASK_ID ]] || die "$db/$kind: could not create a task"
     requests "$kind" 50 || die "$db/$kind: warm-up failed"
     repeat_windows "$db" "$kind"
+    if [[ $kind == get ]]; then
+        # The same task once ended (canceled): served from the ended-task cache.
+        curl -fsS -o /dev/null -X POST "$API/api/v1/generations/$TASK_ID/cancel" \
+            -H "Authorization: Bearer $KEY" || die "$db: could not cancel the task"
+        requests get 50 || die "$db/get ended: warm-up failed"
+        local queued_row="| GET /api/v1/generations/{id} | $db | $PER_REQ | $LO–$HI | $N × $REPEAT |"
+        repeat_windows "$db" "get-ended"
+        ROWS+=("$queued_row")
+        ROWS+=("| GET /api/v1/generations/{id}, ended task | $db | $PER_REQ | $LO–$HI | $N × $REPEAT |")
+    fi
     stop_server
     if [[ $kind == create ]]; then
         gg credits audit >"$WORK/audit.out" 2>&1 || { cat "$WORK/audit.out" >&2; die "$db/create: ledger audit"; }
     fi
-    local what="GET /api/v1/generations/{id}"
-    if [[ $kind == create ]]; then what="POST /api/v1/generations (--no-runner)"; fi
-    ROWS+=("| $what | $db | $PER_REQ | $LO–$HI | $N × $REPEAT |")
+    if [[ $kind == create ]]; then
+        ROWS+=("| POST /api/v1/generations (--no-runner) | $db | $PER_REQ | $LO–$HI | $N × $REPEAT |")
+    fi
 }
 
 START=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -230,6 +243,7 @@ OUT="$ROOT/bench/results/instructions-$(date -u +%Y-%m-%d-%H%M).md"
     echo
     echo "Commit: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)'); $(valgrind --version)."
     echo "Server process only (not PostgreSQL's); sequential requests on one keep-alive connection; idle instructions subtracted."
+    if env | grep -q '^GENGATE_'; then echo "Server settings from the environment: $(env | grep '^GENGATE_' | sort | tr '\n' ' ')"; fi
     echo
     echo "| request | db | instructions per request (median) | range | requests × runs |"
     echo "|---|---|---|---|---|"

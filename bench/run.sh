@@ -279,11 +279,19 @@ scenario_get() {
     [[ -n $id ]] || die "get/$db: could not create a task"
     GG_KEY=$key run_wrk "$WORK/wrk.out" 64 "$BENCH/get.lua" "$API/api/v1/generations/$id"
     read -r rps p50 p99 non2xx sockerr < <(parse_wrk <"$WORK/wrk.out")
+    ((non2xx == 0 && sockerr == 0)) || fail_soft "get/$db: $non2xx non-2xx, $sockerr socket errors"
+    row "GET /generations/{id}" "$db" 64 "$rps" "$p50" "$p99" "$(peak_rss_mb)" "auth + rate limit + metrics + store read"
+    # The same task once it has ended (canceled: failed, refunded): an ended
+    # task never changes, so it is served from the in-process cache.
+    curl -fsS -o /dev/null -X POST "$API/api/v1/generations/$id/cancel" -H "Authorization: Bearer $key" ||
+        die "get/$db: could not cancel the task"
+    GG_KEY=$key run_wrk "$WORK/wrk.out" 64 "$BENCH/get.lua" "$API/api/v1/generations/$id"
+    read -r rps p50 p99 non2xx sockerr < <(parse_wrk <"$WORK/wrk.out")
     local rss
     rss=$(peak_rss_mb)
     stop_server
-    ((non2xx == 0 && sockerr == 0)) || fail_soft "get/$db: $non2xx non-2xx, $sockerr socket errors"
-    row "GET /generations/{id}" "$db" 64 "$rps" "$p50" "$p99" "$rss" "auth + rate limit + metrics + store read"
+    ((non2xx == 0 && sockerr == 0)) || fail_soft "get ended/$db: $non2xx non-2xx, $sockerr socket errors"
+    row "GET /generations/{id}, ended task" "$db" 64 "$rps" "$p50" "$p99" "$rss" "auth + rate limit + metrics; the task from the ended-task cache"
 }
 
 # --- b. creates ---------------------------------------------------------------

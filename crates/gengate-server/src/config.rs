@@ -112,6 +112,15 @@ pub struct ServeConfig {
     /// or scopes set by the operator take effect within this time.
     #[arg(long, env = "GENGATE_KEY_CACHE_MS", default_value_t = 2_000)]
     pub key_cache_ms: u64,
+    /// Ended tasks kept in process for status reads (0 = off). An ended task
+    /// never changes, so this costs no staleness; each entry is one stored
+    /// task (a few KB at most), the oldest dropped first.
+    #[arg(
+        long,
+        env = "GENGATE_ENDED_TASK_CACHE_ENTRIES",
+        default_value_t = 10_000
+    )]
+    pub ended_task_cache_entries: usize,
     /// Hard cap on JSON request bodies.
     #[arg(long, env = "GENGATE_MAX_JSON_BYTES", default_value_t = 1024 * 1024)]
     pub max_json_bytes: usize,
