@@ -464,6 +464,7 @@ fi
     echo
     echo "Machine: $(nproc) CPU, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo); server pinned to CPU 0, wrk (1 thread) to CPU 1."
     echo "Commit: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
+    if env | grep -q '^GENGATE_'; then echo "Server settings from the environment: $(env | grep '^GENGATE_' | sort | tr '\n' ' ')"; fi
     echo
     echo "| scenario | db | conns | req/s | p50 ms | p99 ms | ratio to baseline | peak RSS MB | notes |"
     echo "|---|---|---|---|---|---|---|---|---|"

@@ -114,11 +114,12 @@ pub struct ServeConfig {
     pub key_cache_ms: u64,
     /// Ended tasks kept in process for status reads (0 = off). An ended task
     /// never changes, so this costs no staleness; each entry is one stored
-    /// task (a few KB at most), the oldest dropped first.
+    /// task (about 1 KB with a short prompt, up to ~10 KB with a 2,000-character
+    /// one), the oldest dropped first.
     #[arg(
         long,
         env = "GENGATE_ENDED_TASK_CACHE_ENTRIES",
-        default_value_t = 10_000
+        default_value_t = 4_096
     )]
     pub ended_task_cache_entries: usize,
     /// Hard cap on JSON request bodies.
