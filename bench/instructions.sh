@@ -44,6 +44,11 @@ PG_DBS=()
 log() { echo "[insn] $*" >&2; }
 die() {
     log "FAILED: $*"
+    # The server's own last words, if it stopped answering.
+    if [[ -s "$WORK/server.log" ]]; then
+        log "server log (last 20 lines):"
+        tail -20 "$WORK/server.log" >&2
+    fi
     exit 1
 }
 cleanup() {
