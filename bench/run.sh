@@ -23,15 +23,21 @@
 #            peak RSS, and "status change -> long poll answered" latency (a
 #            catalog with a short deadline lets the deadline sweeper change
 #            the status in process)
+#   callback kling-3-0 on the in-repo fake Kling (`gengate dev fake-kling`):
+#            GG_BENCH_CB_TASKS tasks (1,000) in flight upstream at once, the
+#            fake finishing them; the fake's finish time -> `succeeded` seen by
+#            a waiting long poll (bench/callback.py), once with callbacks and
+#            once with callbacks lost (the server's polling finds the end)
 #
 # Environment: GG_BENCH_PG (default postgres://postgres@127.0.0.1:5432),
 # GG_BENCH_DBS (default "sqlite postgres"), GG_BENCH_DURATION (seconds),
 # GG_BENCH_PROFILE (debug|release: overrides the build profile),
 # GG_BENCH_ACCOUNTS (exhaustion accounts), GG_BENCH_LP_TASKS (long-poll tasks),
+# GG_BENCH_CB_TASKS, GG_BENCH_CB_RATE (callback scenario: tasks, creates per s),
 # GG_BENCH_ONLY (scenarios to run, e.g. "longpoll"; default all).
 # Exits non-zero when anything fails: a server that does not start, wrk errors
 # or non-2xx answers where none are expected, a ledger mismatch, a long poll
-# not answered with the changed status.
+# not answered with the changed status, a Kling task that did not succeed.
 set -euo pipefail
 
 MODE=release
@@ -48,6 +54,11 @@ if [[ $MODE == smoke ]]; then
     LP_TASKS="${GG_BENCH_LP_TASKS:-100}"
     LP_DEADLINE=4
     LP_WAIT=20
+    CB_TASKS="${GG_BENCH_CB_TASKS:-100}"
+    CB_RATE="${GG_BENCH_CB_RATE:-100}"
+    CB_SUBMITTED_MS=300
+    CB_PROCESSING_MS=1500
+    CB_POLL_MS=500
     PROFILE=debug
 else
     DUR="${GG_BENCH_DURATION:-10}"
@@ -55,12 +66,18 @@ else
     LP_TASKS="${GG_BENCH_LP_TASKS:-10000}"
     LP_DEADLINE=90
     LP_WAIT=60
+    CB_TASKS="${GG_BENCH_CB_TASKS:-1000}"
+    CB_RATE="${GG_BENCH_CB_RATE:-200}"
+    CB_SUBMITTED_MS=1000
+    CB_PROCESSING_MS=7000
+    CB_POLL_MS=5000 # the server's default --kling-poll-ms
     PROFILE=release
 fi
 TASKS_PER_ACCOUNT=3
 PRICE=90
 BASE_PORT=18090
 PORT=18080
+FAKE_PORT=18094
 WORK=$(mktemp -d /tmp/gengate-bench.XXXXXX)
 PIDS=()
 PG_DBS=()
@@ -262,11 +279,19 @@ scenario_get() {
     [[ -n $id ]] || die "get/$db: could not create a task"
     GG_KEY=$key run_wrk "$WORK/wrk.out" 64 "$BENCH/get.lua" "$API/api/v1/generations/$id"
     read -r rps p50 p99 non2xx sockerr < <(parse_wrk <"$WORK/wrk.out")
+    ((non2xx == 0 && sockerr == 0)) || fail_soft "get/$db: $non2xx non-2xx, $sockerr socket errors"
+    row "GET /generations/{id}" "$db" 64 "$rps" "$p50" "$p99" "$(peak_rss_mb)" "auth + rate limit + metrics + store read"
+    # The same task once it has ended (canceled: failed, refunded): an ended
+    # task never changes, so it is served from the in-process cache.
+    curl -fsS -o /dev/null -X POST "$API/api/v1/generations/$id/cancel" -H "Authorization: Bearer $key" ||
+        die "get/$db: could not cancel the task"
+    GG_KEY=$key run_wrk "$WORK/wrk.out" 64 "$BENCH/get.lua" "$API/api/v1/generations/$id"
+    read -r rps p50 p99 non2xx sockerr < <(parse_wrk <"$WORK/wrk.out")
     local rss
     rss=$(peak_rss_mb)
     stop_server
-    ((non2xx == 0 && sockerr == 0)) || fail_soft "get/$db: $non2xx non-2xx, $sockerr socket errors"
-    row "GET /generations/{id}" "$db" 64 "$rps" "$p50" "$p99" "$rss" "auth + rate limit + metrics + store read"
+    ((non2xx == 0 && sockerr == 0)) || fail_soft "get ended/$db: $non2xx non-2xx, $sockerr socket errors"
+    row "GET /generations/{id}, ended task" "$db" 64 "$rps" "$p50" "$p99" "$rss" "auth + rate limit + metrics; the task from the ended-task cache"
 }
 
 # --- b. creates ---------------------------------------------------------------
@@ -351,10 +376,70 @@ scenario_longpoll() {
         "p50/p99 = status change -> poll answered; rss after create $(kv rss_created_mb) MB, with all open $(kv rss_open_mb) MB; create $(kv create_s) s, open $(kv open_s) s; answered $(kv answered), before open $(kv changed_before_open)"
 }
 
+# --- e. Kling finished -> `succeeded` seen by a long poll, 1,000 in flight ------
+# start_fake_kling ARGS...: the fake, pinned with the client (it is the
+# upstream, not the server under test); waits until it answers.
+start_fake_kling() {
+    "${PIN_WRK[@]}" "$GENGATE" dev fake-kling --listen "127.0.0.1:$FAKE_PORT" "$@" >"$WORK/fake.log" 2>&1 &
+    FAKE_PID=$!
+    PIDS+=("$FAKE_PID")
+    local i
+    for i in $(seq 1 200); do
+        if curl -fsS -o /dev/null "http://127.0.0.1:$FAKE_PORT/fake/completions" 2>/dev/null; then return 0; fi
+        kill -0 "$FAKE_PID" 2>/dev/null || { tail -20 "$WORK/fake.log" >&2; die "fake kling exited at start"; }
+        sleep 0.05
+    done
+    die "fake kling did not answer on port $FAKE_PORT"
+}
+
+# scenario_callback DB MODE: MODE is `callbacks` (the fake calls back; the
+# server's polling is set to 20 s so only a callback can be fast) or `polling`
+# (the fake never calls back; --kling-poll-ms CB_POLL_MS finds the end).
+scenario_callback() {
+    local db=$1 mode=$2 key out fake_flags=() poll_ms
+    new_db "$db"
+    key=$(new_key bench $((CB_TASKS * PRICE)))
+    [[ -n $key ]] || die "callback/$db: no key"
+    if [[ $mode == callbacks ]]; then
+        poll_ms=20000
+    else
+        poll_ms=$CB_POLL_MS
+        fake_flags+=(--no-callbacks)
+    fi
+    # Room for every task at once: a 1303 would hold tasks back locally and
+    # the figure would include the wait for a slot.
+    start_fake_kling --concurrency-limit $((CB_TASKS * 2)) --submitted-ms "$CB_SUBMITTED_MS" \
+        --processing-ms "$CB_PROCESSING_MS" "${fake_flags[@]}"
+    start_server "$PORT" "$WORK/server.log" "$GENGATE" serve --listen "127.0.0.1:$PORT" \
+        --database-url "$DB_URL" --data-dir "$DATA_DIR" --no-bootstrap \
+        --rate-create-per-min 100000000 --rate-read-per-min 100000000 \
+        --kling-base-url "http://127.0.0.1:$FAKE_PORT/" --kling-access-key fake-access-key \
+        --kling-secret-key fake-secret-key --kling-poll-ms "$poll_ms"
+    out=$("${PIN_WRK[@]}" python3 "$BENCH/callback.py" --port "$PORT" --key "$key" \
+        --fake "http://127.0.0.1:$FAKE_PORT/" --tasks "$CB_TASKS" --rate "$CB_RATE" \
+        --wait "$LP_WAIT") || { echo "$out" >&2; fail_soft "callback/$db/$mode"; }
+    local rss
+    rss=$(peak_rss_mb)
+    stop_server
+    kill "$FAKE_PID" 2>/dev/null || true
+    wait "$FAKE_PID" 2>/dev/null || true
+    log "callback/$db/$mode: $out"
+    local kv p50 p99
+    kv() { echo "$out" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'; }
+    p50=$(kv lat_p50_ms)
+    p99=$(kv lat_p99_ms)
+    local audit="audit ok"
+    gg credits audit >"$WORK/audit.out" 2>&1 || { cat "$WORK/audit.out" >&2; audit="AUDIT MISMATCH"; fail_soft "callback/$db/$mode: ledger audit"; }
+    local what="callback (poll 20 s)"
+    if [[ $mode == polling ]]; then what="callbacks lost, poll $((CB_POLL_MS / 1000)).$(((CB_POLL_MS % 1000) / 100)) s"; fi
+    row "kling finished -> long poll sees succeeded: $what" "$db" "$CB_TASKS" - "${p50:-?}" "${p99:-?}" "$rss" \
+        "p50/p99 = fake's succeed -> poll answered; peak in flight upstream $(kv peak_in_flight); succeeded $(kv succeeded) of $CB_TASKS, measured $(kv waited); max $(kv lat_max_ms) ms; creates at $CB_RATE/s; $audit"
+}
+
 # --- run ------------------------------------------------------------------------
 START=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-# GG_BENCH_ONLY="get create exhaust longpoll" picks scenarios (the baseline always runs).
-ONLY="${GG_BENCH_ONLY:-get create exhaust longpoll}"
+# GG_BENCH_ONLY="get create exhaust longpoll callback" picks scenarios (the baseline always runs).
+ONLY="${GG_BENCH_ONLY:-get create exhaust longpoll callback}"
 wanted() { [[ " $ONLY " == *" $1 "* ]]; }
 scenario_baseline
 for db in $DBS; do
@@ -362,6 +447,10 @@ for db in $DBS; do
     if wanted create; then scenario_create "$db"; fi
     if wanted exhaust; then scenario_exhaust "$db"; fi
     if wanted longpoll; then scenario_longpoll "$db"; fi
+    if wanted callback; then
+        scenario_callback "$db" callbacks
+        scenario_callback "$db" polling
+    fi
 done
 
 mkdir -p "$BENCH/results"
@@ -375,6 +464,7 @@ fi
     echo
     echo "Machine: $(nproc) CPU, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo); server pinned to CPU 0, wrk (1 thread) to CPU 1."
     echo "Commit: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
+    if env | grep -q '^GENGATE_'; then echo "Server settings from the environment: $(env | grep '^GENGATE_' | sort | tr '\n' ' ')"; fi
     echo
     echo "| scenario | db | conns | req/s | p50 ms | p99 ms | ratio to baseline | peak RSS MB | notes |"
     echo "|---|---|---|---|---|---|---|---|---|"

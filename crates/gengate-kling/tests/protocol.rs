@@ -423,3 +423,54 @@ fn now_secs() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default()
 }
+
+#[tokio::test]
+async fn the_completion_log_gives_each_task_its_finish_time() {
+    let fake = fake().await;
+    fake.hold_progress(true);
+    let client = client(&fake);
+    let done = client.create(&t2v("task_done")).await.expect("create");
+    let open = client.create(&t2v("task_open")).await.expect("create");
+    let before_us = now_us();
+    assert!(fake.finish_task(&done.task_id));
+    let after_us = now_us();
+
+    let url = fake.base_url().join("fake/completions").expect("url");
+    let log: serde_json::Value = http()
+        .get(url)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let tasks = log["tasks"].as_array().expect("tasks");
+    assert_eq!(tasks.len(), 2, "{log}");
+    let find = |ext: &str| {
+        tasks
+            .iter()
+            .find(|t| t["external_task_id"] == ext)
+            .unwrap_or_else(|| panic!("{ext} in {log}"))
+    };
+    let d = find("task_done");
+    assert_eq!(d["task_id"], done.task_id.as_str());
+    assert_eq!(d["status"], "succeed");
+    let at = d["finished_at_us"].as_i64().expect("finished_at_us");
+    assert!(
+        (before_us..=after_us).contains(&at),
+        "{at} not in {before_us}..={after_us}"
+    );
+    let o = find("task_open");
+    assert_eq!(o["task_id"], open.task_id.as_str());
+    assert_eq!(o["status"], "submitted");
+    assert!(o["finished_at_us"].is_null(), "{log}");
+    // The harness looking in is not an API request.
+    assert_eq!(fake.request_count(), 2);
+}
+
+fn now_us() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    i64::try_from(d.as_micros()).expect("fits")
+}

@@ -40,6 +40,8 @@ pub struct AppState {
     pub clock: SharedClock,
     pub limiter: Arc<dyn Limiter>,
     pub keys: Arc<crate::keycache::KeyCache>,
+    /// Ended tasks, for status reads without a store query.
+    pub ended_tasks: Arc<crate::taskcache::TerminalTasks>,
     pub config: Arc<RuntimeConfig>,
     pub metrics: PrometheusHandle,
     pub links: Arc<MediaLinks>,
@@ -177,6 +179,9 @@ pub async fn build_state(
         keys: Arc::new(crate::keycache::KeyCache::new(
             Duration::from_millis(cfg.key_cache_ms),
             100_000,
+        )),
+        ended_tasks: Arc::new(crate::taskcache::TerminalTasks::new(
+            cfg.ended_task_cache_entries,
         )),
         config,
         metrics: crate::telemetry::prometheus(),

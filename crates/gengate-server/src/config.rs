@@ -112,6 +112,16 @@ pub struct ServeConfig {
     /// or scopes set by the operator take effect within this time.
     #[arg(long, env = "GENGATE_KEY_CACHE_MS", default_value_t = 2_000)]
     pub key_cache_ms: u64,
+    /// Ended tasks kept in process for status reads (0 = off). An ended task
+    /// never changes, so this costs no staleness; each entry is one stored
+    /// task (about 1 KB with a short prompt, up to ~10 KB with a 2,000-character
+    /// one), the oldest dropped first.
+    #[arg(
+        long,
+        env = "GENGATE_ENDED_TASK_CACHE_ENTRIES",
+        default_value_t = 4_096
+    )]
+    pub ended_task_cache_entries: usize,
     /// Hard cap on JSON request bodies.
     #[arg(long, env = "GENGATE_MAX_JSON_BYTES", default_value_t = 1024 * 1024)]
     pub max_json_bytes: usize,

@@ -165,12 +165,21 @@ pub async fn create(
     Ok((task, view))
 }
 
+/// One task of `account`. An ended task comes from the in-process cache
+/// after its first read (`taskcache.rs`: it can no longer change).
 pub async fn get(
     st: &AppState,
     account: &AccountId,
     id: &TaskId,
 ) -> Result<Option<Task>, StoreError> {
-    st.store.get_task(account, id).await
+    if let Some(t) = st.ended_tasks.get(account, id) {
+        return Ok(Some(Task::clone(&t)));
+    }
+    let task = st.store.get_task(account, id).await?;
+    if let Some(t) = &task {
+        st.ended_tasks.offer(account, t);
+    }
+    Ok(task)
 }
 
 #[derive(Debug, Clone)]

@@ -25,5 +25,6 @@ pub mod runner;
 pub mod server;
 pub mod shared_limits;
 pub mod signing;
+pub mod taskcache;
 pub mod telemetry;
 pub mod webhooks;

@@ -4,7 +4,8 @@
 //! field names, JWT rules and error codes, with the HTTP statuses of the spec's table.
 //! Tasks move `submitted → processing → succeed` on a timer and every change is POSTed
 //! (the bare task object) to the task's `callback_url`. Finished videos are served from
-//! `GET /files/{id}.mp4`.
+//! `GET /files/{id}.mp4`. `GET /fake/completions` (not Kling's) lists every task with
+//! when it finished, for the callback bench.
 //!
 //! Where the spec is unsure, the fake picks the strict side so our own regressions show up
 //! (see [`FakeConfig::strict`]):

@@ -35,6 +35,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/videos/{family}", get(list).post(create))
         .route("/v1/videos/{family}/{task_id}", get(get_task))
         .route("/files/{file}", get(file))
+        .route("/fake/completions", get(completions))
         .fallback(not_found)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -331,6 +332,7 @@ fn do_create(s: &Shared, family: &str, body: &[u8]) -> Response {
             .then(|| MODERATION_MESSAGE.to_owned()),
         video_id: None,
         body: parsed,
+        finished_at_us: None,
     };
     let idx = inner.tasks.len();
     inner.by_id.insert(task_id, idx);
@@ -452,6 +454,15 @@ async fn file(State(s): State<Arc<Shared>>, Path(file): Path<String>) -> Respons
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
     resp
+}
+
+/// Not Kling's: every task with its creation time and when it finished, for the bench
+/// (`bench/callback.py`), which cannot reach the handle of a fake in another process. No
+/// auth, no faults, not recorded as a request: it is the harness looking in, not a client.
+async fn completions(State(s): State<Arc<Shared>>) -> Response {
+    let inner = s.lock();
+    let tasks: Vec<Value> = inner.tasks.iter().map(Shared::completion_json).collect();
+    (StatusCode::OK, axum::Json(json!({ "tasks": tasks }))).into_response()
 }
 
 async fn not_found(State(s): State<Arc<Shared>>) -> Response {

@@ -58,6 +58,10 @@ pub(crate) struct Task {
     pub fail_at_end: Option<String>,
     pub video_id: Option<String>,
     pub body: Value,
+    /// When the task reached `succeed` or `failed`, in microseconds since the epoch: the
+    /// start of the bench's "upstream finished → visible to a long poll" latency, finer
+    /// than Kling's millisecond `updated_at`.
+    pub finished_at_us: Option<i64>,
 }
 
 pub(crate) struct Inner {
@@ -96,6 +100,13 @@ pub(crate) struct Shared {
     pub callbacks_sent: AtomicUsize,
     pub callbacks_delivered: AtomicUsize,
     request_seq: AtomicU64,
+}
+
+pub(crate) fn now_us() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+        Err(_) => 0,
+    }
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -213,6 +224,17 @@ impl Shared {
         v
     }
 
+    /// One line of the completion log (`GET /fake/completions`).
+    pub(crate) fn completion_json(t: &Task) -> Value {
+        json!({
+            "task_id": t.task_id,
+            "external_task_id": t.external_task_id,
+            "status": t.status.as_str(),
+            "created_at_ms": t.created_at_ms,
+            "finished_at_us": t.finished_at_us,
+        })
+    }
+
     pub(crate) fn public_task(&self, t: &Task) -> FakeTask {
         FakeTask {
             task_id: t.task_id.clone(),
@@ -239,6 +261,9 @@ impl Shared {
         t.status_msg = msg.to_owned();
         t.updated_at_ms = now_ms().max(t.updated_at_ms);
         t.phase_since = Instant::now();
+        if !status.is_active() {
+            t.finished_at_us = Some(now_us());
+        }
         if status == Status::Succeed && t.video_id.is_none() {
             t.video_id = Some(format!("v{}", t.task_id));
         }
