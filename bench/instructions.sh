@@ -242,7 +242,7 @@ for db in $DBS; do
 done
 
 mkdir -p "$ROOT/bench/results"
-OUT="$ROOT/bench/results/instructions-$(date -u +%Y-%m-%d-%H%M).md"
+OUT="$ROOT/bench/results/instructions-$(date -u +%Y-%m-%d-%H%M%S).md"
 {
     echo "## gengate instructions per request (callgrind, release) — $START"
     echo

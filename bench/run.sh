@@ -455,9 +455,9 @@ done
 
 mkdir -p "$BENCH/results"
 if [[ $MODE == smoke ]]; then
-    OUT="$BENCH/results/smoke-$(date -u +%Y-%m-%d-%H%M).md" # git-ignored
+    OUT="$BENCH/results/smoke-$(date -u +%Y-%m-%d-%H%M%S).md" # git-ignored
 else
-    OUT="$BENCH/results/$(date -u +%Y-%m-%d-%H%M).md"
+    OUT="$BENCH/results/$(date -u +%Y-%m-%d-%H%M%S).md"
 fi
 {
     echo "## gengate bench ($MODE, ${DUR}s per measurement) — $START"

@@ -186,9 +186,9 @@ done
 
 mkdir -p "$BENCH/results"
 if [[ $MODE == smoke ]]; then
-    OUT="$BENCH/results/smoke-scale-$(date -u +%Y-%m-%d-%H%M).md"
+    OUT="$BENCH/results/smoke-scale-$(date -u +%Y-%m-%d-%H%M%S).md"
 else
-    OUT="$BENCH/results/scale-$(date -u +%Y-%m-%d-%H%M).md"
+    OUT="$BENCH/results/scale-$(date -u +%Y-%m-%d-%H%M%S).md"
 fi
 {
     echo "## gengate scale-out bench ($MODE, ${DUR}s per measurement) — $(date -u +%Y-%m-%dT%H:%M:%SZ)"

@@ -682,8 +682,10 @@ async fn polling_finishes_tasks_when_callbacks_are_lost() {
         "LATENCY polling path (poll 500 ms): upstream succeed → our succeeded: {}",
         summary(lat.clone())
     );
-    // Within one poll interval (+ jitter and the step itself).
-    assert!(lat.iter().all(|&ms| ms < 1_000), "{lat:?}");
+    // Within about one poll interval: the interval grows with the task's age
+    // (age / 5, at least 500 ms, +10 % jitter) and a loaded CI machine adds
+    // the step itself; the default 5 s schedule would fail this.
+    assert!(lat.iter().all(|&ms| ms < 1_500), "{lat:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
