@@ -37,29 +37,18 @@ DBS="${GG_INSN_DBS:-sqlite postgres}"
 N="${GG_INSN_REQUESTS:-500}"
 REPEAT="${GG_INSN_REPEAT:-3}"
 PORT=18085
-WORK=$(mktemp -d /tmp/gengate-insn.XXXXXX)
 SERVER_PID=
-PG_DBS=()
 
-log() { echo "[insn] $*" >&2; }
-die() {
-    log "FAILED: $*"
-    # The server's own last words, if it stopped answering.
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+bench_init insn insn
+# The server's own last words, if it stopped answering.
+bench_on_die() {
     if [[ -s "$WORK/server.log" ]]; then
         log "server log (last 20 lines):"
         tail -20 "$WORK/server.log" >&2
     fi
-    exit 1
 }
-cleanup() {
-    local db
-    if [[ -n $SERVER_PID ]]; then kill "$SERVER_PID" 2>/dev/null || true; fi
-    for db in "${PG_DBS[@]}"; do
-        psql -q "$PG_BASE/postgres" -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
 
 if ! command -v valgrind >/dev/null || ! command -v callgrind_control >/dev/null; then
     log "installing valgrind"
@@ -74,20 +63,7 @@ GENGATE="$TARGET/release/gengate"
 BASELINE="$TARGET/release/gengate-bench-baseline"
 API="http://127.0.0.1:$PORT"
 
-new_db() {
-    DATA_DIR=$(mktemp -d "$WORK/data.XXXXXX")
-    if [[ $1 == sqlite ]]; then
-        DB_URL="sqlite://$DATA_DIR/gengate.db"
-    else
-        local name
-        name="gengate_insn_$(date +%s)_$RANDOM"
-        psql -q "$PG_BASE/postgres" -c "CREATE DATABASE $name" >/dev/null || die "createdb $name"
-        PG_DBS+=("$name")
-        DB_URL="$PG_BASE/$name"
-    fi
-}
-
-gg() { "$GENGATE" "$@" --database-url "$DB_URL" --data-dir "$DATA_DIR"; }
+# new_db, gg: bench/lib.sh
 
 # start_server [CMD...]: the command under callgrind (default: gengate).
 start_server() {
@@ -99,6 +75,7 @@ start_server() {
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/cg.out.%p" \
         "$@" >"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
     local i
     for i in $(seq 1 600); do
         if curl -fsS -o /dev/null "$API/healthz" 2>/dev/null; then return 0; fi

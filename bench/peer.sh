@@ -47,20 +47,10 @@ OAI_KEY=sk-fake-openai
 LL_MASTER=sk-bench-litellm-master
 KLING_AK=fake-access-key
 KLING_SK=fake-secret-key
-WORK=$(mktemp -d /tmp/gengate-peer.XXXXXX)
-PIDS=()
 
-log() { echo "[peer] $*" >&2; }
-die() {
-    log "FAILED: $*"
-    exit 1
-}
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
+bench_init peer peer
 
 FAILURES=0
 fail_soft() {
@@ -69,8 +59,7 @@ fail_soft() {
 }
 
 # --- tools, binaries, LiteLLM -------------------------------------------------
-command -v wrk >/dev/null || apt-get install -y wrk >/dev/null 2>&1 ||
-    { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; } || die "could not install wrk"
+need_wrk
 command -v taskset >/dev/null || die "taskset (util-linux) is missing"
 command -v python3 >/dev/null || die "python3 is missing"
 command -v sqlite3 >/dev/null || die "sqlite3 is missing (counting gengate's tasks)"

@@ -78,31 +78,12 @@ PRICE=90
 BASE_PORT=18090
 PORT=18080
 FAKE_PORT=18094
-WORK=$(mktemp -d /tmp/gengate-bench.XXXXXX)
-PIDS=()
-PG_DBS=()
-
-log() { echo "[bench] $*" >&2; }
-die() {
-    log "FAILED: $*"
-    exit 1
-}
-
-cleanup() {
-    local pid db
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for db in "${PG_DBS[@]}"; do
-        psql -q "$PG_BASE/postgres" -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
+bench_init bench bench
 
 # --- tools and binaries -----------------------------------------------------
-if ! command -v wrk >/dev/null; then
-    log "installing wrk"
-    apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
-fi
+need_wrk
 command -v taskset >/dev/null || die "taskset (util-linux) is missing"
 command -v python3 >/dev/null || die "python3 is missing (bench/longpoll.py)"
 # 10k long polls need 10k sockets on each side.
@@ -206,21 +187,7 @@ fail_soft() {
     FAILURES=$((FAILURES + 1))
 }
 
-# new_db KIND → sets DB_URL and DATA_DIR (a fresh database)
-new_db() {
-    DATA_DIR=$(mktemp -d "$WORK/data.XXXXXX")
-    if [[ $1 == sqlite ]]; then
-        DB_URL="sqlite://$DATA_DIR/gengate.db"
-    else
-        local name
-        name="gengate_bench_$(date +%s)_$RANDOM"
-        psql -q "$PG_BASE/postgres" -c "CREATE DATABASE $name" >/dev/null || die "createdb $name"
-        PG_DBS+=("$name")
-        DB_URL="$PG_BASE/$name"
-    fi
-}
-
-gg() { "$GENGATE" "$@" --database-url "$DB_URL" --data-dir "$DATA_DIR"; }
+# new_db, gg: bench/lib.sh
 
 # new_key ACCOUNT CREDITS → prints the secret of a fresh key with high (but
 # enforced) rate limits.

@@ -38,30 +38,13 @@ CONNS=64
 BASE_PORT=18190
 PORTS=(18181 18182)
 REDIS_PORT=18179
-WORK=$(mktemp -d /tmp/gengate-scale.XXXXXX)
-PIDS=()
-PG_DBS=()
 export GENGATE_SIGNING_KEY="bench-scale-signing-key-0123456789abcdef"
 
-log() { echo "[scale] $*" >&2; }
-die() {
-    log "FAILED: $*"
-    exit 1
-}
-cleanup() {
-    local pid db
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for db in "${PG_DBS[@]}"; do
-        psql -q "$PG_BASE/postgres" -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
+bench_init scale scale
 
-if ! command -v wrk >/dev/null; then
-    log "installing wrk"
-    apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
-fi
+need_wrk
 for tool in wrk psql redis-server curl; do
     command -v "$tool" >/dev/null || die "$tool is missing"
 done
@@ -138,12 +121,9 @@ for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null
 # run_nodes COUNT REDIS(yes|no): a fresh database, COUNT api nodes on it;
 # sets KEY and TASK.
 run_nodes() {
-    local count=$1 redis=$2 name dir i flags=()
-    name="gengate_scale_$(date +%s)_$RANDOM"
-    psql -q "$PG_BASE/postgres" -c "CREATE DATABASE $name" >/dev/null || die "createdb"
-    PG_DBS+=("$name")
-    DB_URL="$PG_BASE/$name"
-    dir="$WORK/data.$name"
+    local count=$1 redis=$2 dir i flags=()
+    new_pg_db
+    dir="$WORK/data.${DB_URL##*/}"
     "$GENGATE" accounts create bench --credits 1000000000000 --database-url "$DB_URL" --data-dir "$dir" >/dev/null
     KEY=$("$GENGATE" keys create --account bench --name bench --rate-read-per-min 100000000 \
         --rate-create-per-min 100000000 --database-url "$DB_URL" --data-dir "$dir" | awk '/^secret:/ { print $2 }')
