@@ -14,6 +14,7 @@ use gengate_core::params::ReferenceItem;
 use gengate_store::{
     CreateTaskError, IdemCompletion, IdemScope, NewTask, StoreError, StoredResponse, TaskFilter,
 };
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -166,16 +167,17 @@ pub async fn create(
 }
 
 /// One task of `account`. An ended task comes from the in-process cache
-/// after its first read (`taskcache.rs`: it can no longer change).
+/// after its first read (`taskcache.rs`: it can no longer change), shared,
+/// not copied: a status read of it only serialises.
 pub async fn get(
     st: &AppState,
     account: &AccountId,
     id: &TaskId,
-) -> Result<Option<Task>, StoreError> {
+) -> Result<Option<Arc<Task>>, StoreError> {
     if let Some(t) = st.ended_tasks.get(account, id) {
-        return Ok(Some(Task::clone(&t)));
+        return Ok(Some(t));
     }
-    let task = st.store.get_task(account, id).await?;
+    let task = st.store.get_task(account, id).await?.map(Arc::new);
     if let Some(t) = &task {
         st.ended_tasks.offer(account, t);
     }

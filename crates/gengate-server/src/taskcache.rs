@@ -51,7 +51,7 @@ impl TerminalTasks {
 
     /// Keeps `task` if it has ended; anything else is ignored (a running task
     /// may change at any moment, so it is always read from the store).
-    pub fn offer(&self, account: &AccountId, task: &Task) {
+    pub fn offer(&self, account: &AccountId, task: &Arc<Task>) {
         if self.capacity == 0 || !task.status.is_terminal() {
             return;
         }
@@ -69,7 +69,7 @@ impl TerminalTasks {
             }
         }
         inner.order.push_back(key.clone());
-        inner.entries.insert(key, Arc::new(task.clone()));
+        inner.entries.insert(key, Arc::clone(task));
     }
 
     pub fn len(&self) -> usize {
@@ -91,7 +91,7 @@ mod tests {
     use gengate_core::catalog::Catalog;
     use gengate_core::generation::{TaskStatus, parse_create_request};
 
-    fn task(account: &AccountId, status: TaskStatus) -> Task {
+    fn task(account: &AccountId, status: TaskStatus) -> Arc<Task> {
         let catalog = Catalog::builtin().expect("builtin catalog");
         let req = parse_create_request(
             &catalog,
@@ -99,7 +99,7 @@ mod tests {
         )
         .expect("valid request");
         let now = gengate_core::Timestamp::from_millis(1_700_000_000_000);
-        Task {
+        Arc::new(Task {
             id: TaskId::generate(),
             account_id: account.clone(),
             model: req.model.id.clone(),
@@ -115,7 +115,7 @@ mod tests {
             created_at: now,
             updated_at: now,
             deadline_at: now,
-        }
+        })
     }
 
     #[test]
@@ -132,7 +132,7 @@ mod tests {
         }
         let ended = task(&a, TaskStatus::Succeeded);
         cache.offer(&a, &ended);
-        assert_eq!(cache.get(&a, &ended.id).as_deref(), Some(&ended));
+        assert_eq!(cache.get(&a, &ended.id).as_deref(), Some(&*ended));
         assert!(
             cache.get(&b, &ended.id).is_none(),
             "another account's lookup"
@@ -144,7 +144,7 @@ mod tests {
     fn the_oldest_entry_leaves_first_and_capacity_zero_keeps_nothing() {
         let cache = TerminalTasks::new(2);
         let a = AccountId::generate();
-        let ts: Vec<Task> = (0..3).map(|_| task(&a, TaskStatus::Failed)).collect();
+        let ts: Vec<Arc<Task>> = (0..3).map(|_| task(&a, TaskStatus::Failed)).collect();
         for t in &ts {
             cache.offer(&a, t);
         }

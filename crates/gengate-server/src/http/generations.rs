@@ -15,6 +15,7 @@ use gengate_core::idempotency::canonical_json;
 use gengate_core::ids::TaskId;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 impl From<GenerationError> for ApiError {
@@ -220,9 +221,12 @@ pub async fn get_generation(
         .await?
         .ok_or_else(|| ApiError::not_found("generation"))?;
     let task = match wait {
-        Some(d) if !task.status.is_terminal() => {
-            domain::wait_for_change(&st, &auth.account_id, task, d, until).await?
-        }
+        // A task still open came from the store, so this Arc is the only one
+        // and unwrapping it copies nothing.
+        Some(d) if !task.status.is_terminal() => Arc::new(
+            domain::wait_for_change(&st, &auth.account_id, Arc::unwrap_or_clone(task), d, until)
+                .await?,
+        ),
         _ => task,
     };
     Ok(Json(Generation::from_task(&task, st.links.as_ref())))
