@@ -33,8 +33,20 @@ pub struct RuntimeConfig {
     pub idempotency_lease: Duration,
 }
 
+/// What every handler and background task shares. A handle: axum clones the
+/// state for each extractor of each request, so a clone is one reference
+/// count, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+pub struct AppStateInner {
     pub store: DynStore,
     pub catalog: Arc<Catalog>,
     pub clock: SharedClock,
@@ -157,7 +169,7 @@ pub async fn build_state(
         webhook_settings,
         webhook_wakeup.clone(),
     )?);
-    Ok(AppState {
+    Ok(AppState(Arc::new(AppStateInner {
         webhooks,
         files: Arc::new(FilesService::new(
             store.clone(),
@@ -193,7 +205,7 @@ pub async fn build_state(
             role_name(cfg.role),
             cfg.role != Role::Worker,
         )),
-    })
+    })))
 }
 
 pub fn role_name(role: Role) -> &'static str {

@@ -18,15 +18,76 @@ pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> crate::StoreErro
     crate::StoreError::Internal(format!("stored {what} is unreadable: {e}"))
 }
 
+/// A task row as stored (`TASK_COLS`, in that order), read by sqlx or by
+/// SQLite's point reader (`sqlite_read.rs`) and parsed into a `Task` here,
+/// once for both.
+#[derive(sqlx::FromRow)]
+pub(crate) struct TaskColumns {
+    pub id: String,
+    pub account_id: String,
+    pub model: String,
+    pub status: String,
+    pub prompt: String,
+    pub params: String,
+    pub reference_files: String,
+    pub reserved_credits: i64,
+    pub final_credits: i64,
+    pub client_request_id: Option<String>,
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub deadline_at: i64,
+}
+
+impl TaskColumns {
+    pub(crate) fn into_task(self) -> crate::StoreResult<gengate_core::generation::Task> {
+        use gengate_core::generation::{
+            ClientRequestId, Prompt, StoredResult, Task, TaskError, TaskStatus,
+        };
+        use gengate_core::ids::{AccountId, TaskId};
+        use gengate_core::{Credits, Timestamp};
+        let credits = |v: i64, what: &str| Credits::new(v).map_err(|e| corrupt(what, e));
+        Ok(Task {
+            status: TaskStatus::parse(&self.status)
+                .ok_or_else(|| corrupt("status", &self.status))?,
+            id: TaskId::from_trusted(self.id),
+            account_id: AccountId::from_trusted(self.account_id),
+            model: self.model,
+            prompt: Prompt::from_stored(self.prompt),
+            params: gengate_core::params::NormalizedParams::from_stored(
+                serde_json::from_str(&self.params).map_err(|e| corrupt("params", e))?,
+            ),
+            references: serde_json::from_str(&self.reference_files)
+                .map_err(|e| corrupt("reference_files", e))?,
+            reserved_credits: credits(self.reserved_credits, "reserved_credits")?,
+            final_credits: credits(self.final_credits, "final_credits")?,
+            client_request_id: self.client_request_id.map(ClientRequestId::from_stored),
+            result: self
+                .result
+                .map(|s| serde_json::from_str::<StoredResult>(&s))
+                .transpose()
+                .map_err(|e| corrupt("result", e))?,
+            error: self
+                .error
+                .map(|s| serde_json::from_str::<TaskError>(&s))
+                .transpose()
+                .map_err(|e| corrupt("error", e))?,
+            created_at: Timestamp::from_millis(self.created_at),
+            updated_at: Timestamp::from_millis(self.updated_at),
+            deadline_at: Timestamp::from_millis(self.deadline_at),
+        })
+    }
+}
+
 macro_rules! impl_store {
     ($store:ty, $db:ty, engine = $engine:expr, lease_sql = $lease_sql:expr) => {
         use $crate::engine::{corrupt, json_text, ACCOUNT_COLS, FILE_COLS, KEY_COLS, KEY_READ, TASK_COLS};
         use gengate_core::spend::SpendLimit;
         use $crate::*;
         use gengate_core::credits::LedgerKind;
-        use gengate_core::generation::{ClientRequestId, Prompt, StoredResult, Task, TaskError, TaskStatus};
+        use gengate_core::generation::{StoredResult, Task, TaskError, TaskStatus};
         use gengate_core::ids::{AccountId, ApiKeyId, TaskId};
-        use gengate_core::params::NormalizedParams;
         use gengate_core::scope::Scope;
         use gengate_core::{Credits, Timestamp};
         use sqlx::{AssertSqlSafe, Row};
@@ -249,31 +310,7 @@ macro_rules! impl_store {
         }
 
         fn task_from_row(r: &DbRow) -> StoreResult<Task> {
-            let status: String = r.try_get("status")?;
-            let params: String = r.try_get("params")?;
-            let refs: String = r.try_get("reference_files")?;
-            let result: Option<String> = r.try_get("result")?;
-            let error: Option<String> = r.try_get("error")?;
-            Ok(Task {
-                id: TaskId::from_trusted(r.try_get("id")?),
-                account_id: AccountId::from_trusted(r.try_get("account_id")?),
-                model: r.try_get("model")?,
-                status: TaskStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
-                prompt: Prompt::from_stored(r.try_get("prompt")?),
-                params: NormalizedParams::from_stored(serde_json::from_str(&params).map_err(|e| corrupt("params", e))?),
-                references: serde_json::from_str(&refs).map_err(|e| corrupt("reference_files", e))?,
-                reserved_credits: credits(r.try_get("reserved_credits")?, "reserved_credits")?,
-                final_credits: credits(r.try_get("final_credits")?, "final_credits")?,
-                client_request_id: r.try_get::<Option<String>, _>("client_request_id")?.map(ClientRequestId::from_stored),
-                result: result
-                    .map(|s| serde_json::from_str::<StoredResult>(&s))
-                    .transpose()
-                    .map_err(|e| corrupt("result", e))?,
-                error: error.map(|s| serde_json::from_str::<TaskError>(&s)).transpose().map_err(|e| corrupt("error", e))?,
-                created_at: ts(r.try_get("created_at")?),
-                updated_at: ts(r.try_get("updated_at")?),
-                deadline_at: ts(r.try_get("deadline_at")?),
-            })
+            <$crate::engine::TaskColumns as sqlx::FromRow<DbRow>>::from_row(r)?.into_task()
         }
 
         fn ledger_from_row(r: &DbRow) -> StoreResult<LedgerEntry> {
@@ -768,6 +805,9 @@ macro_rules! impl_store {
             }
 
             async fn get_task(&self, account: &AccountId, id: &TaskId) -> StoreResult<Option<Task>> {
+                if let Some(read) = self.point_read_task(account, id) {
+                    return read;
+                }
                 let sql = format!("SELECT {TASK_COLS} FROM tasks WHERE id = $1 AND account_id = $2");
                 let r = sqlx::query(AssertSqlSafe(sql))
                     .bind(id.as_str())

@@ -8,6 +8,7 @@ mod batch;
 mod engine;
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_read;
 mod webhook_engine;
 pub mod webhooks;
 

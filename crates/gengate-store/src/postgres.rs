@@ -21,6 +21,16 @@ const LEASE_SQL: &str = "UPDATE jobs SET lease_owner = $1, lease_until = $2, att
      RETURNING task_id, provider, attempts, lease_until";
 
 impl PgStore {
+    /// Every read goes through the pool: a PostgreSQL read is a round trip
+    /// whichever thread makes it.
+    fn point_read_task(
+        &self,
+        _account: &gengate_core::ids::AccountId,
+        _id: &gengate_core::ids::TaskId,
+    ) -> Option<StoreResult<Option<gengate_core::generation::Task>>> {
+        None
+    }
+
     pub async fn connect(url: &str, o: &ConnectOptions) -> StoreResult<Self> {
         let opts = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Internal(format!("bad PostgreSQL URL: {e}")))?;

@@ -12,6 +12,9 @@ pub struct SqliteStore {
     pub(crate) writer: Pool<Sqlite>,
     pub(crate) reader: Pool<Sqlite>,
     creates: Arc<crate::batch::CreateQueue>,
+    /// Status reads on the caller's thread (`sqlite_read.rs`); none for an
+    /// in-memory database.
+    point: Option<crate::sqlite_read::PointReader>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -47,14 +50,25 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(o.max_connections.clamp(1, 8))
             .acquire_timeout(o.acquire_timeout)
-            .connect_with(base.read_only(true))
+            .connect_with(base.clone().read_only(true))
             .await
             .map_err(StoreError::from)?;
+        // After the writer, which created the file if it was missing.
+        let point = crate::sqlite_read::PointReader::for_file(base.get_filename());
         Ok(Self {
             writer,
             reader,
             creates: Arc::default(),
+            point,
         })
+    }
+
+    fn point_read_task(
+        &self,
+        account: &gengate_core::ids::AccountId,
+        id: &gengate_core::ids::TaskId,
+    ) -> Option<StoreResult<Option<gengate_core::generation::Task>>> {
+        self.point.as_ref()?.task(account, id)
     }
 
     async fn run_migrations(&self) -> StoreResult<()> {

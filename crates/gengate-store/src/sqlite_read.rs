@@ -1,0 +1,132 @@
+//! SQLite point reads on the calling thread.
+//!
+//! sqlx runs every SQLite connection on a thread of its own and hands each
+//! statement and row across channels, so a one-row read by primary key costs
+//! several thread switches — on a busy core, more than the read itself
+//! (docs/BENCHMARKS.md, "Round two"). A task's status read is the hottest
+//! query the API has, so it goes through here instead: a small pool of
+//! read-only connections (rusqlite, on the same libsqlite3 as sqlx) used
+//! synchronously by whichever thread asks.
+//!
+//! Why running SQLite on an async worker thread is acceptable here: in WAL
+//! mode a reader never waits for the writer, and these connections have no
+//! busy handler, so a statement either runs at once (an index lookup and a
+//! few pages, microseconds) or fails with SQLITE_BUSY — then the caller falls
+//! back to sqlx's pool, which waits on its own thread. Any other error does
+//! the same, so this path can make a read faster but never changes its answer.
+
+use crate::engine::{TASK_COLS, TaskColumns};
+use gengate_core::generation::Task;
+use gengate_core::ids::{AccountId, TaskId};
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+pub(crate) struct PointReader {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    max_idle: usize,
+    task_sql: String,
+}
+
+impl PointReader {
+    /// A reader for the database file at `path`; `None` when there is no
+    /// file to open beside sqlx (an in-memory database).
+    pub(crate) fn for_file(path: &Path) -> Option<Self> {
+        if !path.is_file() {
+            return None;
+        }
+        // As many as threads can read at once: the runtime's workers (one
+        // per core) and a few blocking threads.
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Some(Self {
+            path: path.to_owned(),
+            idle: Mutex::new(Vec::new()),
+            max_idle: cores + 4,
+            task_sql: format!("SELECT {TASK_COLS} FROM tasks WHERE id = ?1 AND account_id = ?2"),
+        })
+    }
+
+    fn open(&self) -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        // A point read needs an index path and a row: a small page cache.
+        conn.pragma_update(None, "cache_size", -2000)?;
+        Ok(conn)
+    }
+
+    /// Runs `f` on an idle connection (or a new one), returning the
+    /// connection to the pool afterwards unless it failed.
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let taken = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let conn = match taken {
+            Some(c) => c,
+            None => self.open()?,
+        };
+        let out = f(&conn);
+        if out.is_ok()
+            && let Ok(mut idle) = self.idle.lock()
+            && idle.len() < self.max_idle
+        {
+            idle.push(conn);
+        }
+        out
+    }
+
+    /// The task, read on this thread; `None` when this path could not answer
+    /// (busy, I/O, anything) and the caller should ask sqlx instead.
+    pub(crate) fn task(
+        &self,
+        account: &AccountId,
+        id: &TaskId,
+    ) -> Option<crate::StoreResult<Option<Task>>> {
+        let read = self.with_conn(|conn| {
+            let mut stmt = conn.prepare_cached(&self.task_sql)?;
+            let mut rows = stmt.query([id.as_str(), account.as_str()])?;
+            let Some(r) = rows.next()? else {
+                return Ok(None);
+            };
+            Ok(Some(TaskColumns {
+                id: r.get(0)?,
+                account_id: r.get(1)?,
+                model: r.get(2)?,
+                status: r.get(3)?,
+                prompt: r.get(4)?,
+                params: r.get(5)?,
+                reference_files: r.get(6)?,
+                reserved_credits: r.get(7)?,
+                final_credits: r.get(8)?,
+                client_request_id: r.get(9)?,
+                result: r.get(10)?,
+                error: r.get(11)?,
+                created_at: r.get(12)?,
+                updated_at: r.get(13)?,
+                deadline_at: r.get(14)?,
+            }))
+        });
+        match read {
+            Ok(cols) => Some(cols.map(TaskColumns::into_task).transpose()),
+            Err(e) => {
+                tracing::debug!(error = %e, "SQLite point read failed; reading through the pool");
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_reader_without_a_file() {
+        assert!(PointReader::for_file(Path::new("file:sqlx-in-memory-1")).is_none());
+        let dir = tempfile::tempdir().unwrap();
+        assert!(PointReader::for_file(&dir.path().join("missing.db")).is_none());
+    }
+}
