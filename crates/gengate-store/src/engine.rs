@@ -1027,13 +1027,21 @@ macro_rules! impl_store {
             }
 
             async fn task_updated_at(&self, task_id: &TaskId) -> StoreResult<Option<(TaskStatus, Timestamp)>> {
-                let r = sqlx::query("SELECT status, updated_at FROM tasks WHERE id = $1")
-                    .bind(task_id.as_str())
-                    .fetch_optional(&self.reader)
-                    .await?;
-                let Some(r) = r else { return Ok(None) };
-                let status: String = r.try_get("status")?;
-                Ok(Some((TaskStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?, ts(r.try_get("updated_at")?))))
+                let read = match self.point_read_status(task_id) {
+                    Some(read) => read,
+                    None => {
+                        let r = sqlx::query("SELECT status, updated_at FROM tasks WHERE id = $1")
+                            .bind(task_id.as_str())
+                            .fetch_optional(&self.reader)
+                            .await?;
+                        match r {
+                            Some(r) => Some((r.try_get::<String, _>("status")?, r.try_get::<i64, _>("updated_at")?)),
+                            None => None,
+                        }
+                    }
+                };
+                let Some((status, updated_at)) = read else { return Ok(None) };
+                Ok(Some((TaskStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?, ts(updated_at))))
             }
 
             async fn insert_file(&self, f: &FileRecord) -> StoreResult<()> {

@@ -31,6 +31,10 @@ impl PgStore {
         None
     }
 
+    fn point_read_status(&self, _id: &gengate_core::ids::TaskId) -> Option<Option<(String, i64)>> {
+        None
+    }
+
     pub async fn connect(url: &str, o: &ConnectOptions) -> StoreResult<Self> {
         let opts = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Internal(format!("bad PostgreSQL URL: {e}")))?;

@@ -14,7 +14,7 @@ pub struct SqliteStore {
     creates: Arc<crate::batch::CreateQueue>,
     /// Status reads on the caller's thread (`sqlite_read.rs`); none for an
     /// in-memory database.
-    point: Option<crate::sqlite_read::PointReader>,
+    pub(crate) point: Option<crate::sqlite_read::PointReader>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -69,6 +69,10 @@ impl SqliteStore {
         id: &gengate_core::ids::TaskId,
     ) -> Option<StoreResult<Option<gengate_core::generation::Task>>> {
         self.point.as_ref()?.task(account, id)
+    }
+
+    fn point_read_status(&self, id: &gengate_core::ids::TaskId) -> Option<Option<(String, i64)>> {
+        self.point.as_ref()?.task_status(id)
     }
 
     async fn run_migrations(&self) -> StoreResult<()> {

@@ -29,6 +29,8 @@ pub(crate) struct PointReader {
     task_sql: String,
 }
 
+const STATUS_SQL: &str = "SELECT status, updated_at FROM tasks WHERE id = ?1";
+
 impl PointReader {
     /// A reader for the database file at `path`; `None` when there is no
     /// file to open beside sqlx (an in-memory database).
@@ -119,9 +121,104 @@ impl PointReader {
     }
 }
 
+impl PointReader {
+    /// A task's status and `updated_at` (what a waiting long poll checks
+    /// when it wakes); `None` when this path could not answer.
+    pub(crate) fn task_status(&self, id: &TaskId) -> Option<Option<(String, i64)>> {
+        let read = self.with_conn(|conn| {
+            let mut stmt = conn.prepare_cached(STATUS_SQL)?;
+            let mut rows = stmt.query([id.as_str()])?;
+            match rows.next()? {
+                Some(r) => Ok(Some((r.get(0)?, r.get(1)?))),
+                None => Ok(None),
+            }
+        });
+        match read {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::debug!(error = %e, "SQLite point read failed; reading through the pool");
+                None
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{ConnectOptions, NewTask, Store};
+    use gengate_core::credits::LedgerKind;
+    use gengate_core::generation::{Prompt, TaskStatus};
+    use gengate_core::params::NormalizedParams;
+    use gengate_core::{Credits, Timestamp};
+
+    #[tokio::test]
+    async fn sees_each_commit_at_once_and_answers_as_sqlx_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = crate::testing::fresh_sqlite_url(dir.path());
+        let store = crate::sqlite::SqliteStore::connect(&url, &ConnectOptions::default())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let point = store
+            .point
+            .as_ref()
+            .expect("a file database has a point reader");
+        let now = Timestamp::from_millis(1_000);
+        let a = store.create_account("a", now).await.unwrap();
+        store
+            .change_credits(&a.id, LedgerKind::Grant, 900, "grant", now)
+            .await
+            .unwrap();
+        for n in 0..5 {
+            let t = NewTask {
+                id: TaskId::generate(),
+                account_id: a.id.clone(),
+                model: "kling-3-0".into(),
+                prompt: Prompt::from_stored(format!("a cat — ک 🎬 {n}")),
+                params: NormalizedParams::from_stored(serde_json::json!({"duration": "5"})),
+                references: vec![],
+                price: Credits::new(90).unwrap(),
+                client_request_id: Some(gengate_core::generation::ClientRequestId::from_stored(
+                    format!("c{n}"),
+                )),
+                provider: "sandbox".into(),
+                now,
+                deadline_at: now.plus(std::time::Duration::from_secs(60)),
+            };
+            let made = store.create_task(&t, None).await.unwrap();
+            // Right after the writer's commit, on this thread.
+            let read = point
+                .task(&a.id, &t.id)
+                .expect("answered")
+                .unwrap()
+                .expect("found");
+            assert_eq!(read, made);
+            assert_eq!(
+                point.task_status(&t.id),
+                Some(Some(("queued".to_owned(), now.as_millis())))
+            );
+            // Another account's task is not found (not an error).
+            let other = AccountId::generate();
+            assert!(matches!(point.task(&other, &t.id), Some(Ok(None))));
+            assert_eq!(read.status, TaskStatus::Queued);
+        }
+        assert_eq!(point.task_status(&TaskId::generate()), Some(None));
+    }
+
+    #[test]
+    fn a_file_it_cannot_read_means_no_answer_so_the_caller_asks_sqlx() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("not-gengate.db");
+        std::fs::write(&path, b"this is not a database").unwrap();
+        let point = PointReader::for_file(&path).unwrap();
+        assert!(
+            point
+                .task(&AccountId::generate(), &TaskId::generate())
+                .is_none()
+        );
+        assert!(point.task_status(&TaskId::generate()).is_none());
+    }
 
     #[test]
     fn no_reader_without_a_file() {
