@@ -254,11 +254,11 @@ fn now() -> Timestamp {
     SystemClock.now()
 }
 
-/// mimalloc instead of glibc's malloc: a request allocates and frees many
+/// jemalloc instead of glibc's malloc: a request allocates and frees many
 /// small buffers, and with glibc that was a quarter of a status read's
 /// instructions (docs/BENCHMARKS.md, "Round two").
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
