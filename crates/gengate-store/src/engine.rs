@@ -424,6 +424,9 @@ macro_rules! impl_store {
             }
 
             async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
+                if let Some(read) = self.point_read_account(id) {
+                    return read;
+                }
                 let r = sqlx::query(AssertSqlSafe(format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1")))
                     .bind(id.as_str())
                     .fetch_optional(&self.reader)

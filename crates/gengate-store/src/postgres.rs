@@ -31,6 +31,13 @@ impl PgStore {
         None
     }
 
+    fn point_read_account(
+        &self,
+        _id: &gengate_core::ids::AccountId,
+    ) -> Option<StoreResult<Option<crate::Account>>> {
+        None
+    }
+
     fn point_read_status(&self, _id: &gengate_core::ids::TaskId) -> Option<Option<(String, i64)>> {
         None
     }

@@ -30,6 +30,8 @@ pub(crate) struct PointReader {
 }
 
 const STATUS_SQL: &str = "SELECT status, updated_at FROM tasks WHERE id = ?1";
+const ACCOUNT_SQL: &str =
+    "SELECT id, name, balance, created_at, sandbox FROM accounts WHERE id = ?1";
 
 impl PointReader {
     /// A reader for the database file at `path`; `None` when there is no
@@ -143,6 +145,49 @@ impl PointReader {
     }
 }
 
+impl PointReader {
+    /// An account (a create reads its sandbox flag); `None` when this path
+    /// could not answer.
+    pub(crate) fn account(
+        &self,
+        id: &AccountId,
+    ) -> Option<crate::StoreResult<Option<crate::Account>>> {
+        let read = self.with_conn(|conn| {
+            let mut stmt = conn.prepare_cached(ACCOUNT_SQL)?;
+            let mut rows = stmt.query([id.as_str()])?;
+            match rows.next()? {
+                Some(r) => Ok(Some((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, bool>(4)?,
+                ))),
+                None => Ok(None),
+            }
+        });
+        match read {
+            Ok(row) => Some(
+                row.map(|(id, name, balance, created_at, sandbox)| {
+                    Ok(crate::Account {
+                        id: AccountId::from_trusted(id),
+                        name,
+                        balance: gengate_core::Credits::new(balance)
+                            .map_err(|e| crate::engine::corrupt("balance", e))?,
+                        created_at: gengate_core::Timestamp::from_millis(created_at),
+                        sandbox,
+                    })
+                })
+                .transpose(),
+            ),
+            Err(e) => {
+                tracing::debug!(error = %e, "SQLite point read failed; reading through the pool");
+                None
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +249,20 @@ mod tests {
             assert_eq!(read.status, TaskStatus::Queued);
         }
         assert_eq!(point.task_status(&TaskId::generate()), Some(None));
+        let acct = point
+            .account(&a.id)
+            .expect("answered")
+            .unwrap()
+            .expect("found");
+        assert_eq!(
+            acct,
+            store.get_account_via_pool(&a.id).await.unwrap().unwrap()
+        );
+        assert_eq!(acct.balance.get(), 900 - 5 * 90);
+        assert!(matches!(
+            point.account(&AccountId::generate()),
+            Some(Ok(None))
+        ));
     }
 
     #[test]
@@ -218,6 +277,7 @@ mod tests {
                 .is_none()
         );
         assert!(point.task_status(&TaskId::generate()).is_none());
+        assert!(point.account(&AccountId::generate()).is_none());
     }
 
     #[test]
