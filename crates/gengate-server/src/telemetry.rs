@@ -59,9 +59,11 @@ where
 {
     use tracing_subscriber::fmt;
     if json {
+        // No spans are made (see `RequestFields`), so none are printed.
         let inner = fmt::format()
             .json()
-            .with_current_span(true)
+            .with_current_span(false)
+            .with_span_list(false)
             .flatten_event(true);
         Box::new(
             fmt()

@@ -80,6 +80,29 @@ impl TaskColumns {
     }
 }
 
+/// An account row as stored (`ACCOUNT_COLS`, in that order), parsed here
+/// for sqlx and for the point reader alike.
+#[derive(sqlx::FromRow)]
+pub(crate) struct AccountColumns {
+    pub id: String,
+    pub name: String,
+    pub balance: i64,
+    pub created_at: i64,
+    pub sandbox: bool,
+}
+
+impl AccountColumns {
+    pub(crate) fn into_account(self) -> crate::StoreResult<crate::Account> {
+        Ok(crate::Account {
+            id: gengate_core::ids::AccountId::from_trusted(self.id),
+            name: self.name,
+            balance: gengate_core::Credits::new(self.balance).map_err(|e| corrupt("balance", e))?,
+            created_at: gengate_core::Timestamp::from_millis(self.created_at),
+            sandbox: self.sandbox,
+        })
+    }
+}
+
 macro_rules! impl_store {
     ($store:ty, $db:ty, engine = $engine:expr, lease_sql = $lease_sql:expr) => {
         use $crate::engine::{corrupt, json_text, ACCOUNT_COLS, FILE_COLS, KEY_COLS, KEY_READ, TASK_COLS};
@@ -268,13 +291,7 @@ macro_rules! impl_store {
         }
 
         fn account_from_row(r: &DbRow) -> StoreResult<Account> {
-            Ok(Account {
-                id: AccountId::from_trusted(r.try_get("id")?),
-                name: r.try_get("name")?,
-                balance: credits(r.try_get("balance")?, "balance")?,
-                created_at: ts(r.try_get("created_at")?),
-                sandbox: r.try_get("sandbox")?,
-            })
+            <$crate::engine::AccountColumns as sqlx::FromRow<DbRow>>::from_row(r)?.into_account()
         }
 
         fn key_from_row(r: &DbRow) -> StoreResult<ApiKeyRecord> {
@@ -424,7 +441,7 @@ macro_rules! impl_store {
             }
 
             async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
-                if let Some(read) = self.point_read_account(id) {
+                if let Some(read) = self.point_reader().and_then(|p| p.account(id)) {
                     return read;
                 }
                 let r = sqlx::query(AssertSqlSafe(format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1")))
@@ -808,7 +825,7 @@ macro_rules! impl_store {
             }
 
             async fn get_task(&self, account: &AccountId, id: &TaskId) -> StoreResult<Option<Task>> {
-                if let Some(read) = self.point_read_task(account, id) {
+                if let Some(read) = self.point_reader().and_then(|p| p.task(account, id)) {
                     return read;
                 }
                 let sql = format!("SELECT {TASK_COLS} FROM tasks WHERE id = $1 AND account_id = $2");
@@ -1030,7 +1047,7 @@ macro_rules! impl_store {
             }
 
             async fn task_updated_at(&self, task_id: &TaskId) -> StoreResult<Option<(TaskStatus, Timestamp)>> {
-                let read = match self.point_read_status(task_id) {
+                let read = match self.point_reader().and_then(|p| p.task_status(task_id)) {
                     Some(read) => read,
                     None => {
                         let r = sqlx::query("SELECT status, updated_at FROM tasks WHERE id = $1")

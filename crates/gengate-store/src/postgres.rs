@@ -21,24 +21,9 @@ const LEASE_SQL: &str = "UPDATE jobs SET lease_owner = $1, lease_until = $2, att
      RETURNING task_id, provider, attempts, lease_until";
 
 impl PgStore {
-    /// Every read goes through the pool: a PostgreSQL read is a round trip
-    /// whichever thread makes it.
-    fn point_read_task(
-        &self,
-        _account: &gengate_core::ids::AccountId,
-        _id: &gengate_core::ids::TaskId,
-    ) -> Option<StoreResult<Option<gengate_core::generation::Task>>> {
-        None
-    }
-
-    fn point_read_account(
-        &self,
-        _id: &gengate_core::ids::AccountId,
-    ) -> Option<StoreResult<Option<crate::Account>>> {
-        None
-    }
-
-    fn point_read_status(&self, _id: &gengate_core::ids::TaskId) -> Option<Option<(String, i64)>> {
+    /// None: every read goes through the pool, as a PostgreSQL read is a
+    /// round trip whichever thread makes it.
+    fn point_reader(&self) -> Option<&crate::sqlite_read::PointReader> {
         None
     }
 

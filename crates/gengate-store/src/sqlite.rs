@@ -63,47 +63,8 @@ impl SqliteStore {
         })
     }
 
-    fn point_read_task(
-        &self,
-        account: &gengate_core::ids::AccountId,
-        id: &gengate_core::ids::TaskId,
-    ) -> Option<StoreResult<Option<gengate_core::generation::Task>>> {
-        self.point.as_ref()?.task(account, id)
-    }
-
-    fn point_read_account(
-        &self,
-        id: &gengate_core::ids::AccountId,
-    ) -> Option<StoreResult<Option<crate::Account>>> {
-        self.point.as_ref()?.account(id)
-    }
-
-    /// The pool's answer, for tests comparing it with the point reader's.
-    #[cfg(test)]
-    pub(crate) async fn get_account_via_pool(
-        &self,
-        id: &gengate_core::ids::AccountId,
-    ) -> StoreResult<Option<crate::Account>> {
-        let r = sqlx::query(
-            "SELECT id, name, balance, created_at, sandbox FROM accounts WHERE id = $1",
-        )
-        .bind(id.as_str())
-        .fetch_optional(&self.reader)
-        .await?;
-        Ok(r.map(|r| {
-            use sqlx::Row;
-            crate::Account {
-                id: gengate_core::ids::AccountId::from_trusted(r.get("id")),
-                name: r.get("name"),
-                balance: gengate_core::Credits::new(r.get("balance")).unwrap(),
-                created_at: gengate_core::Timestamp::from_millis(r.get("created_at")),
-                sandbox: r.get("sandbox"),
-            }
-        }))
-    }
-
-    fn point_read_status(&self, id: &gengate_core::ids::TaskId) -> Option<Option<(String, i64)>> {
-        self.point.as_ref()?.task_status(id)
+    fn point_reader(&self) -> Option<&crate::sqlite_read::PointReader> {
+        self.point.as_ref()
     }
 
     async fn run_migrations(&self) -> StoreResult<()> {

@@ -15,10 +15,11 @@
 //! back to sqlx's pool, which waits on its own thread. Any other error does
 //! the same, so this path can make a read faster but never changes its answer.
 
-use crate::engine::{TASK_COLS, TaskColumns};
+use crate::engine::{ACCOUNT_COLS, AccountColumns, TASK_COLS, TaskColumns};
+use crate::{Account, StoreResult};
 use gengate_core::generation::Task;
 use gengate_core::ids::{AccountId, TaskId};
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, Params, Row};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -27,11 +28,10 @@ pub(crate) struct PointReader {
     idle: Mutex<Vec<Connection>>,
     max_idle: usize,
     task_sql: String,
+    account_sql: String,
 }
 
 const STATUS_SQL: &str = "SELECT status, updated_at FROM tasks WHERE id = ?1";
-const ACCOUNT_SQL: &str =
-    "SELECT id, name, balance, created_at, sandbox FROM accounts WHERE id = ?1";
 
 impl PointReader {
     /// A reader for the database file at `path`; `None` when there is no
@@ -48,6 +48,7 @@ impl PointReader {
             idle: Mutex::new(Vec::new()),
             max_idle: cores + 4,
             task_sql: format!("SELECT {TASK_COLS} FROM tasks WHERE id = ?1 AND account_id = ?2"),
+            account_sql: format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1"),
         })
     }
 
@@ -61,41 +62,51 @@ impl PointReader {
         Ok(conn)
     }
 
-    /// Runs `f` on an idle connection (or a new one), returning the
-    /// connection to the pool afterwards unless it failed.
-    fn with_conn<T>(
+    /// The first row of `sql`, mapped, on an idle connection (or a new one,
+    /// which joins the pool unless the read failed). `None` when this path
+    /// could not answer (busy, I/O, anything): the caller asks sqlx instead.
+    fn first_row<T>(
         &self,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> rusqlite::Result<T> {
-        let taken = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        let conn = match taken {
-            Some(c) => c,
-            None => self.open()?,
-        };
-        let out = f(&conn);
-        if out.is_ok()
-            && let Ok(mut idle) = self.idle.lock()
-            && idle.len() < self.max_idle
-        {
-            idle.push(conn);
+        sql: &str,
+        params: impl Params,
+        map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Option<Option<T>> {
+        let read = (|| {
+            let taken = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+            let conn = match taken {
+                Some(c) => c,
+                None => self.open()?,
+            };
+            let out = {
+                let mut stmt = conn.prepare_cached(sql)?;
+                let mut rows = stmt.query(params)?;
+                rows.next()?.map(map).transpose()
+            };
+            if out.is_ok()
+                && let Ok(mut idle) = self.idle.lock()
+                && idle.len() < self.max_idle
+            {
+                idle.push(conn);
+            }
+            out
+        })();
+        match read {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::debug!(error = %e, "SQLite point read failed; reading through the pool");
+                None
+            }
         }
-        out
     }
 
-    /// The task, read on this thread; `None` when this path could not answer
-    /// (busy, I/O, anything) and the caller should ask sqlx instead.
+    /// A task of `account` (status GET).
     pub(crate) fn task(
         &self,
         account: &AccountId,
         id: &TaskId,
-    ) -> Option<crate::StoreResult<Option<Task>>> {
-        let read = self.with_conn(|conn| {
-            let mut stmt = conn.prepare_cached(&self.task_sql)?;
-            let mut rows = stmt.query([id.as_str(), account.as_str()])?;
-            let Some(r) = rows.next()? else {
-                return Ok(None);
-            };
-            Ok(Some(TaskColumns {
+    ) -> Option<StoreResult<Option<Task>>> {
+        let cols = self.first_row(&self.task_sql, [id.as_str(), account.as_str()], |r| {
+            Ok(TaskColumns {
                 id: r.get(0)?,
                 account_id: r.get(1)?,
                 model: r.get(2)?,
@@ -111,80 +122,28 @@ impl PointReader {
                 created_at: r.get(12)?,
                 updated_at: r.get(13)?,
                 deadline_at: r.get(14)?,
-            }))
-        });
-        match read {
-            Ok(cols) => Some(cols.map(TaskColumns::into_task).transpose()),
-            Err(e) => {
-                tracing::debug!(error = %e, "SQLite point read failed; reading through the pool");
-                None
-            }
-        }
+            })
+        })?;
+        Some(cols.map(TaskColumns::into_task).transpose())
     }
-}
 
-impl PointReader {
-    /// A task's status and `updated_at` (what a waiting long poll checks
-    /// when it wakes); `None` when this path could not answer.
+    /// A task's status and `updated_at` (what a waking long poll checks).
     pub(crate) fn task_status(&self, id: &TaskId) -> Option<Option<(String, i64)>> {
-        let read = self.with_conn(|conn| {
-            let mut stmt = conn.prepare_cached(STATUS_SQL)?;
-            let mut rows = stmt.query([id.as_str()])?;
-            match rows.next()? {
-                Some(r) => Ok(Some((r.get(0)?, r.get(1)?))),
-                None => Ok(None),
-            }
-        });
-        match read {
-            Ok(v) => Some(v),
-            Err(e) => {
-                tracing::debug!(error = %e, "SQLite point read failed; reading through the pool");
-                None
-            }
-        }
+        self.first_row(STATUS_SQL, [id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
     }
-}
 
-impl PointReader {
-    /// An account (a create reads its sandbox flag); `None` when this path
-    /// could not answer.
-    pub(crate) fn account(
-        &self,
-        id: &AccountId,
-    ) -> Option<crate::StoreResult<Option<crate::Account>>> {
-        let read = self.with_conn(|conn| {
-            let mut stmt = conn.prepare_cached(ACCOUNT_SQL)?;
-            let mut rows = stmt.query([id.as_str()])?;
-            match rows.next()? {
-                Some(r) => Ok(Some((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, bool>(4)?,
-                ))),
-                None => Ok(None),
-            }
-        });
-        match read {
-            Ok(row) => Some(
-                row.map(|(id, name, balance, created_at, sandbox)| {
-                    Ok(crate::Account {
-                        id: AccountId::from_trusted(id),
-                        name,
-                        balance: gengate_core::Credits::new(balance)
-                            .map_err(|e| crate::engine::corrupt("balance", e))?,
-                        created_at: gengate_core::Timestamp::from_millis(created_at),
-                        sandbox,
-                    })
-                })
-                .transpose(),
-            ),
-            Err(e) => {
-                tracing::debug!(error = %e, "SQLite point read failed; reading through the pool");
-                None
-            }
-        }
+    /// An account (a create reads its sandbox flag).
+    pub(crate) fn account(&self, id: &AccountId) -> Option<StoreResult<Option<Account>>> {
+        let cols = self.first_row(&self.account_sql, [id.as_str()], |r| {
+            Ok(AccountColumns {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                balance: r.get(2)?,
+                created_at: r.get(3)?,
+                sandbox: r.get(4)?,
+            })
+        })?;
+        Some(cols.map(AccountColumns::into_account).transpose())
     }
 }
 
@@ -198,13 +157,18 @@ mod tests {
     use gengate_core::{Credits, Timestamp};
 
     #[tokio::test]
-    async fn sees_each_commit_at_once_and_answers_as_sqlx_does() {
+    async fn sees_each_commit_at_once_and_answers_as_the_pool_does() {
         let dir = tempfile::tempdir().unwrap();
         let url = crate::testing::fresh_sqlite_url(dir.path());
         let store = crate::sqlite::SqliteStore::connect(&url, &ConnectOptions::default())
             .await
             .unwrap();
         store.migrate().await.unwrap();
+        // The same database read the other way: sqlx's pool only.
+        let mut pooled = crate::sqlite::SqliteStore::connect(&url, &ConnectOptions::default())
+            .await
+            .unwrap();
+        pooled.point = None;
         let point = store
             .point
             .as_ref()
@@ -240,6 +204,10 @@ mod tests {
                 .expect("found");
             assert_eq!(read, made);
             assert_eq!(
+                Some(read.clone()),
+                pooled.get_task(&a.id, &t.id).await.unwrap()
+            );
+            assert_eq!(
                 point.task_status(&t.id),
                 Some(Some(("queued".to_owned(), now.as_millis())))
             );
@@ -254,10 +222,7 @@ mod tests {
             .expect("answered")
             .unwrap()
             .expect("found");
-        assert_eq!(
-            acct,
-            store.get_account_via_pool(&a.id).await.unwrap().unwrap()
-        );
+        assert_eq!(Some(acct.clone()), pooled.get_account(&a.id).await.unwrap());
         assert_eq!(acct.balance.get(), 900 - 5 * 90);
         assert!(matches!(
             point.account(&AccountId::generate()),

@@ -69,10 +69,10 @@ pub async fn request_context(req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(id.as_str()) {
         resp.headers_mut().insert("x-request-id", v);
     }
-    let labels = [
-        ("route", route.to_string()),
-        ("method", method.to_string()),
-        ("status", status.to_string()),
+    let labels: [(&str, metrics::SharedString); 3] = [
+        ("route", route.clone().into()),
+        ("method", method.to_string().into()),
+        ("status", status.to_string().into()),
     ];
     metrics::counter!("gengate_http_requests_total", &labels).increment(1);
     metrics::histogram!("gengate_http_request_duration_seconds", &labels[..2])
