@@ -724,8 +724,8 @@ async fn duration_tokens_are_required_and_cannot_be_forged_or_shared() {
 async fn uploads_past_the_hard_cap_are_refused_before_reading() {
     // A raw socket, because the property is that the server answers from the
     // headers alone: we announce 52 MiB, send none of it, and must still get
-    // the 413. (An HTTP client that insists on writing the body races the
-    // server's early close and sees a broken pipe instead of the answer.)
+    // the 413. (Clients that write the whole body anyway are in hostile.rs:
+    // the server's lingering close lets them read the answer too.)
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = TestApp::spawn(Engine::Sqlite).await;
     let (_, key) = app.account("big", 0).await;

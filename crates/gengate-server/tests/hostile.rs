@@ -358,6 +358,79 @@ async fn every_route_answers_malformed_requests_in_the_envelope(engine: Engine) 
 
 /// Reads until the server closes the connection (or `within` passes: then
 /// panics). Returns what was read.
+/// A client that writes its whole oversized body, as HTTP clients do, must
+/// read the 413 and not a connection reset: the server answers from the
+/// headers, then drains what is still coming before it closes (a close
+/// with unread bytes makes the kernel send RST, which can destroy the
+/// answer in the client's buffer before it is read).
+#[tokio::test]
+async fn oversized_bodies_written_in_full_still_get_their_answer() {
+    let app =
+        TestApp::spawn_with(Engine::Sqlite, &["--no-runner", "--max-json-bytes", "4096"]).await;
+    let (_, key) = app.account("big-bodies", 0).await;
+    let big = vec![b'x'; 8 * 1024 * 1024];
+    for round in 0..12 {
+        for (path, ct) in [
+            (
+                "/internal/callbacks/kling/task_x?token=nope",
+                "application/json",
+            ),
+            ("/api/v1/generations", "application/json"),
+        ] {
+            let what = format!("{path}, round {round}");
+            let (status, e) = envelope(
+                &what,
+                request(&app, "POST", path, &key)
+                    .header("content-type", ct)
+                    .body(big.clone()),
+            )
+            .await;
+            assert_eq!(status, 413, "{what}: {e}");
+        }
+    }
+    // An upload past the hard cap, written in full by the client.
+    let huge = vec![b'x'; 52 * 1024 * 1024];
+    for round in 0..3 {
+        let what = format!("an upload over the cap, round {round}");
+        let (status, e) = envelope(
+            &what,
+            request(&app, "POST", "/api/v1/files", &key)
+                .header("content-type", "multipart/form-data; boundary=x")
+                .body(huge.clone()),
+        )
+        .await;
+        assert_eq!(status, 413, "{what}: {e}");
+    }
+}
+
+/// The same on a raw socket, made deterministic: the client sends its
+/// headers, is slow to send the body (the answer is out by then), then
+/// writes all of it and only then reads. Every write must go through and
+/// the 413 must be there to read.
+#[tokio::test]
+async fn a_body_written_after_the_answer_does_not_reset_the_connection() {
+    let app = TestApp::spawn_with(Engine::Sqlite, &["--no-runner"]).await;
+    let (_, key) = app.account("slow-body", 0).await;
+    for path in [
+        "/internal/callbacks/kling/task_x?token=nope",
+        "/api/v1/generations",
+    ] {
+        let mut sock = connect(&app).await;
+        let len = 4 * 1024 * 1024;
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
+        );
+        sock.write_all(head.as_bytes()).await.expect("head");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let sent = sock.write_all(&vec![b'x'; len]).await;
+        assert!(sent.is_ok(), "{path}: writing the body failed: {sent:?}");
+        let raw = read_until_closed(&mut sock, path, ANSWER_WITHIN).await;
+        let (status, v) = parse_answer(&raw);
+        assert_eq!(status, 413, "{path}: {v}");
+    }
+}
+
 async fn read_until_closed(s: &mut TcpStream, what: &str, within: Duration) -> Vec<u8> {
     let mut got = Vec::new();
     let mut buf = [0u8; 16 * 1024];

@@ -14,6 +14,13 @@
 //!
 //! A request in flight is never cut by time here: a long poll or a download
 //! lasts as long as it makes progress.
+//!
+//! Closing lingers: after the last answer the socket's write side is shut
+//! and what the client still sends is read and dropped until it closes (or
+//! [`LINGER`] passes). A close with unread bytes makes the kernel answer
+//! with a reset, and a client still writing the body of a request we
+//! refused from its headers (a 413) would see "broken pipe" instead of the
+//! answer. nginx does the same (`lingering_close`).
 
 use super::settings::HttpLimits;
 use std::io;
@@ -24,7 +31,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
+
+/// How long a closing connection keeps draining what the client sends.
+pub const LINGER: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn origin() -> Instant {
     static ORIGIN: OnceLock<Instant> = OnceLock::new();
@@ -183,11 +193,17 @@ impl Drop for RequestGuard {
 pub struct WatchedIo<T> {
     inner: T,
     state: Arc<ConnState>,
+    /// Set once the write side is shut: the end of the lingering close.
+    linger: Option<Pin<Box<Sleep>>>,
 }
 
 impl<T> WatchedIo<T> {
     pub fn new(inner: T, state: Arc<ConnState>) -> Self {
-        Self { inner, state }
+        Self {
+            inner,
+            state,
+            linger: None,
+        }
     }
 }
 
@@ -206,7 +222,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for WatchedIo<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for WatchedIo<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WatchedIo<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -236,6 +252,27 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WatchedIo<T> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        let this = &mut *self;
+        let linger = match &mut this.linger {
+            Some(l) => l,
+            None => {
+                std::task::ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
+                this.linger.insert(Box::pin(tokio::time::sleep(LINGER)))
+            }
+        };
+        // Straight from the socket: these bytes are not a next request.
+        let mut scratch = [0u8; 8 * 1024];
+        loop {
+            if linger.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => continue,
+                // The client closed (or reset): nothing left to protect.
+                Poll::Ready(_) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
