@@ -41,12 +41,16 @@ GENGATE_LOG=warn "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$WORK/data"
     --rate-create-per-min 1000000 --rate-read-per-min 1000000 --rate-upload-per-min 1000000 \
     >"$WORK/server.log" 2>&1 &
 PID=$!
-for _ in $(seq 1 200); do
-    if python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=2)" \
-        "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1; then break; fi
+ready() {
+    python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=2)" \
+        "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1
+}
+for _ in $(seq 1 600); do
+    if ready; then break; fi
     kill -0 "$PID" 2>/dev/null || { cat "$WORK/server.log" >&2; echo "schema-check: gengate did not start" >&2; exit 1; }
     sleep 0.1
 done
+ready || { cat "$WORK/server.log" >&2; echo "schema-check: gengate never became ready" >&2; exit 1; }
 KEY=$(grep -o 'gg_live_[A-Za-z0-9_]*' "$WORK/server.log" | head -n1)
 [[ -n "$KEY" ]] || { cat "$WORK/server.log" >&2; echo "schema-check: no bootstrap key in the start log" >&2; exit 1; }
 

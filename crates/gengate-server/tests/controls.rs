@@ -204,7 +204,8 @@ async fn until_terminal_holds_a_long_poll_past_processing(engine: Engine) {
         )
         .await;
     assert_eq!(again, done);
-    assert!(started.elapsed() < Duration::from_secs(2));
+    // Far under the 20 s asked for: an ended task answers at once.
+    assert!(started.elapsed() < Duration::from_secs(10));
     // Bad values, all named.
     let e = app
         .get_json(

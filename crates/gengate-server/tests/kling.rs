@@ -661,7 +661,9 @@ async fn callbacks_finish_tasks_long_before_the_next_poll() {
         "LATENCY callback path: upstream succeed → our succeeded: {}",
         summary(lat.clone())
     );
-    assert!(lat.iter().all(|&ms| ms < 2_000), "{lat:?}");
+    // Polls are 20 s apart: anything well under that was the callback (the
+    // bench measures the real figure on quiet cores).
+    assert!(lat.iter().all(|&ms| ms < 5_000), "{lat:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -685,7 +687,7 @@ async fn polling_finishes_tasks_when_callbacks_are_lost() {
     // Within about one poll interval: the interval grows with the task's age
     // (age / 5, at least 500 ms, +10 % jitter) and a loaded CI machine adds
     // the step itself; the default 5 s schedule would fail this.
-    assert!(lat.iter().all(|&ms| ms < 1_500), "{lat:?}");
+    assert!(lat.iter().all(|&ms| ms < 3_000), "{lat:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -878,8 +880,15 @@ async fn rate_limited_and_failing_creates_leave_the_task_queued() {
     // Between the refusals the task is queued, never processing: Kling has not taken it.
     let mut seen_refusals = 0;
     while env.fake.pending_faults() > 0 {
-        assert_eq!(status().await, "queued");
-        seen_refusals = 3 - env.fake.pending_faults();
+        let now = status().await;
+        // A fault still pending after the read means no create had got
+        // through when it was made (the last refusal may be used up while
+        // the read is under way, and then the create can succeed).
+        let pending = env.fake.pending_faults();
+        if pending > 0 {
+            assert_eq!(now, "queued");
+        }
+        seen_refusals = 3 - pending;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(seen_refusals >= 2);

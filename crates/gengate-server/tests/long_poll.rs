@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn long_poll_answers_within_100ms_of_the_change() {
+async fn long_poll_is_woken_by_the_change() {
     let app = TestApp::spawn(Engine::Sqlite).await;
     let (_, key) = app.account("poller", 1000).await;
     let v = app
@@ -50,7 +50,10 @@ async fn long_poll_answers_within_100ms_of_the_change() {
         "long poll answered {lag} ms after the status change (held {:?})",
         started.elapsed()
     );
-    assert!(lag < 100, "long poll answered {lag} ms after the change");
+    // The < 100 ms figure is the bench's (bench/callback.py, docs/BENCHMARKS.md),
+    // measured on quiet cores; here the bound only has to tell a woken poll from
+    // one that found the change on its 15 s recheck, on a busy CI machine.
+    assert!(lag < 1_000, "long poll answered {lag} ms after the change");
     assert!(
         started.elapsed() >= Duration::from_millis(300),
         "the poll did not wait"

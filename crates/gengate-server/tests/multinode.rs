@@ -77,6 +77,11 @@ fn common_flags(db: &str, redis: &str, s3: &S3, prefix: &str, public: &str) -> V
         "500",
         "--change-feed-ms",
         "250",
+        // One slow Redis answer on a busy machine would send a node to its
+        // local fallback and break the shared-budget sums (a stopped Redis
+        // refuses at once, so the outage phase stays fast).
+        "--redis-timeout-ms",
+        "2000",
         "--sandbox-concurrency",
         "2",
         "--rate-create-per-min",
@@ -393,8 +398,10 @@ async fn four_nodes_share_one_database_one_redis_and_one_bucket() {
             .expect("timestamp");
     let lag = answered.as_millis() - ended.as_millis();
     eprintln!("long poll on api 1 answered {lag} ms after the task ended on a worker");
+    // Far under the 15 s recheck: the change feed (250 ms) woke it, with
+    // room for six processes on two busy cores.
     assert!(
-        lag <= 1_500,
+        lag <= 5_000,
         "the long poll on api 1 answered {lag} ms after the task ended on a worker"
     );
 

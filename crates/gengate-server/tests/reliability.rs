@@ -147,10 +147,10 @@ async fn a_retry_after_kill_9_is_answered_at_once_not_409(engine: Engine) {
 /// would queue the retry behind it instead of answering it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_running_request_keeps_its_key_past_its_lease() {
-    let app = TestApp::spawn_with(Engine::Postgres, &["--idempotency-lease-ms", "600"]).await;
+    let app = TestApp::spawn_with(Engine::Postgres, &["--idempotency-lease-ms", "2000"]).await;
     let url = app.database_url.clone();
     for s in [
-        "CREATE FUNCTION test_stall() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(3); RETURN NEW; END $$ LANGUAGE plpgsql",
+        "CREATE FUNCTION test_stall() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(10); RETURN NEW; END $$ LANGUAGE plpgsql",
         "CREATE TRIGGER test_stall BEFORE INSERT ON tasks FOR EACH ROW EXECUTE FUNCTION test_stall()",
     ] {
         raw_execute(&url, s).await.expect("install the stall");
@@ -171,7 +171,7 @@ async fn a_running_request_keeps_its_key_past_its_lease() {
         )
         .await;
         // More than two leases later: without the heartbeat the hold has lapsed.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        tokio::time::sleep(Duration::from_millis(5000)).await;
         let r = send().await.expect("retry");
         let status = r.status();
         (status, r.json::<Value>().await.expect("json"))
@@ -253,10 +253,17 @@ async fn metric_line(app: &TestApp, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The `gengate_provider_healthy` gauge is one per process (the metrics
+/// recorder is global) and every Kling app sets it to 1 when it starts: the
+/// tests that start one take turns, or one's start could overwrite the 0
+/// another is about to read.
+static ONE_KLING_APP_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Issue 10 item 9, on both engines in turn (the health gauge is one per
 /// process, so the two runs must not overlap).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn wrong_kling_credentials_make_the_provider_unhealthy_once_for_everyone() {
+    let _turn = ONE_KLING_APP_AT_A_TIME.lock().await;
     for engine in [Engine::Sqlite, Engine::Postgres] {
         wrong_credentials(engine).await;
     }
@@ -417,6 +424,7 @@ async fn wrong_credentials(engine: Engine) {
 /// queries (5000, HTTP 500) are retried on `--kling-retry-ms` doubling (200,
 /// 400, 800 ms), not on the 20 s poll interval.
 async fn failed_status_queries_retry_on_the_short_back_off(engine: Engine) {
+    let _turn = ONE_KLING_APP_AT_A_TIME.lock().await;
     let (fake, app) = kling_env(
         engine,
         None,

@@ -125,8 +125,11 @@ async fn a_budget_is_shared_by_the_nodes_and_survives_a_redis_outage(engine: Eng
         &redis.url(),
         "--expected-nodes",
         "2",
+        // Generous: one slow Redis answer on a busy machine would put a
+        // node on its local fallback and break the shared-budget sums.
+        // (A stopped Redis refuses at once, so the outage phases stay fast.)
         "--redis-timeout-ms",
-        "200",
+        "2000",
         "--no-runner",
     ];
     let mut nodes: Vec<Running> = Vec::new();
@@ -308,13 +311,16 @@ async fn a_silent_redis_costs_one_timeout_not_one_per_request(engine: Engine) {
             429 => {}
             s => panic!("unexpected {s}"),
         }
-        if t.elapsed() >= Duration::from_millis(250) {
+        if t.elapsed() >= Duration::from_millis(290) {
             slow += 1;
         }
     }
     let elapsed = started.elapsed();
     assert!(
-        slow <= 1 + elapsed.as_secs() as u32,
+        // One wait per ~1.3 s (1 s between tries + the 300 ms timeout), plus
+        // one of slack for a request slow for some other reason; a Redis
+        // asked on every request would make all 40 slow.
+        slow <= 2 + elapsed.as_secs() as u32,
         "{slow} requests waited for the silent Redis in {elapsed:?}"
     );
     assert!(

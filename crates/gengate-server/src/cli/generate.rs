@@ -4,7 +4,7 @@
 use super::exit::{Exit, Failure};
 use super::params::{self, Requested};
 use super::progress::Progress;
-use super::wait::{Out, wait_and_deliver};
+use super::wait::{Interrupt, Out, wait_and_deliver};
 use super::{Connection, Output};
 use gengate_client::{CreateGeneration, ErrorCode, Upload};
 use serde_json::Value;
@@ -190,6 +190,8 @@ pub async fn run(args: GenerateArgs) -> Result<(), Failure> {
             }
             _ => fail(e),
         })?;
+    // Before the first status line, which tells the user the task exists.
+    let interrupt = Interrupt::listen();
     progress.status(&task);
     if args.no_wait {
         progress.finish();
@@ -206,5 +208,5 @@ pub async fn run(args: GenerateArgs) -> Result<(), Failure> {
         }
         return Ok(());
     }
-    wait_and_deliver(&client, &url, &task.id, &out, output, &progress).await
+    wait_and_deliver(&client, &url, &task.id, &out, output, &progress, interrupt).await
 }

@@ -2,7 +2,7 @@
 
 use super::exit::Failure;
 use super::progress::Progress;
-use super::wait::{Out, wait_and_deliver};
+use super::wait::{Interrupt, Out, wait_and_deliver};
 use super::{Connection, Output};
 use futures_util::StreamExt;
 use gengate_client::{Generation, GenerationStatus, ListGenerations};
@@ -149,6 +149,7 @@ pub async fn run(cmd: TasksCmd) -> Result<(), Failure> {
                 &Out::from_arg(out.as_deref()),
                 output,
                 &progress,
+                Interrupt::listen(),
             )
             .await
         }

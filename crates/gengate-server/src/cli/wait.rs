@@ -46,6 +46,33 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
+/// Ctrl-C, caught from the moment this is made. `tokio::signal::ctrl_c()`
+/// installs its handler only when first polled, so a press between the
+/// task's first status line and the wait would have killed the process
+/// without saying how to pick the task up again.
+pub(crate) struct Interrupt {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Interrupt {
+    pub(crate) fn listen() -> Self {
+        Self {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok(),
+        }
+    }
+
+    async fn pressed(&mut self) {
+        #[cfg(unix)]
+        if let Some(s) = &mut self.signal {
+            s.recv().await;
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 /// Waits for `task_id` to end, then downloads or prints its result.
 pub(crate) async fn wait_and_deliver(
     client: &Client,
@@ -54,6 +81,7 @@ pub(crate) async fn wait_and_deliver(
     out: &Out,
     output: Output,
     progress: &Progress,
+    mut interrupt: Interrupt,
 ) -> Result<(), Failure> {
     let work = async {
         let task = client
@@ -65,7 +93,7 @@ pub(crate) async fn wait_and_deliver(
     };
     tokio::select! {
         r = work => r,
-        _ = tokio::signal::ctrl_c() => {
+        _ = interrupt.pressed() => {
             progress.finish();
             Err(Failure::new(
                 Exit::Interrupted,
