@@ -431,6 +431,60 @@ async fn a_body_written_after_the_answer_does_not_reset_the_connection() {
     }
 }
 
+/// Only those closes linger. A client that keeps its idle keep-alive open
+/// and never reads gets the idle cut and must not hold the place: at
+/// `--max-connections 1`, the next connection right after the cut is
+/// served, not refused for the lingering time.
+#[tokio::test]
+async fn an_idle_cut_does_not_linger() {
+    let app = TestApp::spawn_with(
+        Engine::Sqlite,
+        &[
+            "--no-runner",
+            "--max-connections",
+            "1",
+            "--http-idle-timeout-ms",
+            "500",
+        ],
+    )
+    .await;
+    let mut idle = connect(&app).await;
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = [0u8; 1024];
+    let n = tokio::time::timeout(ANSWER_WITHIN, idle.read(&mut buf))
+        .await
+        .expect("answered")
+        .expect("read");
+    assert_eq!(parse_answer(&buf[..n]).0, 200);
+    // The cut: the server's end of the stream. `idle` stays open, unread from here.
+    let cut = tokio::time::timeout(ANSWER_WITHIN, idle.read(&mut buf))
+        .await
+        .expect("cut within the idle timeout");
+    assert!(matches!(cut, Ok(0)), "{cut:?}");
+    let started = Instant::now();
+    loop {
+        let mut s = connect(&app).await;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let (status, _) = parse_answer(&read_until_closed(&mut s, "next", ANSWER_WITHIN).await);
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503);
+        // The slot comes back when the cut connection's task ends: moments, not 5 s.
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the cut connection held its place for {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(idle);
+}
+
 async fn read_until_closed(s: &mut TcpStream, what: &str, within: Duration) -> Vec<u8> {
     let mut got = Vec::new();
     let mut buf = [0u8; 16 * 1024];

@@ -94,6 +94,7 @@ async fn connection(
     let svc_state = state.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let guard = svc_state.begin_request();
+        let conn_state = svc_state.clone();
         let http1 = req.version() <= hyper::Version::HTTP_11;
         let (parts, body) = req.into_parts();
         let (body, unread) = ProgressBody::tracked(body, limits.body_timeout);
@@ -110,6 +111,7 @@ async fn connection(
                     hyper::header::CONNECTION,
                     hyper::header::HeaderValue::from_static("close"),
                 );
+                conn_state.linger_on_close();
             }
             // The request counts as in flight until its body is sent.
             Ok::<_, Infallible>(resp.map(|b| {

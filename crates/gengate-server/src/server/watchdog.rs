@@ -15,12 +15,15 @@
 //! A request in flight is never cut by time here: a long poll or a download
 //! lasts as long as it makes progress.
 //!
-//! Closing lingers: after the last answer the socket's write side is shut
-//! and what the client still sends is read and dropped until it closes (or
+//! Closing lingers after an answer given before its request's body was read
+//! (a 413 from `Content-Length`, a 401): the socket's write side is shut and
+//! what the client still sends is read and dropped until it closes (or
 //! [`LINGER`] passes). A close with unread bytes makes the kernel answer
-//! with a reset, and a client still writing the body of a request we
-//! refused from its headers (a 413) would see "broken pipe" instead of the
-//! answer. nginx does the same (`lingering_close`).
+//! with a reset, and a client still writing that body would see "broken
+//! pipe" instead of the answer. Other closes do not linger, so a client
+//! that keeps an idle connection without reading cannot hold a closing
+//! connection (or a graceful stop) open. nginx does the same
+//! (`lingering_close`).
 
 use super::settings::HttpLimits;
 use std::io;
@@ -79,6 +82,8 @@ pub struct ConnState {
     write_blocked: AtomicU64,
     h2: AtomicBool,
     first_read: AtomicBool,
+    /// An answer went out before its request's body was read to the end.
+    linger: AtomicBool,
     changed: Notify,
 }
 
@@ -93,6 +98,7 @@ impl ConnState {
             write_blocked: AtomicU64::new(0),
             h2: AtomicBool::new(false),
             first_read: AtomicBool::new(true),
+            linger: AtomicBool::new(false),
             changed: Notify::new(),
         })
     }
@@ -104,6 +110,12 @@ impl ConnState {
         self.head_started.store(0, Ordering::Release);
         self.changed.notify_one();
         RequestGuard(self.clone())
+    }
+
+    /// The client may still be sending a body nobody will read: drain it
+    /// when the connection closes.
+    pub fn linger_on_close(&self) {
+        self.linger.store(true, Ordering::Release);
     }
 
     fn on_read(&self, bytes: &[u8]) {
@@ -257,6 +269,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WatchedIo<T> {
             Some(l) => l,
             None => {
                 std::task::ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
+                if !this.state.linger.load(Ordering::Acquire) {
+                    return Poll::Ready(Ok(()));
+                }
                 this.linger.insert(Box::pin(tokio::time::sleep(LINGER)))
             }
         };
