@@ -8,6 +8,17 @@ pub(crate) const KEY_COLS: &str = "id, account_id, name, visible_prefix, key_has
 pub(crate) const KEY_READ: &str = "id, account_id, name, visible_prefix, key_hash, scopes, rate_create, rate_read, rate_upload, created_at, expires_at, revoked_at, last_used_at, spend_limit, spend_window_ms";
 pub(crate) const ACCOUNT_COLS: &str = "id, name, balance, created_at, sandbox";
 
+/// The point reads: one text for sqlx and for SQLite's point reader
+/// (`sqlite_read.rs`), built once rather than on every status read. (SQLite
+/// numbers `$n` parameters in order of appearance, as rusqlite binds them.)
+pub(crate) static TASK_OF_ACCOUNT_SQL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| {
+        format!("SELECT {TASK_COLS} FROM tasks WHERE id = $1 AND account_id = $2")
+    });
+pub(crate) static ACCOUNT_BY_ID_SQL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1"));
+pub(crate) const TASK_STATUS_SQL: &str = "SELECT status, updated_at FROM tasks WHERE id = $1";
+
 pub(crate) const FILE_COLS: &str = "id, account_id, kind, mime_type, name, size_bytes, sha256, blob_key, width, height, duration_seconds, model, client_request_id, created_at, expires_at";
 
 pub(crate) fn json_text<T: serde::Serialize>(v: &T) -> String {
@@ -105,7 +116,10 @@ impl AccountColumns {
 
 macro_rules! impl_store {
     ($store:ty, $db:ty, engine = $engine:expr, lease_sql = $lease_sql:expr) => {
-        use $crate::engine::{corrupt, json_text, ACCOUNT_COLS, FILE_COLS, KEY_COLS, KEY_READ, TASK_COLS};
+        use $crate::engine::{
+            corrupt, json_text, ACCOUNT_BY_ID_SQL, ACCOUNT_COLS, FILE_COLS, KEY_COLS, KEY_READ, TASK_COLS, TASK_OF_ACCOUNT_SQL,
+            TASK_STATUS_SQL,
+        };
         use gengate_core::spend::SpendLimit;
         use $crate::*;
         use gengate_core::credits::LedgerKind;
@@ -444,7 +458,7 @@ macro_rules! impl_store {
                 if let Some(read) = self.point_reader().and_then(|p| p.account(id)) {
                     return read;
                 }
-                let r = sqlx::query(AssertSqlSafe(format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1")))
+                let r = sqlx::query(ACCOUNT_BY_ID_SQL.as_str())
                     .bind(id.as_str())
                     .fetch_optional(&self.reader)
                     .await?;
@@ -828,8 +842,7 @@ macro_rules! impl_store {
                 if let Some(read) = self.point_reader().and_then(|p| p.task(account, id)) {
                     return read;
                 }
-                let sql = format!("SELECT {TASK_COLS} FROM tasks WHERE id = $1 AND account_id = $2");
-                let r = sqlx::query(AssertSqlSafe(sql))
+                let r = sqlx::query(TASK_OF_ACCOUNT_SQL.as_str())
                     .bind(id.as_str())
                     .bind(account.as_str())
                     .fetch_optional(&self.reader)
@@ -1050,7 +1063,7 @@ macro_rules! impl_store {
                 let read = match self.point_reader().and_then(|p| p.task_status(task_id)) {
                     Some(read) => read,
                     None => {
-                        let r = sqlx::query("SELECT status, updated_at FROM tasks WHERE id = $1")
+                        let r = sqlx::query(TASK_STATUS_SQL)
                             .bind(task_id.as_str())
                             .fetch_optional(&self.reader)
                             .await?;

@@ -15,7 +15,9 @@
 //! back to sqlx's pool, which waits on its own thread. Any other error does
 //! the same, so this path can make a read faster but never changes its answer.
 
-use crate::engine::{ACCOUNT_COLS, AccountColumns, TASK_COLS, TaskColumns};
+use crate::engine::{
+    ACCOUNT_BY_ID_SQL, AccountColumns, TASK_OF_ACCOUNT_SQL, TASK_STATUS_SQL, TaskColumns,
+};
 use crate::{Account, StoreResult};
 use gengate_core::generation::Task;
 use gengate_core::ids::{AccountId, TaskId};
@@ -27,11 +29,7 @@ pub(crate) struct PointReader {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
     max_idle: usize,
-    task_sql: String,
-    account_sql: String,
 }
-
-const STATUS_SQL: &str = "SELECT status, updated_at FROM tasks WHERE id = ?1";
 
 impl PointReader {
     /// A reader for the database file at `path`; `None` when there is no
@@ -47,8 +45,6 @@ impl PointReader {
             path: path.to_owned(),
             idle: Mutex::new(Vec::new()),
             max_idle: cores + 4,
-            task_sql: format!("SELECT {TASK_COLS} FROM tasks WHERE id = ?1 AND account_id = ?2"),
-            account_sql: format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?1"),
         })
     }
 
@@ -105,7 +101,7 @@ impl PointReader {
         account: &AccountId,
         id: &TaskId,
     ) -> Option<StoreResult<Option<Task>>> {
-        let cols = self.first_row(&self.task_sql, [id.as_str(), account.as_str()], |r| {
+        let cols = self.first_row(&TASK_OF_ACCOUNT_SQL, [id.as_str(), account.as_str()], |r| {
             Ok(TaskColumns {
                 id: r.get(0)?,
                 account_id: r.get(1)?,
@@ -129,12 +125,14 @@ impl PointReader {
 
     /// A task's status and `updated_at` (what a waking long poll checks).
     pub(crate) fn task_status(&self, id: &TaskId) -> Option<Option<(String, i64)>> {
-        self.first_row(STATUS_SQL, [id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        self.first_row(TASK_STATUS_SQL, [id.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
     }
 
     /// An account (a create reads its sandbox flag).
     pub(crate) fn account(&self, id: &AccountId) -> Option<StoreResult<Option<Account>>> {
-        let cols = self.first_row(&self.account_sql, [id.as_str()], |r| {
+        let cols = self.first_row(&ACCOUNT_BY_ID_SQL, [id.as_str()], |r| {
             Ok(AccountColumns {
                 id: r.get(0)?,
                 name: r.get(1)?,
