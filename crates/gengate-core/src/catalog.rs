@@ -8,7 +8,8 @@ use crate::credits::Credits;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     Image,
@@ -16,7 +17,8 @@ pub enum Category {
     Audio,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ParamType {
     Select,
@@ -24,6 +26,7 @@ pub enum ParamType {
     Text,
 }
 
+#[cfg(feature = "openapi")]
 fn param_default_schema() -> utoipa::openapi::schema::Object {
     use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
     ObjectBuilder::new()
@@ -36,7 +39,8 @@ fn param_default_schema() -> utoipa::openapi::schema::Object {
         .build()
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ParamSpec {
     pub key: String,
@@ -47,7 +51,7 @@ pub struct ParamSpec {
     /// A select's default is one of its options (a string); a number's is
     /// a number; `null` when there is none.
     #[serde(default)]
-    #[schema(schema_with = param_default_schema)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = param_default_schema))]
     pub default: Option<serde_json::Value>,
     #[serde(default)]
     pub options: Option<Vec<String>>,
@@ -64,7 +68,8 @@ pub struct ParamSpec {
     pub description: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct KindLimits {
     pub max_bytes: u64,
@@ -80,7 +85,8 @@ pub struct KindLimits {
     pub requires_duration_token: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReferenceMediaSpec {
     pub max_files: u32,
@@ -114,7 +120,8 @@ pub struct ModelInternal {
     pub rules: Vec<ReferenceParamRule>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Model {
     pub id: String,
@@ -136,7 +143,7 @@ pub struct Model {
     pub reference_media: ReferenceMediaSpec,
     pub notices: Vec<String>,
     #[serde(skip_serializing)]
-    #[schema(ignore)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
     pub internal: ModelInternal,
 }
 

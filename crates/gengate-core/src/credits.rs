@@ -48,6 +48,7 @@ impl fmt::Display for Credits {
     }
 }
 
+#[cfg(feature = "openapi")]
 impl utoipa::PartialSchema for Credits {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
@@ -59,6 +60,8 @@ impl utoipa::PartialSchema for Credits {
             .into()
     }
 }
+
+#[cfg(feature = "openapi")]
 impl utoipa::ToSchema for Credits {}
 
 /// The kinds of ledger entry. Signs: grant and refund add, reserve removes,

@@ -51,6 +51,7 @@ macro_rules! public_id {
             }
         }
 
+        #[cfg(feature = "openapi")]
         impl utoipa::PartialSchema for $name {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
                 utoipa::openapi::ObjectBuilder::new()
@@ -59,6 +60,8 @@ macro_rules! public_id {
                     .into()
             }
         }
+
+        #[cfg(feature = "openapi")]
         impl utoipa::ToSchema for $name {}
     };
 }

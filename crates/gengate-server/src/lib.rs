@@ -1,30 +1,16 @@
-//! The gengate server: a thin HTTP layer over the domain, the runner that
-//! drives providers, and the operator commands. `app::App` wires them; the
-//! binary (`main.rs`) only parses the command line.
+//! gengate's HTTP face: the routes of the public API (thin handlers that
+//! parse, call the engine, and serialise), the error envelope that every
+//! engine error is mapped to once, the OpenAPI document, the accept loop
+//! with its connection limits and timeouts, and the console's files.
+//! `app` wires an `Engine` to the router and starts both; the `gengate`
+//! binary (`src/main.rs`) parses the command line.
+//!
+//! Below it: `gengate-engine` (the domain and its background work) and
+//! `gengate-cli` (the API user's commands). Nothing here holds a domain rule.
 
-pub mod accounts;
 pub mod app;
-pub mod background;
-pub mod blobs;
-pub mod callbacks;
-pub mod cli;
 pub mod config;
 pub mod console;
-pub mod decode_budget;
-pub mod events;
-pub mod fetch;
-pub mod files;
-pub mod generations;
 pub mod http;
-pub mod keycache;
-pub mod keys;
-pub mod limits;
-pub mod node;
-pub mod providers;
-pub mod runner;
 pub mod server;
-pub mod shared_limits;
-pub mod signing;
-pub mod taskcache;
 pub mod telemetry;
-pub mod webhooks;

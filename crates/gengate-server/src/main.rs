@@ -2,16 +2,15 @@
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use gengate_cli as cli;
 use gengate_core::Timestamp;
-use gengate_core::clock::{Clock, SystemClock};
 use gengate_core::credits::LedgerKind;
 use gengate_core::ids::ApiKeyId;
 use gengate_core::scope::Scope;
 use gengate_core::spend::SpendLimit;
-use gengate_server::accounts;
-use gengate_server::cli;
+use gengate_engine::operator::{NewKey, Operator};
 use gengate_server::config::{DatabaseArgs, ServeConfig};
-use gengate_store::{DynStore, RateOverrides};
+use gengate_store::RateOverrides;
 
 #[derive(Parser)]
 #[command(
@@ -235,25 +234,6 @@ enum CreditsCmd {
     },
 }
 
-async fn open(db: &DatabaseArgs) -> anyhow::Result<DynStore> {
-    std::fs::create_dir_all(&db.data_dir).ok();
-    let store = gengate_store::connect(&db.url(), &db.connect_options()).await?;
-    store.migrate().await?;
-    Ok(store)
-}
-
-async fn account_id(store: &DynStore, name: &str) -> anyhow::Result<gengate_core::ids::AccountId> {
-    Ok(store
-        .find_account_by_name(name)
-        .await?
-        .with_context(|| format!("no account named {name:?}"))?
-        .id)
-}
-
-fn now() -> Timestamp {
-    SystemClock.now()
-}
-
 /// jemalloc instead of glibc's malloc: a request allocates and frees many
 /// small buffers, and with glibc that was a quarter of a status read's
 /// instructions (docs/BENCHMARKS.md, "Round two").
@@ -336,7 +316,7 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate(db) => {
-            open(&db).await?;
+            Operator::open(&db).await?;
             println!(
                 "migrations applied to {}",
                 gengate_server::config::redact_url(&db.url())
@@ -349,11 +329,10 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             sandbox,
             db,
         }) => {
-            let store = open(&db).await?;
-            let a = accounts::create_account(store.as_ref(), &name, credits, now()).await?;
-            if sandbox {
-                accounts::set_sandbox(store.as_ref(), &a.id, true).await?;
-            }
+            let a = Operator::open(&db)
+                .await?
+                .create_account(&name, credits, sandbox)
+                .await?;
             println!(
                 "{}\t{}\t{} credits\t{}",
                 a.id,
@@ -364,9 +343,10 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Accounts(AccountsCmd::Set { name, sandbox, db }) => {
-            let store = open(&db).await?;
-            let acc = account_id(&store, &name).await?;
-            accounts::set_sandbox(store.as_ref(), &acc, sandbox).await?;
+            Operator::open(&db)
+                .await?
+                .set_sandbox(&name, sandbox)
+                .await?;
             println!(
                 "{name} is now {}",
                 if sandbox {
@@ -378,8 +358,7 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Accounts(AccountsCmd::List { db }) => {
-            let store = open(&db).await?;
-            for a in store.list_accounts().await? {
+            for a in Operator::open(&db).await?.list_accounts().await? {
                 println!(
                     "{}\t{}\t{} credits\t{}\tcreated {}",
                     a.id,
@@ -403,8 +382,7 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             spend_window,
             db,
         }) => {
-            let store = open(&db).await?;
-            let acc = account_id(&store, &account).await?;
+            let op = Operator::open(&db).await?;
             // Checked before the key exists, so a bad limit makes no key.
             let limit = spend_limit
                 .map(|l| SpendLimit::parse(l, spend_window.as_deref()))
@@ -426,13 +404,18 @@ async fn operator(command: Command) -> anyhow::Result<()> {
                 read_per_min: rate_read_per_min,
                 upload_per_min: rate_upload_per_min,
             };
-            let k = accounts::issue_key(store.as_ref(), &acc, &name, scopes, expires, rates, now())
-                .await?;
             // The secret is not shown before the limit is on the key, so
             // nothing can use the key without it.
-            if limit.is_some() {
-                accounts::set_spend_limit(store.as_ref(), &k.record.id, limit).await?;
-            }
+            let k = op
+                .create_key(NewKey {
+                    account,
+                    name,
+                    scopes,
+                    expires_at: expires,
+                    rates,
+                    spend_limit: limit,
+                })
+                .await?;
             println!("key id:  {}", k.record.id);
             if let Some(l) = limit {
                 println!("limit:   {}", l.describe());
@@ -451,12 +434,11 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(KeysCmd::List { account, db }) => {
-            let store = open(&db).await?;
-            let acc = match account {
-                Some(a) => Some(account_id(&store, &a).await?),
-                None => None,
-            };
-            for k in store.list_api_keys(acc.as_ref()).await? {
+            for (k, spent) in Operator::open(&db)
+                .await?
+                .list_keys(account.as_deref())
+                .await?
+            {
                 let state = if k.revoked_at.is_some() {
                     "revoked".to_owned()
                 } else if let Some(e) = k.expires_at {
@@ -465,11 +447,7 @@ async fn operator(command: Command) -> anyhow::Result<()> {
                     "active".to_owned()
                 };
                 let limit = match k.spend_limit {
-                    Some(l) => format!(
-                        "spent {} of {}",
-                        accounts::key_spent(store.as_ref(), &k, now()).await?,
-                        l.describe()
-                    ),
+                    Some(l) => format!("spent {spent} of {}", l.describe()),
                     None => "no spend limit".to_owned(),
                 };
                 println!(
@@ -495,7 +473,7 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             clear,
             db,
         }) => {
-            let store = open(&db).await?;
+            let op = Operator::open(&db).await?;
             let id = ApiKeyId::parse(&key_id)
                 .with_context(|| format!("{key_id:?} is not a key id (key_…)"))?;
             let limit = match (clear, spend_limit) {
@@ -504,7 +482,7 @@ async fn operator(command: Command) -> anyhow::Result<()> {
                     SpendLimit::parse(l, spend_window.as_deref()).map_err(anyhow::Error::msg)?,
                 ),
             };
-            accounts::set_spend_limit(store.as_ref(), &id, limit).await?;
+            op.set_key_limit(&id, limit).await?;
             match limit {
                 Some(l) => println!("{key_id}: at most {}", l.describe()),
                 None => println!("{key_id}: no spend limit"),
@@ -512,12 +490,10 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(KeysCmd::Revoke { key_id, db }) => {
-            let store = open(&db).await?;
+            let op = Operator::open(&db).await?;
             let id = ApiKeyId::parse(&key_id)
                 .with_context(|| format!("{key_id:?} is not a key id (key_…)"))?;
-            if !store.revoke_api_key(&id, now()).await? {
-                bail!("no active key {key_id}");
-            }
+            op.revoke_key(&id).await?;
             println!("revoked {key_id}");
             Ok(())
         }
@@ -531,17 +507,10 @@ async fn operator(command: Command) -> anyhow::Result<()> {
                 }),
             ..
         }) => {
-            let store = open(&db).await?;
-            let acc = account_id(&store, &account).await?;
-            let b = accounts::change_credits(
-                store.as_ref(),
-                &acc,
-                LedgerKind::Grant,
-                amount,
-                &reason,
-                now(),
-            )
-            .await?;
+            let b = Operator::open(&db)
+                .await?
+                .change_credits(&account, LedgerKind::Grant, amount, &reason)
+                .await?;
             println!("balance {b}");
             Ok(())
         }
@@ -555,17 +524,10 @@ async fn operator(command: Command) -> anyhow::Result<()> {
                 }),
             ..
         }) => {
-            let store = open(&db).await?;
-            let acc = account_id(&store, &account).await?;
-            let b = accounts::change_credits(
-                store.as_ref(),
-                &acc,
-                LedgerKind::Adjust,
-                delta,
-                &reason,
-                now(),
-            )
-            .await?;
+            let b = Operator::open(&db)
+                .await?
+                .change_credits(&account, LedgerKind::Adjust, delta, &reason)
+                .await?;
             println!("balance {b}");
             Ok(())
         }
@@ -573,10 +535,9 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             op: Some(CreditsCmd::Show { account, db }),
             ..
         }) => {
-            let store = open(&db).await?;
-            let acc = account_id(&store, &account).await?;
-            println!("balance {}", store.balance(&acc).await?);
-            for e in store.ledger(&acc).await? {
+            let (balance, ledger) = Operator::open(&db).await?.statement(&account).await?;
+            println!("balance {balance}");
+            for e in ledger {
                 println!(
                     "{}\t{:>7}\t{:+}\t→ {}\t{}\t{}",
                     e.created_at.rfc3339(),
@@ -593,8 +554,7 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             op: Some(CreditsCmd::Audit { db }),
             ..
         }) => {
-            let store = open(&db).await?;
-            let bad = store.ledger_mismatches().await?;
+            let bad = Operator::open(&db).await?.audit().await?;
             if bad.is_empty() {
                 println!("ok: every balance equals the sum of its ledger");
                 Ok(())
@@ -634,13 +594,13 @@ fn banner(cfg: &ServeConfig, running: &gengate_server::app::Running) -> String {
             self_command()
         );
     };
-    let provider = match running.state.catalog.get("kling-3-0") {
-        Some(model) => running.state.providers.provider_for(model),
+    let provider = match running.engine.catalog.get("kling-3-0") {
+        Some(model) => running.engine.providers.provider_for(model),
         None => "sandbox".to_owned(),
     };
     let runs_on = if provider == "sandbox" {
         "on the built-in sandbox provider, which renders a real MP4 offline".to_owned()
-    } else if let Some(file) = &cfg.kling.kling_accounts {
+    } else if let Some(file) = &cfg.engine.kling.kling_accounts {
         format!(
             "on the {provider} upstream, on the accounts of {}; each task is charged on the account that runs it",
             file.display()
@@ -648,7 +608,7 @@ fn banner(cfg: &ServeConfig, running: &gengate_server::app::Running) -> String {
     } else {
         format!(
             "on the {provider} upstream ({}); each task is charged on that account",
-            cfg.kling.kling_base_url
+            cfg.engine.kling.kling_base_url
         )
     };
     let secret = &key.secret;
@@ -667,7 +627,7 @@ fn banner(cfg: &ServeConfig, running: &gengate_server::app::Running) -> String {
         then wait with the id it returns (each call waits up to 60 s for the next status change;\n\
         repeat until \"status\" is \"succeeded\" or \"failed\", then download result.primary_url):\n\n\
         curl -sS '{base}/api/v1/generations/TASK_ID?wait=60' -H 'Authorization: Bearer {secret}'\n",
-        credits = cfg.bootstrap_credits,
+        credits = cfg.engine.bootstrap_credits,
     )
 }
 

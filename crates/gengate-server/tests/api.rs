@@ -143,14 +143,14 @@ async fn one_idempotency_key_makes_one_task_under_a_race(engine: Engine) {
         .unwrap();
     assert_eq!(poor.status(), 402);
     app.running
-        .state
+        .engine
         .store
         .change_credits(
             &acc2,
             gengate_core::credits::LedgerKind::Grant,
             100,
             "top up",
-            app.running.state.clock.now(),
+            app.running.engine.clock.now(),
         )
         .await
         .unwrap();
@@ -421,7 +421,7 @@ async fn keys_scopes_and_accounts_are_enforced(engine: Engine) {
         200
     );
     // Revoked and expired keys.
-    let st = &app.running.state;
+    let st = &app.running.engine;
     let revoked = app.key(&acc, vec![], None, RateOverrides::default()).await;
     app.revoke(&revoked).await;
     assert_eq!(

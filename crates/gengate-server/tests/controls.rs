@@ -40,7 +40,7 @@ async fn create(app: &TestApp, key: &str, prompt: &str) -> (u16, Value) {
 
 async fn key_id(app: &TestApp, secret: &str) -> gengate_core::ids::ApiKeyId {
     app.running
-        .state
+        .engine
         .store
         .find_api_key_by_prefix(&secret[..16])
         .await
@@ -234,8 +234,8 @@ async fn spend_limit_lets_exactly_floor_limit_over_price_through_100_concurrent_
         TestApp::spawn_with(engine, &["--no-runner", "--rate-create-per-min", "100000"]).await;
     let (acc, key) = app.account("limited", 100 * 90).await;
     let id = key_id(&app, &key).await;
-    let st = &app.running.state;
-    gengate_server::accounts::set_spend_limit(
+    let st = &app.running.engine;
+    gengate_engine::accounts::set_spend_limit(
         st.store.as_ref(),
         &id,
         Some(SpendLimit::parse(950, Some("24h")).expect("limit")),
@@ -289,9 +289,9 @@ async fn spend_limit_lets_exactly_floor_limit_over_price_through_100_concurrent_
 async fn spend_limit_refusals_say_when_room_frees_and_refunds_give_room_back(engine: Engine) {
     let app = TestApp::spawn_with(engine, &["--no-runner"]).await;
     let (acc, key) = app.account("budget", 2000).await;
-    let st = &app.running.state;
+    let st = &app.running.engine;
     let id = key_id(&app, &key).await;
-    gengate_server::accounts::set_spend_limit(
+    gengate_engine::accounts::set_spend_limit(
         st.store.as_ref(),
         &id,
         Some(SpendLimit::parse(200, Some("1h")).expect("limit")),
@@ -346,7 +346,7 @@ async fn spend_limit_refusals_say_when_room_frees_and_refunds_give_room_back(eng
     assert_eq!(s5, 202);
 
     // A fixed total never frees by time; clearing the limit lifts it.
-    gengate_server::accounts::set_spend_limit(
+    gengate_engine::accounts::set_spend_limit(
         st.store.as_ref(),
         &id,
         Some(SpendLimit::parse(100, None).expect("limit")),
@@ -363,7 +363,7 @@ async fn spend_limit_refusals_say_when_room_frees_and_refunds_give_room_back(eng
         refused["error"]["spend_limit"]["frees_at"].is_null(),
         "{refused}"
     );
-    gengate_server::accounts::set_spend_limit(st.store.as_ref(), &id, None)
+    gengate_engine::accounts::set_spend_limit(st.store.as_ref(), &id, None)
         .await
         .expect("clear");
     let (s7, _) = create(&app, &key, "six").await;
@@ -418,12 +418,12 @@ async fn provider_of(app: &TestApp, id: &str, provider: &str) -> bool {
 
 async fn sandbox_accounts_run_on_the_sandbox_even_with_kling_configured(engine: Engine) {
     let (fake, app) = with_kling(engine).await;
-    let st = &app.running.state;
+    let st = &app.running.engine;
     let now = st.clock.now();
-    let dev = gengate_server::accounts::create_account(st.store.as_ref(), "acme-dev", 900, now)
+    let dev = gengate_engine::accounts::create_account(st.store.as_ref(), "acme-dev", 900, now)
         .await
         .expect("account");
-    gengate_server::accounts::set_sandbox(st.store.as_ref(), &dev.id, true)
+    gengate_engine::accounts::set_sandbox(st.store.as_ref(), &dev.id, true)
         .await
         .expect("sandbox");
     let test_key = app
@@ -473,7 +473,7 @@ async fn sandbox_accounts_run_on_the_sandbox_even_with_kling_configured(engine: 
 
     // Switching the live account to sandbox: its old gg_live_ key keeps
     // working, and its tasks from now on stay off Kling.
-    gengate_server::accounts::set_sandbox(st.store.as_ref(), &live, true)
+    gengate_engine::accounts::set_sandbox(st.store.as_ref(), &live, true)
         .await
         .expect("switch");
     assert_eq!(
@@ -490,7 +490,7 @@ async fn sandbox_accounts_run_on_the_sandbox_even_with_kling_configured(engine: 
     assert!(provider_of(&app, &nid, "sandbox").await);
     assert_eq!(upstream_tasks_for(&fake, &nid), 0);
     // And back.
-    gengate_server::accounts::set_sandbox(st.store.as_ref(), &live, false)
+    gengate_engine::accounts::set_sandbox(st.store.as_ref(), &live, false)
         .await
         .expect("switch back");
     let (_, v) = create(&app, &live_key, "live again").await;
@@ -502,7 +502,7 @@ async fn sandbox_accounts_run_on_the_sandbox_even_with_kling_configured(engine: 
     assert!(provider_of(&app, &bid, "kling").await);
 
     // Operators top sandbox accounts up like any other.
-    gengate_server::accounts::change_credits(
+    gengate_engine::accounts::change_credits(
         st.store.as_ref(),
         &dev.id,
         gengate_core::credits::LedgerKind::Grant,
@@ -632,7 +632,7 @@ async fn operator_commands_for_sandbox_accounts_and_spend_limits(engine: Engine)
     assert!(!bad.status.success());
     let keys = app
         .running
-        .state
+        .engine
         .store
         .list_api_keys(None)
         .await

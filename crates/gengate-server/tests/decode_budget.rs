@@ -73,7 +73,7 @@ async fn concurrent_big_decodes_share_one_budget() {
     )
     .await;
     let (_, key) = app.account("decoder", 0).await;
-    let budget = app.running.state.files.decode_budget();
+    let budget = app.running.engine.files.decode_budget();
     let total = budget.total_bytes();
 
     // Deterministic first: while the budget is taken, an upload is 503
@@ -160,7 +160,7 @@ async fn reference_decodes_in_the_runner_wait_for_the_budget() {
     let (_, key) = app.account("runner", 1000).await;
     let (status, _, file) = upload(&app, &key, &gengate_media::corpus::png(400, 400)).await;
     assert_eq!(status, 201, "{file}");
-    let budget = app.running.state.files.decode_budget();
+    let budget = app.running.engine.files.decode_budget();
     let held = budget
         .reserve(budget.total_bytes())
         .await

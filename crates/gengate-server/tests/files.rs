@@ -421,7 +421,7 @@ async fn references_resolve_only_to_live_files_of_the_caller(engine: Engine) {
     let g: Value = r.json().await.unwrap();
     let task = app
         .running
-        .state
+        .engine
         .store
         .get_task(
             &acc,
@@ -562,7 +562,7 @@ async fn expired_files_are_swept_and_no_longer_resolve() {
     gengate_store::testing::raw_execute(&app.database_url, "UPDATE files SET expires_at = 0")
         .await
         .unwrap();
-    app.running.state.files.sweep_expired().await;
+    app.running.engine.files.sweep_expired().await;
     assert_eq!(counts(&app).await, (0, 0));
     let r = app
         .post(

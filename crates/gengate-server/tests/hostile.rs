@@ -114,7 +114,7 @@ async fn every_route_answers_malformed_requests_in_the_envelope(engine: Engine) 
     let (account, key) = app.account("hostile", 1000).await;
     let ledger_before = app
         .running
-        .state
+        .engine
         .store
         .ledger(&account)
         .await
@@ -346,7 +346,7 @@ async fn every_route_answers_malformed_requests_in_the_envelope(engine: Engine) 
     assert_eq!(app.balance(&account).await, 1000);
     let ledger_after = app
         .running
-        .state
+        .engine
         .store
         .ledger(&account)
         .await
@@ -613,7 +613,7 @@ async fn slow_and_idle_connections_are_cut_and_long_requests_are_not(engine: Eng
     // completes byte for byte.
     let size = 8 * 1024 * 1024;
     let blob: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
-    let st = &app.running.state;
+    let st = &app.running.engine;
     st.blobs
         .put("hostile/slow.mp4", blob.clone().into())
         .await

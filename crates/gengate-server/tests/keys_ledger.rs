@@ -45,8 +45,8 @@ async fn the_ledger_lists_every_change_newest_first_in_pages(engine: Engine) {
         app.wait_terminal(&key, &bad_id, 60).await["status"],
         "failed"
     );
-    let st = &app.running.state;
-    gengate_server::accounts::change_credits(
+    let st = &app.running.engine;
+    gengate_engine::accounts::change_credits(
         st.store.as_ref(),
         &acc,
         LedgerKind::Adjust,
@@ -290,7 +290,7 @@ async fn a_key_creates_keys_no_stronger_than_itself(engine: Engine) {
 
     let count = || async {
         app.running
-            .state
+            .engine
             .store
             .list_api_keys(Some(&acc))
             .await

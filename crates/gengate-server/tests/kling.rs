@@ -131,7 +131,7 @@ fn task_id(id: &str) -> TaskId {
 
 async fn upstream(app: &TestApp, id: &str) -> Value {
     app.running
-        .state
+        .engine
         .store
         .load_upstream(&task_id(id))
         .await
@@ -452,7 +452,7 @@ async fn every_error_code_class_ends_as_the_spec_says() {
         eprintln!("{label:60} → {want_status} {want_code:?} (upstream tasks {upstream_tasks})");
     }
     // Every refund is a single ledger row per task, and the ledger sums to the balance.
-    let ledger = env.app.running.state.store.ledger(&acc).await.unwrap();
+    let ledger = env.app.running.engine.store.ledger(&acc).await.unwrap();
     let mut refunded: Vec<_> = ledger
         .iter()
         .filter(|e| e.kind == gengate_core::credits::LedgerKind::Refund)
@@ -619,7 +619,7 @@ async fn finish_latency_ms(env: &Env, id: &str) -> i64 {
     let ours = env
         .app
         .running
-        .state
+        .engine
         .store
         .get_task_unscoped(&task_id(id))
         .await
@@ -735,8 +735,8 @@ async fn forged_and_duplicate_callbacks_change_nothing() {
     assert_eq!(post(bare.clone(), claim.clone()).await, 401);
     assert_eq!(post(format!("{bare}?token=00"), claim.clone()).await, 401);
     let other = submit(&env.app, &key, "other", json!({})).await;
-    let other_token = gengate_server::callbacks::token(
-        &env.app.running.state.links.key,
+    let other_token = gengate_engine::runner::callbacks::token(
+        &env.app.running.engine.links.key,
         "kling",
         &task_id(&other),
     );
@@ -811,7 +811,7 @@ async fn forged_and_duplicate_callbacks_change_nothing() {
     let debits = env
         .app
         .running
-        .state
+        .engine
         .store
         .ledger(&acc)
         .await

@@ -578,7 +578,7 @@ async fn a_callback_from_b_and_a_poll_of_a_are_matched_to_their_own_tasks(engine
         kid,
         "the two accounts use the same task id"
     );
-    let store = app.running.state.store.clone();
+    let store = app.running.engine.store.clone();
     for id in [&on_a, &on_b] {
         let tid = TaskId::parse(id).expect("id");
         wait_until("the task id is stored", 30, || async {

@@ -663,7 +663,7 @@ async fn rate_limits(
 ) {
     const BUDGET: u32 = 100;
     let key = |label: &'static str| async move {
-        gengate_server::accounts::issue_key(
+        gengate_engine::accounts::issue_key(
             store,
             account,
             label,

@@ -438,7 +438,7 @@ async fn failed_status_queries_retry_on_the_short_back_off(engine: Engine) {
         .await;
     let id = r["id"].as_str().expect("id").to_owned();
     let task_id = gengate_core::ids::TaskId::parse(&id).expect("id");
-    let store = app.running.state.store.clone();
+    let store = app.running.engine.store.clone();
     wait_until("the task is at Kling", 30, || async {
         store
             .load_upstream(&task_id)

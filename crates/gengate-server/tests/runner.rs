@@ -191,7 +191,7 @@ async fn failure_triggers_refund_exactly_once(engine: Engine) {
         assert_eq!(t["result"], Value::Null);
     }
     assert_eq!(app.balance(&acc).await, 180);
-    let ledger = app.running.state.store.ledger(&acc).await.unwrap();
+    let ledger = app.running.engine.store.ledger(&acc).await.unwrap();
     let refunds: Vec<_> = ledger
         .iter()
         .filter(|e| e.kind == gengate_core::credits::LedgerKind::Refund)

@@ -140,13 +140,13 @@ async fn a_budget_is_shared_by_the_nodes_and_survives_a_redis_outage(engine: Eng
     }
     let bases: Vec<String> = nodes.iter().map(|n| format!("http://{}", n.addr)).collect();
     let http = reqwest::Client::new();
-    let st = &nodes[0].state;
+    let st = &nodes[0].engine;
     let (account, _) = common::seed_account(st.store.as_ref(), "limited", 0).await;
     let key = |label: &'static str| {
         let store = st.store.clone();
         let account = account.clone();
         async move {
-            gengate_server::accounts::issue_key(
+            gengate_engine::accounts::issue_key(
                 store.as_ref(),
                 &account,
                 label,
@@ -277,9 +277,9 @@ async fn a_silent_redis_costs_one_timeout_not_one_per_request(engine: Engine) {
         .await
         .expect("node starts while Redis is silent");
     let base = format!("http://{}", node.addr);
-    let (account, _) = common::seed_account(node.state.store.as_ref(), "silent", 0).await;
-    let key = gengate_server::accounts::issue_key(
-        node.state.store.as_ref(),
+    let (account, _) = common::seed_account(node.engine.store.as_ref(), "silent", 0).await;
+    let key = gengate_engine::accounts::issue_key(
+        node.engine.store.as_ref(),
         &account,
         "k",
         Scope::ALL.to_vec(),

@@ -57,7 +57,7 @@ async fn send(rb: reqwest::RequestBuilder) -> (u16, Value) {
 async fn generation_fields_with_control_characters_are_refused_by_name(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let (acc, key) = app.account("text", 1000).await;
-    let ledger_before = app.running.state.store.ledger(&acc).await.expect("ledger");
+    let ledger_before = app.running.engine.store.ledger(&acc).await.expect("ledger");
     let item = |k: &str, v: &str| {
         let mut it = json!({"url": "https://example.com/a.png", "kind": "image"});
         it[k] = json!(v);
@@ -130,7 +130,7 @@ async fn generation_fields_with_control_characters_are_refused_by_name(engine: E
         assert_refused(status, &v, fields, what);
     }
     assert_eq!(app.balance(&acc).await, 1000, "no credit moved");
-    let ledger_after = app.running.state.store.ledger(&acc).await.expect("ledger");
+    let ledger_after = app.running.engine.store.ledger(&acc).await.expect("ledger");
     assert_eq!(ledger_after.len(), ledger_before.len(), "no ledger row");
     assert_eq!(count(&app, "tasks").await, 0, "no task stored");
     assert_eq!(count(&app, "idempotency_keys").await, 0, "no key kept");
@@ -143,7 +143,7 @@ async fn generation_fields_with_control_characters_are_refused_by_name(engine: E
     let id = v["id"].as_str().expect("id");
     let task = app
         .running
-        .state
+        .engine
         .store
         .get_task(&acc, &TaskId::parse(id).expect("task id"))
         .await
@@ -385,19 +385,19 @@ async fn query_filters_and_cursors_with_control_characters_are_refused(engine: E
 
 async fn operator_names_and_reasons_with_control_characters_are_refused(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let st = &app.running.state;
+    let st = &app.running.engine;
     let store = st.store.as_ref();
     let now = st.clock.now();
     let accounts_before = count(&app, "accounts").await;
     for name in ["a\u{0}b", "a\nb", "\u{1b}[31mred"] {
-        let r = gengate_server::accounts::create_account(store, name, 10, now).await;
+        let r = gengate_engine::accounts::create_account(store, name, 10, now).await;
         assert!(r.is_err(), "account {name:?} was created");
     }
     assert_eq!(count(&app, "accounts").await, accounts_before);
 
     let (acc, _) = app.account("operator", 100).await;
     let keys_before = count(&app, "api_keys").await;
-    let r = gengate_server::accounts::issue_key(
+    let r = gengate_engine::accounts::issue_key(
         store,
         &acc,
         "ci\u{0}",
@@ -412,7 +412,7 @@ async fn operator_names_and_reasons_with_control_characters_are_refused(engine: 
 
     let ledger_before = store.ledger(&acc).await.expect("ledger").len();
     for reason in ["invoice\u{0}42", "two\nlines"] {
-        let r = gengate_server::accounts::change_credits(
+        let r = gengate_engine::accounts::change_credits(
             store,
             &acc,
             LedgerKind::Grant,
@@ -428,7 +428,7 @@ async fn operator_names_and_reasons_with_control_characters_are_refused(engine: 
         store.ledger(&acc).await.expect("ledger").len(),
         ledger_before
     );
-    let b = gengate_server::accounts::change_credits(
+    let b = gengate_engine::accounts::change_credits(
         store,
         &acc,
         LedgerKind::Grant,

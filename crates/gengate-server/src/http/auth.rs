@@ -4,16 +4,15 @@
 
 use super::error::ApiError;
 use crate::app::AppState;
-use crate::limits::Decision;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use gengate_core::apikey;
 use gengate_core::error::ErrorCode;
 use gengate_core::ids::{AccountId, ApiKeyId};
 use gengate_core::scope::{RequestClass, Scope};
+use gengate_engine::infra::limits::Decision;
 
 /// Who is calling.
 #[derive(Debug, Clone)]
@@ -44,7 +43,7 @@ pub struct Guard {
 
 pub async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Response {
     let st = &g.state;
-    if st.config.public_api_disabled {
+    if st.http.public_api_disabled {
         return ApiError::new(
             ErrorCode::PublicApiDisabled,
             "the public API is switched off by the operator",
@@ -62,24 +61,7 @@ pub async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Resp
         )
         .into_response();
     }
-    let per_minute = match g.class {
-        RequestClass::Create => record
-            .rates
-            .create_per_min
-            .unwrap_or(st.config.rate_create_per_min),
-        RequestClass::Read => record
-            .rates
-            .read_per_min
-            .unwrap_or(st.config.rate_read_per_min),
-        RequestClass::Upload => record
-            .rates
-            .upload_per_min
-            .unwrap_or(st.config.rate_upload_per_min),
-    };
-    let decision = st
-        .limiter
-        .check(record.id.as_str(), g.class, per_minute)
-        .await;
+    let decision = st.engine.admit(&record, g.class).await;
     if !decision.allowed {
         let mut e = ApiError::new(
             ErrorCode::RateLimited,
@@ -94,7 +76,7 @@ pub async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Resp
         stamp(resp.headers_mut(), &decision);
         return resp;
     }
-    touch(st, &record);
+    st.engine.touch_key(&record);
     req.extensions_mut().insert(Auth {
         account_id: record.account_id.clone(),
         key_id: record.id.clone(),
@@ -123,46 +105,7 @@ async fn authenticate(
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(invalid());
     }
-    let key = key.trim();
-    let prefix = apikey::visible_prefix(key).ok_or_else(invalid)?;
-    let record = st
-        .keys
-        .get_or_load(prefix, std::time::Instant::now(), || {
-            st.store.find_api_key_by_prefix(prefix)
-        })
-        .await?
-        .ok_or_else(invalid)?;
-    if !apikey::hashes_equal(&apikey::hash(key), &record.key_hash) {
-        return Err(invalid());
-    }
-    if record.revoked_at.is_some() {
-        return Err(ApiError::new(
-            ErrorCode::ApiKeyRevoked,
-            "the API key was revoked",
-        ));
-    }
-    if record.expires_at.is_some_and(|e| e <= st.clock.now()) {
-        return Err(ApiError::new(
-            ErrorCode::ApiKeyExpired,
-            "the API key has expired",
-        ));
-    }
-    Ok(record)
-}
-
-/// Writes the key's `last_used_at` in the background, at most once a minute
-/// per key on this node: a slow or failing write never delays or fails the request.
-fn touch(st: &AppState, record: &gengate_store::ApiKeyRecord) {
-    if !st.keys.due_for_touch(&record.id, std::time::Instant::now()) {
-        return;
-    }
-    let store = st.store.clone();
-    let (id, now) = (record.id.clone(), st.clock.now());
-    tokio::spawn(async move {
-        if let Err(e) = store.touch_api_key(&id, now).await {
-            tracing::debug!(error = %e, key = %id, "could not record the key's last use");
-        }
-    });
+    Ok(st.engine.authenticate(key.trim()).await?)
 }
 
 fn stamp(h: &mut HeaderMap, d: &Decision) {

@@ -37,7 +37,7 @@ impl FromRequest<AppState> for JsonBody {
             )
             .into());
         }
-        let limit = state.config.max_json_bytes;
+        let limit = state.http.max_json_bytes;
         let bytes = axum::body::to_bytes(req.into_body(), limit)
             .await
             .map_err(|e| read_error(&e, limit))?;

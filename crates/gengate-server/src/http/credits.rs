@@ -26,8 +26,8 @@ pub async fn get_credits(
     auth: Auth,
 ) -> Result<Json<CreditBalance>, ApiError> {
     let account = st
-        .store
-        .get_account(&auth.account_id)
+        .engine
+        .account(&auth.account_id)
         .await?
         .ok_or_else(|| ApiError::not_found("account"))?;
     Ok(Json(CreditBalance {
@@ -113,7 +113,7 @@ pub async fn list_transactions(
     };
     errs.into_result()?;
     let (entries, has_more) = st
-        .store
+        .engine
         .ledger_page(&auth.account_id, before, limit)
         .await?;
     Ok(Json(CreditTransactionList {

@@ -5,6 +5,8 @@ use super::context::current_request_id;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gengate_core::error::{ErrorCode, FieldProblem, ValidationErrors};
+use gengate_engine::accounts::SpendLimitState;
+use gengate_engine::accounts::auth::AuthError;
 use gengate_store::{CreateTaskError, StoreError};
 use serde::Serialize;
 
@@ -17,41 +19,6 @@ pub struct ApiError {
     /// With `spend_limit_exceeded`: the key's limit and where it stands
     /// (boxed: errors travel in `Result`s everywhere and stay small).
     pub spend_limit: Option<Box<SpendLimitState>>,
-}
-
-/// A key's spend limit and what its tasks hold (in `spend_limit_exceeded`
-/// errors and in key objects).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct SpendLimitState {
-    /// Credits the key may hold in the window.
-    pub limit: i64,
-    /// `24h`-style rolling window, or `total` for a fixed total over the key's life.
-    #[schema(example = "24h")]
-    pub window: String,
-    /// The window in seconds; null for a fixed total.
-    pub window_seconds: Option<u64>,
-    /// What the key's tasks hold in the window (refunded tasks do not count).
-    pub spent: i64,
-    /// The refused task's price (errors only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub price: Option<i64>,
-    /// When enough room frees for the refused price (errors only; null when
-    /// time alone never frees it: a fixed total, or a price above the limit).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub frees_at: Option<Option<String>>,
-}
-
-impl SpendLimitState {
-    pub fn new(limit: &gengate_core::spend::SpendLimit, spent: gengate_core::Credits) -> Self {
-        Self {
-            limit: limit.limit.get(),
-            window: limit.window_text(),
-            window_seconds: limit.window.map(|w| w.as_secs()),
-            spent: spent.get(),
-            price: None,
-            frees_at: None,
-        }
-    }
 }
 
 impl ApiError {
@@ -76,7 +43,7 @@ impl ApiError {
             spend_limit: None,
         }
     }
-    pub fn spend_limit(r: crate::generations::SpendRefusal) -> Self {
+    pub fn spend_limit(r: gengate_engine::generations::SpendRefusal) -> Self {
         let when = match r.frees_at {
             Some(t) => format!("room for it frees at {}", t.rfc3339()),
             None if r.limit.window.is_none() => {
@@ -84,9 +51,7 @@ impl ApiError {
             }
             None => "the task costs more than the whole limit".to_owned(),
         };
-        let mut state = SpendLimitState::new(&r.limit, r.spent);
-        state.price = Some(r.price.get());
-        state.frees_at = Some(r.frees_at.map(|t| t.rfc3339()));
+        let state = SpendLimitState::of_refusal(&r);
         Self {
             spend_limit: Some(Box::new(state)),
             ..Self::new(
@@ -149,7 +114,7 @@ impl From<CreateTaskError> for ApiError {
                 limit,
                 spent,
                 price,
-            } => Self::spend_limit(crate::generations::SpendRefusal {
+            } => Self::spend_limit(gengate_engine::generations::SpendRefusal {
                 limit,
                 spent,
                 price,
@@ -157,6 +122,18 @@ impl From<CreateTaskError> for ApiError {
             }),
             CreateTaskError::Store(s) => s.into(),
         }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let code = match e {
+            AuthError::Invalid => ErrorCode::ApiKeyInvalid,
+            AuthError::Revoked => ErrorCode::ApiKeyRevoked,
+            AuthError::Expired => ErrorCode::ApiKeyExpired,
+            AuthError::Store(s) => return s.into(),
+        };
+        Self::new(code, e.to_string())
     }
 }
 

@@ -1,15 +1,15 @@
 use super::auth::Auth;
 use super::error::{ApiError, ErrorEnvelope};
 use super::extract::Path;
-use super::idempotency::{self, IdemStart};
+use super::idempotency::{self, Begun};
 use crate::app::AppState;
-use crate::files::{FileObject, FilesError, FilesService, MAX_UPLOAD_BYTES, Upload};
 use axum::Json;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gengate_core::error::{ErrorCode, FieldIssue, ValidationErrors};
 use gengate_core::ids::FileId;
+use gengate_engine::files::{FileObject, FilesError, FilesService, MAX_UPLOAD_BYTES, Upload};
 use gengate_store::StoredResponse;
 use sha2::{Digest, Sha256};
 
@@ -94,7 +94,7 @@ pub async fn upload_file(
     h.update(&up.bytes);
     let fingerprint_body = hex::encode(h.finalize());
     // Check before taking the idempotency key: a request that fails validation stores nothing.
-    FilesService::limits_for(&st.catalog, &up.kind, up.model.as_deref())?;
+    FilesService::limits_for(&st.engine.catalog, &up.kind, up.model.as_deref())?;
     let hold = match idempotency::begin(
         &st,
         &auth,
@@ -105,16 +105,21 @@ pub async fn upload_file(
     )
     .await?
     {
-        IdemStart::Replay(r) => return Ok(r),
-        IdemStart::Proceed(h) => h,
+        Begun::Replay(r) => return Ok(r),
+        Begun::Proceed(h) => h,
     };
-    match st.files.create(&st.catalog, &auth.account_id, up).await {
+    match st
+        .engine
+        .files
+        .create(&st.engine.catalog, &auth.account_id, up)
+        .await
+    {
         Ok(rec) => {
-            let obj = st.files.object(&rec);
+            let obj = st.engine.files.object(&rec);
             let body = serde_json::to_string(&obj).unwrap_or_default();
             if let Some(h) = hold {
                 h.complete(
-                    &st,
+                    &st.engine,
                     &StoredResponse {
                         status: 201,
                         headers: vec![],
@@ -132,7 +137,7 @@ pub async fn upload_file(
         }
         Err(e) => {
             if let Some(h) = hold {
-                h.release(&st).await;
+                h.release(&st.engine).await;
             }
             Err(e.into())
         }
@@ -193,7 +198,9 @@ async fn read_form(st: &AppState, form: &mut Multipart) -> Result<Upload, ApiErr
                 // more than limit + one chunk.
                 let limit = kind
                     .as_deref()
-                    .and_then(|k| FilesService::limits_for(&st.catalog, k, model.as_deref()).ok())
+                    .and_then(|k| {
+                        FilesService::limits_for(&st.engine.catalog, k, model.as_deref()).ok()
+                    })
                     .map_or(MAX_UPLOAD_BYTES, |(max, _, _)| max);
                 let filename = field.file_name().map(str::to_owned);
                 let mut buf = bytes::BytesMut::new();
@@ -273,9 +280,10 @@ pub async fn get_file(
 ) -> Result<Json<FileObject>, ApiError> {
     let id = FileId::parse(&file_id).ok_or_else(|| ApiError::not_found("file"))?;
     let rec = st
+        .engine
         .files
         .get(&auth.account_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("file"))?;
-    Ok(Json(st.files.object(&rec)))
+    Ok(Json(st.engine.files.object(&rec)))
 }

@@ -7,7 +7,6 @@ use super::auth::Auth;
 use super::error::{ApiError, ErrorEnvelope};
 use super::extract::Path;
 use crate::app::AppState;
-use crate::generations as domain;
 use axum::Json;
 use axum::extract::State;
 use gengate_core::generation::UrlSigner;
@@ -50,7 +49,9 @@ pub async fn get_generation_input(
 ) -> Result<Json<GenerationInput>, ApiError> {
     let not_found = || ApiError::not_found("generation");
     let id = TaskId::parse(&task_id).ok_or_else(not_found)?;
-    let task = domain::get(&st, &auth.account_id, &id)
+    let task = st
+        .engine
+        .get_generation(&auth.account_id, &id)
         .await?
         .ok_or_else(not_found)?;
     Ok(Json(GenerationInput {
@@ -68,7 +69,7 @@ pub async fn get_generation_input(
                 mime_type: r.mime_type.clone(),
                 width: r.width,
                 height: r.height,
-                url: st.links.sign(&r.blob_key).0,
+                url: st.engine.links.sign(&r.blob_key).0,
             })
             .collect(),
     }))

@@ -2,9 +2,8 @@ use super::auth::Auth;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorEnvelope};
 use super::extract::{Path, Query};
-use super::idempotency::{self, IdemStart};
+use super::idempotency::{self, Begun};
 use crate::app::AppState;
-use crate::generations::{self as domain, CancelError, GenerationError, WaitUntil};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -13,6 +12,7 @@ use gengate_core::error::{ErrorCode, FieldIssue, ValidationErrors};
 use gengate_core::generation::{Generation, parse_create_request};
 use gengate_core::idempotency::canonical_json;
 use gengate_core::ids::TaskId;
+use gengate_engine::generations::{self as domain, CancelError, GenerationError, WaitUntil};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -87,7 +87,7 @@ pub async fn create_generation(
 ) -> Result<Response, ApiError> {
     let key = idempotency::parse_key(&headers);
     let prefer = super::prefer::wait(&headers);
-    let parsed = match (parse_create_request(&st.catalog, &body), prefer) {
+    let parsed = match (parse_create_request(&st.engine.catalog, &body), prefer) {
         (Ok(r), Ok(w)) => Ok((r, w)),
         (Err(v), Ok(_)) | (Ok(_), Err(v)) => Err(v),
         (Err(mut v), Err(p)) => {
@@ -106,8 +106,10 @@ pub async fn create_generation(
             return Err(e);
         }
     };
-    let references =
-        domain::resolve_references(&st, &auth.account_id, &req.model, &req.references).await?;
+    let references = st
+        .engine
+        .resolve_references(&auth.account_id, &req.model, &req.references)
+        .await?;
     let path = "/api/v1/generations";
     let hold = match idempotency::begin(
         &st,
@@ -119,18 +121,19 @@ pub async fn create_generation(
     )
     .await?
     {
-        IdemStart::Replay(resp) => return Ok(resp),
-        IdemStart::Proceed(h) => h,
+        Begun::Replay(resp) => return Ok(resp),
+        Begun::Proceed(h) => h,
     };
-    match domain::create(
-        &st,
-        &auth.account_id,
-        &auth.key_id,
-        req,
-        references,
-        hold.as_ref().map(|h| (&h.scope, h.token.as_str())),
-    )
-    .await
+    match st
+        .engine
+        .create_generation(
+            &auth.account_id,
+            &auth.key_id,
+            req,
+            references,
+            hold.as_ref().map(|h| (&h.scope, h.token.as_str())),
+        )
+        .await
     {
         Ok((task, view)) => {
             // The idempotency record was completed with the task: let go of
@@ -139,20 +142,19 @@ pub async fn create_generation(
             let (status, view) = match wait {
                 None => (StatusCode::ACCEPTED, view),
                 Some(d) => {
-                    let task = domain::wait_for_change(
-                        &st,
-                        &auth.account_id,
-                        task.clone(),
-                        d,
-                        WaitUntil::Terminal,
-                    )
-                    .await?;
+                    let task = st
+                        .engine
+                        .wait_for_change(&auth.account_id, task.clone(), d, WaitUntil::Terminal)
+                        .await?;
                     let status = if task.status.is_terminal() {
                         StatusCode::OK
                     } else {
                         StatusCode::ACCEPTED
                     };
-                    (status, Generation::from_task(&task, st.links.as_ref()))
+                    (
+                        status,
+                        Generation::from_task(&task, st.engine.links.as_ref()),
+                    )
                 }
             };
             let mut resp = (status, Json(view)).into_response();
@@ -168,7 +170,7 @@ pub async fn create_generation(
         }
         Err(e) => {
             if let Some(h) = hold {
-                h.release(&st).await;
+                h.release(&st.engine).await;
             }
             Err(e.into())
         }
@@ -217,19 +219,22 @@ pub async fn get_generation(
     };
     errs.into_result()?;
     let id = TaskId::parse(&task_id).ok_or_else(|| ApiError::not_found("generation"))?;
-    let task = domain::get(&st, &auth.account_id, &id)
+    let task = st
+        .engine
+        .get_generation(&auth.account_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("generation"))?;
     let task = match wait {
         // A task still open came from the store, so this Arc is the only one
         // and unwrapping it copies nothing.
         Some(d) if !task.status.is_terminal() => Arc::new(
-            domain::wait_for_change(&st, &auth.account_id, Arc::unwrap_or_clone(task), d, until)
+            st.engine
+                .wait_for_change(&auth.account_id, Arc::unwrap_or_clone(task), d, until)
                 .await?,
         ),
         _ => task,
     };
-    Ok(Json(Generation::from_task(&task, st.links.as_ref())))
+    Ok(Json(Generation::from_task(&task, st.engine.links.as_ref())))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -252,12 +257,12 @@ pub async fn list_generations(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<GenerationList>, ApiError> {
     let query = domain::parse_list_query(&q)?;
-    let (tasks, has_more) = domain::list(&st, &auth.account_id, &query).await?;
+    let (tasks, has_more) = st.engine.list_generations(&auth.account_id, &query).await?;
     Ok(Json(GenerationList {
         object: "list",
         data: tasks
             .iter()
-            .map(|t| Generation::from_task(t, st.links.as_ref()))
+            .map(|t| Generation::from_task(t, st.engine.links.as_ref()))
             .collect(),
         has_more,
     }))
@@ -305,8 +310,8 @@ pub async fn cancel_generation(
     let id = TaskId::parse(&task_id).ok_or_else(|| ApiError::not_found("generation"))?;
     let path = format!("/api/v1/generations/{id}/cancel");
     let work = async {
-        let task = domain::cancel(&st, &auth.account_id, &id).await?;
-        serde_json::to_string(&Generation::from_task(&task, st.links.as_ref()))
+        let task = st.engine.cancel_generation(&auth.account_id, &id).await?;
+        serde_json::to_string(&Generation::from_task(&task, st.engine.links.as_ref()))
             .map_err(ApiError::internal)
     };
     idempotency::respond(&st, &auth, key, &path, b"", StatusCode::OK, work).await

@@ -5,9 +5,8 @@ use super::auth::Auth;
 use super::body::JsonBody;
 use super::error::{ApiError, ErrorEnvelope};
 use super::extract::Path;
-use super::idempotency::{self, IdemStart};
+use super::idempotency::{self, Begun};
 use crate::app::AppState;
-use crate::keys::{self, KeyView};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -16,6 +15,7 @@ use gengate_core::apikey::request::{Caller, parse_create};
 use gengate_core::error::{FieldIssue, ValidationErrors};
 use gengate_core::idempotency::canonical_json;
 use gengate_core::ids::ApiKeyId;
+use gengate_engine::accounts::keys::{self, KeyView};
 use gengate_store::StoredResponse;
 use serde::Serialize;
 
@@ -49,7 +49,7 @@ pub struct KeyList {
 pub async fn list_keys(State(st): State<AppState>, auth: Auth) -> Result<Json<KeyList>, ApiError> {
     Ok(Json(KeyList {
         object: "list",
-        data: keys::list(st.store.as_ref(), &auth.account_id, st.clock.now()).await?,
+        data: st.engine.list_keys(&auth.account_id).await?,
         has_more: false,
     }))
 }
@@ -70,7 +70,7 @@ pub async fn create_key(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let idem = idempotency::parse_key(&headers)?;
-    let now = st.clock.now();
+    let now = st.engine.clock.now();
     let req = parse_create(
         &body,
         &Caller {
@@ -89,14 +89,14 @@ pub async fn create_key(
     )
     .await?
     {
-        IdemStart::Replay(r) => return Ok(r),
-        IdemStart::Proceed(h) => h,
+        Begun::Replay(r) => return Ok(r),
+        Begun::Proceed(h) => h,
     };
-    let view = match keys::create(st.store.as_ref(), &auth.account_id, req, now).await {
+    let view = match st.engine.create_key(&auth.account_id, req, now).await {
         Ok(v) => v,
         Err(e) => {
             if let Some(h) = hold {
-                h.release(&st).await;
+                h.release(&st.engine).await;
             }
             return Err(e.into());
         }
@@ -110,7 +110,7 @@ pub async fn create_key(
         };
         let kept = serde_json::to_string(&kept).map_err(ApiError::internal)?;
         h.complete(
-            &st,
+            &st.engine,
             &StoredResponse {
                 status: StatusCode::CREATED.as_u16(),
                 headers: vec![],
@@ -242,15 +242,10 @@ pub async fn update_key(
     let not_found = || ApiError::not_found("API key");
     let limit = parse_patch(&body)?;
     let id = ApiKeyId::parse(&id).ok_or_else(not_found)?;
-    match keys::set_spend_limit(
-        st.store.as_ref(),
-        &auth.account_id,
-        &auth.key_id,
-        &id,
-        limit,
-        st.clock.now(),
-    )
-    .await
+    match st
+        .engine
+        .set_key_spend_limit(&auth.account_id, &auth.key_id, &id, limit)
+        .await
     {
         Ok(Some(v)) => Ok(Json(v)),
         Ok(None) => Err(not_found()),
@@ -277,14 +272,9 @@ pub async fn revoke_key(
 ) -> Result<Json<KeyView>, ApiError> {
     let not_found = || ApiError::not_found("API key");
     let id = ApiKeyId::parse(&id).ok_or_else(not_found)?;
-    keys::revoke(
-        st.store.as_ref(),
-        &st.keys,
-        &auth.account_id,
-        &id,
-        st.clock.now(),
-    )
-    .await?
-    .map(Json)
-    .ok_or_else(not_found)
+    st.engine
+        .revoke_key(&auth.account_id, &id)
+        .await?
+        .map(Json)
+        .ok_or_else(not_found)
 }

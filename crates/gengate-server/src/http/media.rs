@@ -4,7 +4,6 @@
 use super::error::ApiError;
 use super::extract::{Path, Query};
 use crate::app::AppState;
-use crate::blobs::BlobError;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -12,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use gengate_core::error::ErrorCode;
+use gengate_engine::infra::blobs::BlobError;
 use std::collections::HashMap;
 use std::ops::Range;
 
@@ -31,10 +31,11 @@ async fn serve(
             "this media link is not valid",
         ));
     };
-    st.links
+    st.engine
+        .links
         .check(&key, exp, sig)
         .map_err(|m| ApiError::new(ErrorCode::NotFound, m))?;
-    let size = st.blobs.size(&key).await.map_err(blob_error)?;
+    let size = st.engine.blobs.size(&key).await.map_err(blob_error)?;
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         None => None,
         Some(r) => match parse_range(r, size) {
@@ -53,6 +54,7 @@ async fn serve(
         },
     };
     let read = st
+        .engine
         .blobs
         .read(&key, range.clone())
         .await

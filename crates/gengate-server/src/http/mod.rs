@@ -120,7 +120,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         OpenApiRouter::new().routes(routes!(files::upload_file)),
     )
     .layer(axum::extract::DefaultBodyLimit::max(
-        (crate::files::MAX_UPLOAD_BYTES + 1024 * 1024) as usize,
+        (gengate_engine::files::MAX_UPLOAD_BYTES + 1024 * 1024) as usize,
     ));
     let read_files = guarded(
         state,
@@ -153,7 +153,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(hooks)
         .merge(keys)
         .split_for_parts();
-    models::document_catalog(&mut doc, &state.catalog);
+    models::document_catalog(&mut doc, &state.engine.catalog);
     openapi::complete(&mut doc);
     (router, doc)
 }

@@ -18,7 +18,7 @@ pub struct ModelList {
 pub async fn list_models(State(st): State<AppState>) -> Json<ModelList> {
     Json(ModelList {
         object: "list",
-        data: st.catalog.models().to_vec(),
+        data: st.engine.catalog.models().to_vec(),
     })
 }
 
@@ -30,7 +30,8 @@ pub async fn get_model(
     State(st): State<AppState>,
     Path(model_id): Path<String>,
 ) -> Result<Json<Model>, ApiError> {
-    st.catalog
+    st.engine
+        .catalog
         .get(&model_id)
         .cloned()
         .map(Json)

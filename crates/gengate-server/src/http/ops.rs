@@ -2,7 +2,6 @@
 
 use super::error::ApiError;
 use crate::app::AppState;
-use crate::providers::health::Availability;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -27,41 +26,8 @@ async fn healthz() -> Json<serde_json::Value> {
 /// and an unhealthy provider is the same on every node (taking nodes out of
 /// a load balancer would not help).
 async fn readyz(State(st): State<AppState>) -> Response {
-    match st.store.ping().await {
-        Ok(()) => {
-            let now = st.clock.now().as_millis();
-            let providers: serde_json::Map<String, serde_json::Value> = st
-                .providers
-                .all()
-                .map(|p| {
-                    let mut v = match p.health().map(|h| h.check(now)) {
-                        None | Some(Availability::Healthy) => {
-                            serde_json::json!({"healthy": true})
-                        }
-                        Some(Availability::Unhealthy {
-                            since_ms, reason, ..
-                        }) => serde_json::json!({
-                            "healthy": false,
-                            "since": gengate_core::Timestamp::from_millis(since_ms).rfc3339(),
-                            "reason": reason,
-                        }),
-                    };
-                    if let (Some(serde_json::Value::Object(extra)), Some(obj)) =
-                        (p.status(), v.as_object_mut())
-                    {
-                        obj.extend(extra);
-                    }
-                    (p.name().to_owned(), v)
-                })
-                .collect();
-            Json(serde_json::json!({
-                "status": "ready",
-                "providers": providers,
-                "node": st.status.to_json(&st.node),
-                "rate_limits": st.limiter.describe(),
-            }))
-            .into_response()
-        }
+    match st.engine.readiness().await {
+        Ok(body) => Json(body).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
             ApiError::unavailable("the database is not reachable").into_response()
@@ -70,7 +36,7 @@ async fn readyz(State(st): State<AppState>) -> Response {
 }
 
 async fn metrics(State(st): State<AppState>) -> Response {
-    st.status.export_metrics(&st.node);
+    st.engine.status.export_metrics(&st.engine.node);
     let body = st.metrics.render();
     (
         StatusCode::OK,

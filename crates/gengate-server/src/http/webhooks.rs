@@ -7,7 +7,6 @@ use super::error::{ApiError, ErrorEnvelope};
 use super::extract::{Path, Query};
 use super::idempotency;
 use crate::app::AppState;
-use crate::webhooks::{AttemptView, EndpointView, EventView, WebhookError, parse_attempt_cursor};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -16,6 +15,9 @@ use gengate_core::error::{ErrorCode, FieldIssue, FieldProblem, ValidationErrors}
 use gengate_core::idempotency::canonical_json;
 use gengate_core::ids::{EventId, WebhookEndpointId};
 use gengate_core::webhook::{EventType, parse_create_endpoint, parse_update_endpoint};
+use gengate_engine::webhooks::{
+    AttemptView, EndpointView, EventView, WebhookError, parse_attempt_cursor,
+};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -117,7 +119,7 @@ pub async fn create_endpoint(
         "/api/v1/webhooks",
         canonical_json(&body).as_bytes(),
         StatusCode::CREATED,
-        async { json_text(&st.webhooks.create(&auth.account_id, req).await?) },
+        async { json_text(&st.engine.webhooks.create(&auth.account_id, req).await?) },
     )
     .await
 }
@@ -145,6 +147,7 @@ pub async fn list_endpoints(
     };
     errs.into_result()?;
     let (data, has_more) = st
+        .engine
         .webhooks
         .list(&auth.account_id, after.as_ref(), limit)
         .await?;
@@ -164,7 +167,7 @@ pub async fn get_endpoint(
     Path(id): Path<String>,
 ) -> Result<Json<EndpointView>, ApiError> {
     let id = endpoint_id(&id)?;
-    Ok(Json(st.webhooks.get(&auth.account_id, &id).await?))
+    Ok(Json(st.engine.webhooks.get(&auth.account_id, &id).await?))
 }
 
 /// Change name, url, event types or status (`active` re-enables and forgets
@@ -181,7 +184,12 @@ pub async fn update_endpoint(
 ) -> Result<Json<EndpointView>, ApiError> {
     let id = endpoint_id(&id)?;
     let req = parse_update_endpoint(&body)?;
-    Ok(Json(st.webhooks.update(&auth.account_id, &id, req).await?))
+    Ok(Json(
+        st.engine
+            .webhooks
+            .update(&auth.account_id, &id, req)
+            .await?,
+    ))
 }
 
 /// Delete an endpoint: nothing more is sent to it and its pending
@@ -195,7 +203,9 @@ pub async fn delete_endpoint(
     Path(id): Path<String>,
 ) -> Result<Json<EndpointView>, ApiError> {
     let id = endpoint_id(&id)?;
-    Ok(Json(st.webhooks.delete(&auth.account_id, &id).await?))
+    Ok(Json(
+        st.engine.webhooks.delete(&auth.account_id, &id).await?,
+    ))
 }
 
 /// A new signing secret (in this answer only); the old one keeps signing
@@ -209,7 +219,7 @@ pub async fn rotate_secret(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (hooks, account) = (st.webhooks.clone(), auth.account_id.clone());
+    let (hooks, account) = (st.engine.webhooks.clone(), auth.account_id.clone());
     endpoint_action(
         &st,
         &auth,
@@ -232,7 +242,7 @@ pub async fn send_test(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (hooks, account) = (st.webhooks.clone(), auth.account_id.clone());
+    let (hooks, account) = (st.engine.webhooks.clone(), auth.account_id.clone());
     endpoint_action(
         &st,
         &auth,
@@ -294,6 +304,7 @@ pub async fn list_deliveries(
     };
     errs.into_result()?;
     let (data, has_more) = st
+        .engine
         .webhooks
         .attempts(&auth.account_id, &id, after, limit)
         .await?;
@@ -342,6 +353,7 @@ pub async fn list_events(
     };
     errs.into_result()?;
     let (data, has_more) = st
+        .engine
         .webhooks
         .events(&auth.account_id, after.as_ref(), event_type, limit)
         .await?;

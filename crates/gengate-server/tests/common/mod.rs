@@ -102,8 +102,8 @@ impl TestApp {
 
     /// A new account with `credits` and a key with every scope.
     pub async fn account(&self, name: &str, credits: i64) -> (AccountId, String) {
-        let st = &self.running.state;
-        let a = gengate_server::accounts::create_account(
+        let st = &self.running.engine;
+        let a = gengate_engine::accounts::create_account(
             st.store.as_ref(),
             name,
             credits,
@@ -124,8 +124,8 @@ impl TestApp {
         expires: Option<gengate_core::Timestamp>,
         rates: RateOverrides,
     ) -> String {
-        let st = &self.running.state;
-        gengate_server::accounts::issue_key(
+        let st = &self.running.engine;
+        gengate_engine::accounts::issue_key(
             st.store.as_ref(),
             account,
             "test",
@@ -160,7 +160,7 @@ impl TestApp {
 
     /// Revokes `key` straight in the store, as the CLI or another node would.
     pub async fn revoke(&self, key: &str) {
-        let st = &self.running.state;
+        let st = &self.running.engine;
         let rec = st
             .store
             .find_api_key_by_prefix(&key[..16])
@@ -186,7 +186,7 @@ impl TestApp {
 
     pub async fn balance(&self, account: &AccountId) -> i64 {
         self.running
-            .state
+            .engine
             .store
             .balance(account)
             .await
@@ -197,7 +197,7 @@ impl TestApp {
     pub async fn assert_ledger_balances(&self) {
         let bad = self
             .running
-            .state
+            .engine
             .store
             .ledger_mismatches()
             .await
@@ -278,10 +278,10 @@ pub async fn seed_account(
 ) -> (AccountId, String) {
     use gengate_core::clock::Clock;
     let now = gengate_core::clock::SystemClock.now();
-    let acc = gengate_server::accounts::create_account(store, name, credits, now)
+    let acc = gengate_engine::accounts::create_account(store, name, credits, now)
         .await
         .expect("account");
-    let key = gengate_server::accounts::issue_key(
+    let key = gengate_engine::accounts::issue_key(
         store,
         &acc.id,
         "k",

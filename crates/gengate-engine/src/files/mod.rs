@@ -3,10 +3,15 @@
 //! and audio must have a measurable duration. The blob is stored once per
 //! account and content. References in generations are resolved here: only a
 //! live file of the caller, that fits the model's rules, is accepted.
+//!
+//! Owns uploads, their decode-memory budget and signed file links. Imports
+//! `infra` only.
 
-use crate::blobs::{BlobError, Blobs};
-use crate::decode_budget::{BudgetError, DecodeBudget, Reservation};
-use crate::signing::{MediaLinks, SigningKey};
+pub mod decode_budget;
+
+use crate::files::decode_budget::{BudgetError, DecodeBudget, Reservation};
+use crate::infra::blobs::{BlobError, Blobs};
+use crate::infra::signing::{MediaLinks, SigningKey};
 use base64::Engine as _;
 use bytes::Bytes;
 use gengate_core::Timestamp;
@@ -50,10 +55,11 @@ pub fn default_limits(kind: &str) -> Option<(u64, &'static [&'static str])> {
 pub const MAX_UPLOAD_BYTES: u64 = 50 * 1024 * 1024;
 
 /// The public File object.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FileObject {
     pub id: FileId,
-    #[schema(example = "file")]
+    #[cfg_attr(feature = "openapi", schema(example = "file"))]
     pub object: &'static str,
     pub kind: String,
     /// Signed, expiring link to the file; put it in `params.referenceMediaItems[].url`.

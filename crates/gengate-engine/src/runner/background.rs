@@ -1,25 +1,26 @@
 //! The background loops of a node: the runner, the deadline sweeper, the
 //! webhook dispatcher and housekeeping. Each stops when the stop signal flips.
 
-use crate::app::AppState;
-use crate::config::{Role, ServeConfig};
+use crate::Engine;
+use crate::config::{EngineArgs, Role};
 use crate::runner::{Runner, RunnerConfig, fail, timeout_error};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// Runs renders and upstream calls: `all` and `worker` nodes, unless `--no-runner`.
-pub fn runs_runner(cfg: &ServeConfig) -> bool {
+pub fn runs_runner(cfg: &EngineArgs) -> bool {
     cfg.role != Role::Api && !cfg.no_runner
 }
 
 /// Sends webhook deliveries: `all` and `worker` nodes (deliveries are
 /// leased, so any number of them may).
-pub fn runs_dispatcher(cfg: &ServeConfig) -> bool {
+pub fn runs_dispatcher(cfg: &EngineArgs) -> bool {
     cfg.role != Role::Api
 }
 
-pub fn spawn(st: &AppState, cfg: &ServeConfig, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+pub fn spawn(st: &Engine, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    let cfg = &st.args;
     // The deadline sweeper and housekeeping run on every node: a task must
     // end by its deadline even when no worker is up.
     let mut out = vec![
@@ -63,7 +64,7 @@ pub fn spawn(st: &AppState, cfg: &ServeConfig, stop: watch::Receiver<bool>) -> V
 
 /// Fails open tasks past their deadline, whoever was (or was not) working on
 /// them: a task ends even if every worker was down for a while.
-async fn deadline_sweeper(st: AppState, every: Duration, mut stop: watch::Receiver<bool>) {
+async fn deadline_sweeper(st: Engine, every: Duration, mut stop: watch::Receiver<bool>) {
     loop {
         match st.store.overdue_tasks(st.clock.now(), 100).await {
             Ok(ids) => {
@@ -86,7 +87,7 @@ async fn deadline_sweeper(st: AppState, every: Duration, mut stop: watch::Receiv
 
 /// While a provider is unhealthy, checks it one probe at a time on its
 /// back-off (`providers/health.rs`); nothing is sent while it is healthy.
-async fn provider_prober(st: AppState, mut stop: watch::Receiver<bool>) {
+async fn provider_prober(st: Engine, mut stop: watch::Receiver<bool>) {
     const TICK: Duration = Duration::from_millis(100);
     loop {
         for p in st.providers.all() {
@@ -104,7 +105,7 @@ async fn provider_prober(st: AppState, mut stop: watch::Receiver<bool>) {
     }
 }
 
-async fn housekeeping(st: AppState, mut stop: watch::Receiver<bool>) {
+async fn housekeeping(st: Engine, mut stop: watch::Receiver<bool>) {
     loop {
         if let Err(e) = st.store.purge_expired_idempotency(st.clock.now()).await {
             tracing::warn!(error = %e, "purging idempotency keys failed");
@@ -122,7 +123,7 @@ async fn housekeeping(st: AppState, mut stop: watch::Receiver<bool>) {
 /// polls are open, however many. The window overlaps the previous one by
 /// `SKEW` so a node whose clock is a little behind is not missed; a change
 /// already seen in an earlier window is not announced again.
-async fn change_feed(st: AppState, every: Duration, mut stop: watch::Receiver<bool>) {
+async fn change_feed(st: Engine, every: Duration, mut stop: watch::Receiver<bool>) {
     const SKEW: Duration = Duration::from_secs(2);
     const PAGE: u32 = 5_000;
     let mut since = st.clock.now();

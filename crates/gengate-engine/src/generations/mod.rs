@@ -2,8 +2,19 @@
 //! the store. All-or-nothing: everything is checked before the one
 //! transaction that debits, inserts the task and job, and records the
 //! idempotency key.
+//!
+//! Owns a task's life as the API sees it: create (price, debit, spend limit,
+//! provider health, references), read (with the ended-task cache), list,
+//! wait for a change (events, plus the store as the fallback), cancel, and
+//! the idempotency holds of requests. May import `accounts`, `files`,
+//! `providers` (to route and ask health) and `infra`; never `runner` or
+//! `webhooks` (the store writes webhook events in the task's transaction).
 
-use crate::app::AppState;
+pub mod ended_cache;
+pub mod events;
+pub mod idempotency;
+
+use crate::Engine;
 use crate::providers::health::Availability;
 use gengate_core::error::{FieldIssue, ValidationErrors};
 use gengate_core::generation::{
@@ -37,18 +48,7 @@ pub enum GenerationError {
     },
 }
 
-/// A create refused by the key's spend limit, with what the caller needs to
-/// know to plan: the limit, what the key holds, and when room frees.
-#[derive(Debug, Clone)]
-pub struct SpendRefusal {
-    pub limit: gengate_core::spend::SpendLimit,
-    /// What the key's counted tasks held when the create was refused.
-    pub spent: gengate_core::Credits,
-    pub price: gengate_core::Credits,
-    /// When enough of the key's tasks leave the window for this price to
-    /// fit; `None` for a fixed total (only refunds free room there).
-    pub frees_at: Option<gengate_core::Timestamp>,
-}
+pub use crate::accounts::spend::SpendRefusal;
 
 pub fn location(id: &TaskId) -> String {
     format!("/api/v1/generations/{id}")
@@ -57,7 +57,7 @@ pub fn location(id: &TaskId) -> String {
 /// Resolves `referenceMediaItems` to files of this account. Every item that
 /// does not name a live file of the caller is reported by its index.
 pub async fn resolve_references(
-    st: &AppState,
+    st: &Engine,
     account: &AccountId,
     model: &gengate_core::catalog::Model,
     items: &[ReferenceItem],
@@ -76,7 +76,7 @@ pub async fn resolve_references(
 /// Debits and creates the task. `idem` is the caller's hold on its
 /// idempotency key (scope and hold token); the stored answer is written in the same transaction.
 pub async fn create(
-    st: &AppState,
+    st: &Engine,
     account: &AccountId,
     key: &ApiKeyId,
     req: CreateGeneration,
@@ -170,7 +170,7 @@ pub async fn create(
 /// after its first read (`taskcache.rs`: it can no longer change), shared,
 /// not copied: a status read of it only serialises.
 pub async fn get(
-    st: &AppState,
+    st: &Engine,
     account: &AccountId,
     id: &TaskId,
 ) -> Result<Option<Arc<Task>>, StoreError> {
@@ -229,7 +229,7 @@ pub fn parse_list_query(
 }
 
 pub async fn list(
-    st: &AppState,
+    st: &Engine,
     account: &AccountId,
     q: &ListQuery,
 ) -> Result<(Vec<Task>, bool), GenerationError> {
@@ -261,7 +261,7 @@ pub enum WaitUntil {
 /// re-read), so ten thousand open polls cost no store reads while nothing
 /// changes.
 pub async fn wait_for_change(
-    st: &AppState,
+    st: &Engine,
     account: &AccountId,
     task: Task,
     wait: Duration,
@@ -328,7 +328,7 @@ pub fn canceled_error() -> gengate_core::generation::TaskError {
 /// the store's compare-and-set on the task's status and upstream state, so
 /// of a cancel and the runner (picking the job up, submitting it, finishing
 /// it) exactly one wins. An ended task is returned as it is.
-pub async fn cancel(st: &AppState, account: &AccountId, id: &TaskId) -> Result<Task, CancelError> {
+pub async fn cancel(st: &Engine, account: &AccountId, id: &TaskId) -> Result<Task, CancelError> {
     // Each lost compare-and-set means the state moved on; a handful of
     // rounds covers every move a provider makes before it is not cancelable.
     for _ in 0..8 {

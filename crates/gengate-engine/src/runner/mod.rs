@@ -2,8 +2,18 @@
 //! the outcome through the store's compare-and-set transitions. Any number
 //! of runners (threads or nodes) may run; a job whose worker died is taken
 //! again when its lease lapses.
+//!
+//! Owns the job loop, vendor callbacks (their tokens and the nudges they
+//! leave), fetching vendor outputs, and the node's background loops
+//! (`background`: deadline sweeper, housekeeping, change feed, provider
+//! prober, webhook dispatcher). The top floor of the engine: it may import
+//! every other folder, and none imports it (except `engine`, which starts it).
 
-use crate::app::AppState;
+pub mod background;
+pub mod callbacks;
+pub mod fetch;
+
+use crate::Engine;
 use crate::providers::{Output, Progress, ProviderCtx, ProviderError};
 use gengate_core::generation::{
     StoredMedia, StoredResult, Task, TaskError, TaskErrorCode, TaskStatus,
@@ -36,7 +46,7 @@ impl Default for RunnerConfig {
 }
 
 pub struct Runner {
-    st: AppState,
+    st: Engine,
     cfg: RunnerConfig,
     worker: String,
     slots: HashMap<String, Arc<Semaphore>>,
@@ -45,7 +55,7 @@ pub struct Runner {
 }
 
 impl Runner {
-    pub fn new(st: AppState, cfg: RunnerConfig) -> Self {
+    pub fn new(st: Engine, cfg: RunnerConfig) -> Self {
         let slots = st
             .providers
             .names()
@@ -62,7 +72,7 @@ impl Runner {
             cfg,
             worker,
             slots,
-            http: crate::fetch::client(),
+            http: self::fetch::client(),
         }
     }
 
@@ -201,7 +211,7 @@ impl Runner {
                     .map(|r| st.links.sign_ref(&r.blob_key))
                     .collect(),
                 reference_bytes,
-                callback_url: Some(crate::callbacks::url(
+                callback_url: Some(self::callbacks::url(
                     &st.config.public_base_url,
                     &st.links.key,
                     &job.provider,
@@ -291,9 +301,9 @@ impl Runner {
         let (bytes, mime) = match output {
             Output::Bytes { bytes, mime_type } => (bytes, mime_type),
             Output::Url { url, mime_type } => {
-                match crate::fetch::download(&self.http, &url, self.cfg.max_output_bytes).await {
+                match self::fetch::download(&self.http, &url, self.cfg.max_output_bytes).await {
                     Ok(bytes) => (bytes, mime_type),
-                    Err(crate::fetch::FetchError::Transient(msg)) => {
+                    Err(self::fetch::FetchError::Transient(msg)) => {
                         return Err(ProviderError::Transient(msg));
                     }
                     Err(e) => {
@@ -393,7 +403,7 @@ pub fn timeout_error(task: &Task) -> TaskError {
 
 /// Fails a task (refunding it exactly once) and wakes its long polls.
 pub async fn fail(
-    st: &AppState,
+    st: &Engine,
     id: &TaskId,
     error: TaskError,
 ) -> Result<Transition, gengate_store::StoreError> {

@@ -3,9 +3,12 @@
 //! transaction as a task's terminal state; here they are fanned out to
 //! endpoints, rendered with the status endpoint's serializer, signed
 //! (Standard Webhooks) and sent, with every attempt recorded.
+//!
+//! Imports `infra` (signing, links) and the store; never `runner` or
+//! `generations` (events are the store's).
 
-use crate::app::AppState;
-use crate::signing::MediaLinks;
+use crate::Engine;
+use crate::infra::signing::MediaLinks;
 use bytes::Bytes;
 use gengate_core::Timestamp;
 use gengate_core::catalog::Catalog;
@@ -88,10 +91,11 @@ impl WebhookError {
 }
 
 /// The endpoint object of API.md §8.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EndpointView {
     pub id: WebhookEndpointId,
-    #[schema(example = "webhook_endpoint")]
+    #[cfg_attr(feature = "openapi", schema(example = "webhook_endpoint"))]
     pub object: &'static str,
     pub name: String,
     pub url: String,
@@ -99,18 +103,18 @@ pub struct EndpointView {
     /// `active` or `disabled`.
     pub status: &'static str,
     pub secret_preview: String,
-    #[schema(value_type = Option<String>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub last_success_at: Option<Timestamp>,
-    #[schema(value_type = Option<String>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub last_failure_at: Option<Timestamp>,
     pub failure_count: i64,
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub created_at: Timestamp,
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub updated_at: Timestamp,
-    #[schema(value_type = Option<String>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub disabled_at: Option<Timestamp>,
-    #[schema(value_type = Option<String>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub revoked_at: Option<Timestamp>,
     /// Only in the answers to create and rotate-secret.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -149,11 +153,12 @@ impl EndpointView {
 }
 
 /// One delivery attempt as `/deliveries` lists it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttemptView {
     /// `whatt_<n>`; pass as `starting_after` to page.
     pub id: String,
-    #[schema(example = "webhook_delivery_attempt")]
+    #[cfg_attr(feature = "openapi", schema(example = "webhook_delivery_attempt"))]
     pub object: &'static str,
     pub delivery_id: String,
     pub event_id: EventId,
@@ -164,7 +169,7 @@ pub struct AttemptView {
     pub status_code: Option<i64>,
     pub duration_ms: i64,
     pub error: Option<String>,
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub created_at: Timestamp,
 }
 
@@ -638,17 +643,18 @@ fn bad_cursor() -> WebhookError {
 }
 
 /// An event as `/webhook-events` lists it: the delivered envelope plus `object`.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventView {
-    #[schema(example = "event")]
+    #[cfg_attr(feature = "openapi", schema(example = "event"))]
     pub object: &'static str,
     #[serde(flatten)]
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub envelope: EventEnvelope,
 }
 
 /// The dispatcher loop of a node; any number may run (deliveries are leased).
-pub async fn dispatcher(st: AppState, mut stop: watch::Receiver<bool>) {
+pub async fn dispatcher(st: Engine, mut stop: watch::Receiver<bool>) {
     let hooks = st.webhooks.clone();
     let worker = format!("d-{}", gengate_core::ids::random_token(10));
     let slots = Arc::new(Semaphore::new(hooks.settings.concurrency));

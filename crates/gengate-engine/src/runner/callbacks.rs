@@ -6,7 +6,7 @@
 //! stop strangers from making us poll; it is an HMAC of (provider, task id) with the
 //! server's signing key, which needs no storage and survives restarts.
 
-use crate::signing::SigningKey;
+use crate::infra::signing::SigningKey;
 use dashmap::DashSet;
 use gengate_core::ids::TaskId;
 

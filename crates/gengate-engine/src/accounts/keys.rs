@@ -7,7 +7,7 @@
 //! create (with its secret, once) and revoke answer it.
 
 use crate::accounts;
-use crate::keycache::KeyCache;
+use crate::accounts::keycache::KeyCache;
 use gengate_core::Timestamp;
 use gengate_core::apikey::request::CreateKey;
 use gengate_core::ids::{AccountId, ApiKeyId};
@@ -17,34 +17,35 @@ use serde::Serialize;
 
 /// A key as its account sees it: never its hash, and its secret only in the
 /// answer that created it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyView {
-    #[schema(example = "key_3k9x…")]
+    #[cfg_attr(feature = "openapi", schema(example = "key_3k9x…"))]
     pub id: ApiKeyId,
-    #[schema(example = "api_key")]
+    #[cfg_attr(feature = "openapi", schema(example = "api_key"))]
     pub object: &'static str,
     pub name: String,
     /// The first characters of the key (`gg_live_` and 8 more): enough to
     /// recognise it, useless to authenticate with.
-    #[schema(example = "gg_live_3k9xq2ab")]
+    #[cfg_attr(feature = "openapi", schema(example = "gg_live_3k9xq2ab"))]
     pub prefix: String,
-    #[schema(value_type = Vec<String>, example = json!(["generations:create", "generations:read"]))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>, example = json!(["generations:create", "generations:read"])))]
     pub scopes: Vec<Scope>,
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub created_at: Timestamp,
     /// To within a minute; null if the key never authenticated a request.
-    #[schema(value_type = Option<String>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub last_used_at: Option<Timestamp>,
-    #[schema(value_type = Option<String>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub expires_at: Option<Timestamp>,
-    #[schema(value_type = Option<String>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub revoked_at: Option<Timestamp>,
     /// The full key. Only in the `201` answer of `POST /api/v1/keys`: it is
     /// stored nowhere (not even for an idempotent replay, which omits it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
     /// The key's spend limit and what its tasks hold now; null without one.
-    pub spend_limit: Option<crate::http::error::SpendLimitState>,
+    pub spend_limit: Option<crate::accounts::SpendLimitState>,
 }
 
 impl KeyView {
@@ -62,7 +63,7 @@ impl KeyView {
             secret: None,
             spend_limit: r
                 .spend_limit
-                .map(|l| crate::http::error::SpendLimitState::new(&l, gengate_core::Credits::ZERO)),
+                .map(|l| crate::accounts::SpendLimitState::new(&l, gengate_core::Credits::ZERO)),
         }
     }
 }

@@ -3,6 +3,10 @@
 //! the provider decides from its own saved upstream state whether to submit,
 //! reconcile after a crash, or poll. State that must survive a crash is saved
 //! through `ProviderCtx::save_upstream` *before* the vendor is called.
+//!
+//! Owns the sandbox renderer's adapter, the Kling pool (accounts, slots,
+//! health) and provider health. Imports `infra` and `files` (decode budget
+//! for reference images); never `generations`, `runner` or `webhooks`.
 
 pub mod health;
 pub mod kling;
@@ -65,7 +69,7 @@ pub struct ProviderCtx<'a> {
     pub callback_url: Option<String>,
     /// The node's image decode memory budget: decode reference images
     /// under a reservation from it (docs/HARDENING.md).
-    pub decode_budget: &'a crate::decode_budget::DecodeBudget,
+    pub decode_budget: &'a crate::files::decode_budget::DecodeBudget,
     pub(crate) store: &'a DynStore,
 }
 

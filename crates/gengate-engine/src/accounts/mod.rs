@@ -1,5 +1,17 @@
 //! Accounts and API keys: the operator's side. A key's secret is returned
 //! once, here, and never stored.
+//!
+//! Owns accounts, API keys (issuing, the account's own key management,
+//! authenticating a request's key through the key cache), credit changes by
+//! the operator and spend limits. Imports `infra` only; never `generations`,
+//! `runner`, `providers` or `webhooks`.
+
+pub mod auth;
+pub mod keycache;
+pub mod keys;
+pub mod spend;
+
+pub use spend::SpendLimitState;
 
 use gengate_core::Timestamp;
 use gengate_core::apikey;

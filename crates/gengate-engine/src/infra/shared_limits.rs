@@ -14,7 +14,7 @@
 //! Each switch is logged once; every failed call counts in
 //! `gengate_ratelimit_backend_errors_total`.
 
-use crate::limits::{Decision, Limiter, LocalLimiter};
+use crate::infra::limits::{Decision, Limiter, LocalLimiter};
 use async_trait::async_trait;
 use gengate_core::scope::RequestClass;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
