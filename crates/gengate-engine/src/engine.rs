@@ -475,6 +475,32 @@ impl Engine {
         Generation::from_task(task, self.links.as_ref())
     }
 
+    // --- Files ---
+
+    /// Stores an upload (sniffed, checked against its kind's and the
+    /// model's limits) and answers its public object, links signed now.
+    pub async fn upload_file(
+        &self,
+        account: &AccountId,
+        up: crate::files::Upload,
+    ) -> Result<crate::files::FileObject, crate::files::FilesError> {
+        let rec = self.files.create(&self.catalog, account, up).await?;
+        Ok(self.files.object(&rec))
+    }
+
+    /// A live file of the account, as the API shows it.
+    pub async fn get_file(
+        &self,
+        account: &AccountId,
+        id: &gengate_core::ids::FileId,
+    ) -> Result<Option<crate::files::FileObject>, StoreError> {
+        Ok(self
+            .files
+            .get(account, id)
+            .await?
+            .map(|rec| self.files.object(&rec)))
+    }
+
     // --- Vendors ---
 
     /// A vendor's status callback for a task. Never trusted for its content:

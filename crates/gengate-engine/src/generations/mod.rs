@@ -167,7 +167,7 @@ pub async fn create(
 }
 
 /// One task of `account`. An ended task comes from the in-process cache
-/// after its first read (`taskcache.rs`: it can no longer change), shared,
+/// after its first read (`ended_cache.rs`: it can no longer change), shared,
 /// not copied: a status read of it only serialises.
 pub async fn get(
     st: &Engine,

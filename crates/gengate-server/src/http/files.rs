@@ -108,14 +108,8 @@ pub async fn upload_file(
         Begun::Replay(r) => return Ok(r),
         Begun::Proceed(h) => h,
     };
-    match st
-        .engine
-        .files
-        .create(&st.engine.catalog, &auth.account_id, up)
-        .await
-    {
-        Ok(rec) => {
-            let obj = st.engine.files.object(&rec);
+    match st.engine.upload_file(&auth.account_id, up).await {
+        Ok(obj) => {
             let body = serde_json::to_string(&obj).unwrap_or_default();
             if let Some(h) = hold {
                 h.complete(
@@ -279,11 +273,9 @@ pub async fn get_file(
     Path(file_id): Path<String>,
 ) -> Result<Json<FileObject>, ApiError> {
     let id = FileId::parse(&file_id).ok_or_else(|| ApiError::not_found("file"))?;
-    let rec = st
-        .engine
-        .files
-        .get(&auth.account_id, &id)
+    st.engine
+        .get_file(&auth.account_id, &id)
         .await?
-        .ok_or_else(|| ApiError::not_found("file"))?;
-    Ok(Json(st.engine.files.object(&rec)))
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("file"))
 }
