@@ -245,7 +245,7 @@ async fn cancels_racing_the_runner_and_each_other_refund_once(db: Db) {
     let mut ids = Vec::new();
     for i in 0..N {
         ids.push(
-            create(e, &acc, &key, &format!("race {i}"))
+            create(e, &acc, &key, &format!("race {i} [sandbox:slow=1]"))
                 .await
                 .expect("created")
                 .id,
@@ -253,22 +253,40 @@ async fn cancels_racing_the_runner_and_each_other_refund_once(db: Db) {
     }
     assert_eq!(balance(e, &acc).await, 0);
     let bg = e.start_background();
-    // Each task is canceled twice at once, at staggered moments, while the
-    // runner picks them up and renders them.
+    // Each task is canceled twice at once, some time after the runner took
+    // it: `[sandbox:slow=1]` keeps it processing for a second, and the
+    // cancels come from at once to well past that, so they land while it
+    // runs, as the runner settles it, and after it ended.
     let mut racers = Vec::new();
     for (i, id) in ids.iter().enumerate() {
-        for _ in 0..2 {
-            let (e, acc, id) = (e.clone(), acc.clone(), id.clone());
-            racers.push(tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(40 * i as u64)).await;
-                e.cancel_generation(&acc, &id).await
-            }));
-        }
+        let (e, acc, id) = (e.clone(), acc.clone(), id.clone());
+        racers.push(tokio::spawn(async move {
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(60) {
+                let t = e
+                    .get_generation(&acc, &id)
+                    .await
+                    .expect("read")
+                    .expect("task");
+                if t.status != TaskStatus::Queued {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(250 * i as u64)).await;
+            let (a, b) = tokio::join!(
+                e.cancel_generation(&acc, &id),
+                e.cancel_generation(&acc, &id)
+            );
+            [a, b]
+        }));
     }
     for r in racers {
-        match r.await.expect("joined") {
-            Ok(_) | Err(CancelError::NotCancelable { .. }) => {}
-            Err(other) => panic!("cancel failed: {other}"),
+        for outcome in r.await.expect("joined") {
+            match outcome {
+                Ok(_) | Err(CancelError::NotCancelable { .. }) => {}
+                Err(other) => panic!("cancel failed: {other}"),
+            }
         }
     }
     let mut succeeded = 0;
@@ -295,6 +313,7 @@ async fn cancels_racing_the_runner_and_each_other_refund_once(db: Db) {
         }
     }
     stop(bg).await;
+    eprintln!("{succeeded} of {N} tasks finished before their cancels");
     assert_eq!(balance(e, &acc).await, 90 * (N as i64 - succeeded));
     assert_books_balance(e).await;
     // Canceling an ended task answers it as it is and moves no money.
