@@ -7,7 +7,7 @@
 
 use clap::Parser;
 use gengate_core::Credits;
-use gengate_core::clock::{Clock, SystemClock};
+use gengate_core::clock::SystemClock;
 use gengate_core::credits::LedgerKind;
 use gengate_core::generation::{Task, TaskErrorCode, TaskStatus, parse_create_request};
 use gengate_core::idempotency::{IdempotencyKey, canonical_json};
