@@ -66,7 +66,7 @@ pub struct EngineArgs {
     #[command(flatten)]
     pub db: DatabaseArgs,
     /// How callers (and upstream vendors) reach this server; used in signed
-    /// URLs. Default: http://LISTEN (`gengate serve`'s `--listen`).
+    /// URLs. Default: http://LISTEN.
     #[arg(long, env = "GENGATE_PUBLIC_BASE_URL")]
     pub public_base_url: Option<String>,
     #[arg(long, env = "GENGATE_ROLE", value_enum, default_value_t = Role::All)]

@@ -13,11 +13,11 @@ use std::net::SocketAddr;
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeConfig {
-    #[command(flatten)]
-    pub engine: EngineArgs,
     /// Address to listen on.
     #[arg(long, env = "GENGATE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Switch the public API off (answers 503 public_api_disabled).
     #[arg(long, env = "GENGATE_PUBLIC_API_DISABLED", default_value_t = false, value_parser = BoolishValueParser::new())]
     pub public_api_disabled: bool,
