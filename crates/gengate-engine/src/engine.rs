@@ -471,6 +471,7 @@ impl Engine {
     }
 
     /// The public view of a task, its links signed now.
+    #[inline]
     pub fn view(&self, task: &Task) -> Generation {
         Generation::from_task(task, self.links.as_ref())
     }

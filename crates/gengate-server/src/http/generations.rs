@@ -151,10 +151,7 @@ pub async fn create_generation(
                     } else {
                         StatusCode::ACCEPTED
                     };
-                    (
-                        status,
-                        Generation::from_task(&task, st.engine.links.as_ref()),
-                    )
+                    (status, st.engine.view(&task))
                 }
             };
             let mut resp = (status, Json(view)).into_response();
@@ -234,7 +231,7 @@ pub async fn get_generation(
         ),
         _ => task,
     };
-    Ok(Json(Generation::from_task(&task, st.engine.links.as_ref())))
+    Ok(Json(st.engine.view(&task)))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -260,10 +257,7 @@ pub async fn list_generations(
     let (tasks, has_more) = st.engine.list_generations(&auth.account_id, &query).await?;
     Ok(Json(GenerationList {
         object: "list",
-        data: tasks
-            .iter()
-            .map(|t| Generation::from_task(t, st.engine.links.as_ref()))
-            .collect(),
+        data: tasks.iter().map(|t| st.engine.view(t)).collect(),
         has_more,
     }))
 }
@@ -311,8 +305,7 @@ pub async fn cancel_generation(
     let path = format!("/api/v1/generations/{id}/cancel");
     let work = async {
         let task = st.engine.cancel_generation(&auth.account_id, &id).await?;
-        serde_json::to_string(&Generation::from_task(&task, st.engine.links.as_ref()))
-            .map_err(ApiError::internal)
+        serde_json::to_string(&st.engine.view(&task)).map_err(ApiError::internal)
     };
     idempotency::respond(&st, &auth, key, &path, b"", StatusCode::OK, work).await
 }
