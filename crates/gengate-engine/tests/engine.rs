@@ -2,8 +2,9 @@
 //! and on PostgreSQL: money moves once (debit at create, refund of exactly
 //! that on failure or cancel), refusals change nothing, cancels racing the
 //! runner (and each other) never refund twice, one idempotency key makes
-//! one task however many requests race on it, and a job whose worker died
-//! is taken over when its lease lapses.
+//! one task however many requests race on it, a job whose worker died
+//! is taken over when its lease lapses, keys stop authenticating when
+//! revoked or expired, and vendor callbacks need our token.
 
 use clap::Parser;
 use gengate_core::Credits;
@@ -15,10 +16,11 @@ use gengate_core::ids::{AccountId, ApiKeyId, TaskId};
 use gengate_core::scope::Scope;
 use gengate_core::spend::SpendLimit;
 use gengate_engine::accounts;
+use gengate_engine::accounts::auth::AuthError;
 use gengate_engine::config::EngineArgs;
 use gengate_engine::generations::idempotency::{self, IdemStart};
 use gengate_engine::generations::{CancelError, GenerationError, WaitUntil};
-use gengate_engine::{Background, Engine};
+use gengate_engine::{Background, CallbackOutcome, Engine};
 use gengate_store::{CreateTaskError, RateOverrides};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -446,6 +448,95 @@ async fn a_dead_workers_job_is_taken_over_after_its_lease(db: Db) {
     assert_books_balance(e).await;
 }
 
+async fn keys_authenticate_until_revoked_or_expired(db: Db) {
+    let env = env(db, &[]).await;
+    let e = &env.engine;
+    let now = e.clock.now();
+    let a = accounts::create_account(e.store.as_ref(), "auth", 0, now)
+        .await
+        .expect("account");
+    let issue = |expires| {
+        accounts::issue_key(
+            e.store.as_ref(),
+            &a.id,
+            "k",
+            Scope::ALL.to_vec(),
+            expires,
+            RateOverrides::default(),
+            now,
+        )
+    };
+    let live = issue(None).await.expect("key");
+    let record = e
+        .authenticate(&live.secret)
+        .await
+        .expect("a live key authenticates");
+    assert_eq!(record.id, live.record.id);
+    // The same prefix with another secret is not the key.
+    let mut wrong = live.secret.clone();
+    let last = wrong.pop().expect("non-empty");
+    wrong.push(if last == 'a' { 'b' } else { 'a' });
+    assert!(matches!(
+        e.authenticate(&wrong).await,
+        Err(AuthError::Invalid)
+    ));
+    assert!(matches!(
+        e.authenticate("gg_live_nope").await,
+        Err(AuthError::Invalid)
+    ));
+    // Revoked on this node: refused at once (the key cache forgets it).
+    e.revoke_key(&a.id, &live.record.id)
+        .await
+        .expect("revoke")
+        .expect("found");
+    assert!(matches!(
+        e.authenticate(&live.secret).await,
+        Err(AuthError::Revoked)
+    ));
+    let expired = issue(Some(now.plus(Duration::from_millis(200))))
+        .await
+        .expect("key");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(matches!(
+        e.authenticate(&expired.secret).await,
+        Err(AuthError::Expired)
+    ));
+}
+
+async fn vendor_callbacks_need_our_token(db: Db) {
+    let env = env(db, &[]).await;
+    let e = &env.engine;
+    let (acc, key) = account(e, "callbacks", 200, None).await;
+    let task = create(e, &acc, &key, "called back").await.expect("created");
+    let id = task.id.as_str();
+    let token = gengate_engine::runner::callbacks::token(&e.links.key, "sandbox", &task.id);
+    assert_eq!(
+        e.vendor_callback("sandbox", id, "forged", b"{}").await,
+        CallbackOutcome::BadToken
+    );
+    // A token is bound to its provider and task.
+    assert_eq!(
+        e.vendor_callback("kling", id, &token, b"{}").await,
+        CallbackOutcome::BadToken
+    );
+    let other = gengate_engine::runner::callbacks::token(&e.links.key, "nobody", &task.id);
+    assert_eq!(
+        e.vendor_callback("nobody", id, &other, b"{}").await,
+        CallbackOutcome::UnknownProvider
+    );
+    // The sandbox asks for no callbacks: a genuine one changes nothing.
+    assert_eq!(
+        e.vendor_callback("sandbox", id, &token, b"{}").await,
+        CallbackOutcome::Ignored
+    );
+    let still = e
+        .get_generation(&acc, &task.id)
+        .await
+        .expect("read")
+        .expect("task");
+    assert_eq!(still.status, TaskStatus::Queued);
+}
+
 macro_rules! on_both {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -465,4 +556,6 @@ on_both!(
     cancels_racing_the_runner_and_each_other_refund_once,
     one_idempotency_key_makes_one_task,
     a_dead_workers_job_is_taken_over_after_its_lease,
+    keys_authenticate_until_revoked_or_expired,
+    vendor_callbacks_need_our_token,
 );
