@@ -11,6 +11,7 @@ use crate::files::FilesService;
 use crate::files::decode_budget::DecodeBudget;
 use crate::generations::ended_cache::TerminalTasks;
 use crate::generations::events::TaskEvents;
+use crate::generations::idempotency::{self, IdemHold};
 use crate::generations::{self, CancelError, GenerationError, ListQuery, WaitUntil};
 use crate::infra::blobs::Blobs;
 use crate::infra::limits::{Decision, Limiter, LocalLimiter};
@@ -31,7 +32,7 @@ use gengate_core::ids::{AccountId, ApiKeyId, TaskId};
 use gengate_core::params::ReferenceItem;
 use gengate_core::scope::RequestClass;
 use gengate_core::spend::SpendLimit;
-use gengate_store::{Account, ApiKeyRecord, DynStore, IdemScope, StoreError};
+use gengate_store::{Account, ApiKeyRecord, DynStore, StoreError, StoredResponse};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -361,14 +362,26 @@ impl Engine {
         keys::list(self.store.as_ref(), account, self.clock.now()).await
     }
 
-    /// A new key of the account; its secret is in the answer, once.
+    /// A new key of the account; its secret is in this answer only. A replay
+    /// under the request's idempotency key answers the same key without it:
+    /// the secret is stored nowhere.
     pub async fn create_key(
         &self,
         account: &AccountId,
         req: CreateKey,
         now: Timestamp,
+        hold: Option<IdemHold>,
     ) -> Result<KeyView, StoreError> {
-        keys::create(self.store.as_ref(), account, req, now).await
+        let outcome = keys::create(self.store.as_ref(), account, req, now).await;
+        idempotency::settle(self, hold, outcome, |view| {
+            Ok(StoredResponse {
+                status: 201,
+                headers: vec![],
+                body: serde_json::to_string(&view.without_secret())
+                    .map_err(|e| StoreError::Internal(e.to_string()))?,
+            })
+        })
+        .await
     }
 
     /// Sets or clears a key's spend limit (never the calling key's own).
@@ -419,17 +432,20 @@ impl Engine {
         generations::resolve_references(self, account, model, items).await
     }
 
-    /// Debits and creates the task in one transaction (with the idempotency
-    /// record when `idem` holds a key).
+    /// Debits and creates the task in one transaction, with the idempotency
+    /// record when the request holds a key. The hold ends here: completed
+    /// with the task, or freed for a retry when the create is refused.
     pub async fn create_generation(
         &self,
         account: &AccountId,
         key: &ApiKeyId,
         req: CreateGeneration,
         references: Vec<TaskReference>,
-        idem: Option<(&IdemScope, &str)>,
+        hold: Option<IdemHold>,
     ) -> Result<(Task, Generation), GenerationError> {
-        generations::create(self, account, key, req, references, idem).await
+        let idem = hold.as_ref().map(|h| (&h.scope, h.token.as_str()));
+        let outcome = generations::create(self, account, key, req, references, idem).await;
+        idempotency::release_on_error(self, hold, outcome).await
     }
 
     /// One task of the account (ended ones from the in-process cache).
@@ -479,14 +495,27 @@ impl Engine {
     // --- Files ---
 
     /// Stores an upload (sniffed, checked against its kind's and the
-    /// model's limits) and answers its public object, links signed now.
+    /// model's limits) and answers its public object, links signed now; the
+    /// same object is what a replay under the request's idempotency key gets.
     pub async fn upload_file(
         &self,
         account: &AccountId,
         up: crate::files::Upload,
+        hold: Option<IdemHold>,
     ) -> Result<crate::files::FileObject, crate::files::FilesError> {
-        let rec = self.files.create(&self.catalog, account, up).await?;
-        Ok(self.files.object(&rec))
+        let outcome = match self.files.create(&self.catalog, account, up).await {
+            Ok(rec) => Ok(self.files.object(&rec)),
+            Err(e) => Err(e),
+        };
+        idempotency::settle(self, hold, outcome, |obj| {
+            Ok(StoredResponse {
+                status: 201,
+                headers: vec![],
+                body: serde_json::to_string(obj)
+                    .map_err(|e| StoreError::Internal(e.to_string()))?,
+            })
+        })
+        .await
     }
 
     /// A live file of the account, as the API shows it.

@@ -8,7 +8,9 @@
 //! types (`GenerationError`, `CancelError`, `AuthError`, `StoreError`, …) and
 //! the server maps each once to the public envelope.
 //!
-//! Floors (a module never imports one above it):
+//! Every folder reaches what the node shares (store, clock, catalog,
+//! caches, wake-ups) through the `Engine` handle. Between folders the
+//! floors hold (a folder never imports one above it):
 //! - `infra/`: blobs, signing, request budgets (local and Redis), node
 //!   identity — knows nothing of tasks or accounts;
 //! - `accounts/`: accounts, API keys, authentication, credits and spend limits;
@@ -21,9 +23,11 @@
 //!   the node's background loops;
 //! - `engine`: the handle that wires them.
 //!
-//! This crate depends on no HTTP server crate (axum, hyper's server side,
-//! tower-http, utoipa — the last only behind the `openapi` feature for the
-//! schemas of the views the API serialises).
+//! This crate depends on no HTTP server crate: no axum, no hyper server
+//! side, and utoipa only behind the `openapi` feature (the schemas of the
+//! views the API serialises; the server turns it on). reqwest, the client
+//! it calls vendors, S3 and webhook receivers with, brings tower-http and
+//! hyper's client side.
 
 pub mod accounts;
 pub mod config;

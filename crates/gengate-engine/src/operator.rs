@@ -16,7 +16,7 @@ use gengate_store::{Account, ApiKeyRecord, DynStore, LedgerEntry, LedgerMismatch
 
 /// What `keys create` asks for, parsed.
 pub struct NewKey {
-    pub account: String,
+    pub account: AccountId,
     pub name: String,
     pub scopes: Vec<Scope>,
     pub expires_at: Option<Timestamp>,
@@ -42,7 +42,8 @@ impl Operator {
         SystemClock.now()
     }
 
-    async fn account_id(&self, name: &str) -> anyhow::Result<AccountId> {
+    /// The account of that name, or an error naming it.
+    pub async fn account_id(&self, name: &str) -> anyhow::Result<AccountId> {
         Ok(self
             .store
             .find_account_by_name(name)
@@ -79,10 +80,9 @@ impl Operator {
     /// Issues a key; its limit is on it before the secret is returned, so
     /// nothing can use the key without it.
     pub async fn create_key(&self, k: NewKey) -> anyhow::Result<IssuedKey> {
-        let acc = self.account_id(&k.account).await?;
         let issued = accounts::issue_key(
             self.store.as_ref(),
-            &acc,
+            &k.account,
             &k.name,
             k.scopes,
             k.expires_at,
@@ -97,22 +97,17 @@ impl Operator {
         Ok(issued)
     }
 
-    /// Keys (of one account, or all), each with what its tasks hold against
-    /// its spend limit (zero without one).
+    /// Keys (of one account, or all), revoked ones included.
     pub async fn list_keys(
         &self,
-        account: Option<&str>,
-    ) -> anyhow::Result<Vec<(ApiKeyRecord, Credits)>> {
-        let acc = match account {
-            Some(a) => Some(self.account_id(a).await?),
-            None => None,
-        };
-        let mut out = Vec::new();
-        for k in self.store.list_api_keys(acc.as_ref()).await? {
-            let spent = accounts::key_spent(self.store.as_ref(), &k, Self::now()).await?;
-            out.push((k, spent));
-        }
-        Ok(out)
+        account: Option<&AccountId>,
+    ) -> anyhow::Result<Vec<ApiKeyRecord>> {
+        Ok(self.store.list_api_keys(account).await?)
+    }
+
+    /// What the key's tasks hold against its spend limit now (zero without one).
+    pub async fn key_spent(&self, key: &ApiKeyRecord) -> anyhow::Result<Credits> {
+        Ok(accounts::key_spent(self.store.as_ref(), key, Self::now()).await?)
     }
 
     pub async fn set_key_limit(

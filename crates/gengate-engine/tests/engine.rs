@@ -357,16 +357,10 @@ async fn one_idempotency_key_makes_one_task(db: Db) {
             .expect("begin")
             {
                 IdemStart::Proceed(hold) => {
-                    let hold = hold.expect("a key was sent");
+                    assert!(hold.is_some(), "a key was sent");
                     let req = parse_create_request(&e.catalog, &body).expect("valid");
                     let (task, _) = e
-                        .create_generation(
-                            &acc,
-                            &key,
-                            req,
-                            Vec::new(),
-                            Some((&hold.scope, &hold.token)),
-                        )
+                        .create_generation(&acc, &key, req, Vec::new(), hold)
                         .await
                         .expect("created");
                     Some(task.id.to_string())

@@ -383,6 +383,7 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             db,
         }) => {
             let op = Operator::open(&db).await?;
+            let account = op.account_id(&account).await?;
             // Checked before the key exists, so a bad limit makes no key.
             let limit = spend_limit
                 .map(|l| SpendLimit::parse(l, spend_window.as_deref()))
@@ -434,11 +435,12 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(KeysCmd::List { account, db }) => {
-            for (k, spent) in Operator::open(&db)
-                .await?
-                .list_keys(account.as_deref())
-                .await?
-            {
+            let op = Operator::open(&db).await?;
+            let account = match account {
+                Some(a) => Some(op.account_id(&a).await?),
+                None => None,
+            };
+            for k in op.list_keys(account.as_ref()).await? {
                 let state = if k.revoked_at.is_some() {
                     "revoked".to_owned()
                 } else if let Some(e) = k.expires_at {
@@ -447,7 +449,7 @@ async fn operator(command: Command) -> anyhow::Result<()> {
                     "active".to_owned()
                 };
                 let limit = match k.spend_limit {
-                    Some(l) => format!("spent {spent} of {}", l.describe()),
+                    Some(l) => format!("spent {} of {}", op.key_spent(&k).await?, l.describe()),
                     None => "no spend limit".to_owned(),
                 };
                 println!(

@@ -49,6 +49,15 @@ pub struct KeyView {
 }
 
 impl KeyView {
+    /// The key as a replay of its create answers it: the secret is shown
+    /// once and stored nowhere, not even for an idempotent replay.
+    pub fn without_secret(&self) -> Self {
+        Self {
+            secret: None,
+            ..self.clone()
+        }
+    }
+
     pub fn of(r: &ApiKeyRecord) -> Self {
         Self {
             id: r.id.clone(),

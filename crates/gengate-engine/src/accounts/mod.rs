@@ -3,8 +3,9 @@
 //!
 //! Owns accounts, API keys (issuing, the account's own key management,
 //! authenticating a request's key through the key cache), credit changes by
-//! the operator and spend limits. Imports `infra` only; never `generations`,
-//! `runner`, `providers` or `webhooks`.
+//! the operator and spend limits. Besides the `Engine` handle (store, clock,
+//! key cache), imports `infra` only; never `generations`, `runner`,
+//! `providers` or `webhooks`.
 
 pub mod auth;
 pub mod keycache;

@@ -144,3 +144,47 @@ impl IdemHold {
         }
     }
 }
+
+/// Ends a request's hold on its key (if it took one) with the request's
+/// outcome: an answer is stored for replays as `kept` makes it (the status
+/// and body a retry gets); an error stores nothing and frees the key, so a
+/// retry runs afresh. Callers that completed the hold in their own
+/// transaction (a create) only need the error half: `release_on_error`.
+pub async fn settle<T, E>(
+    st: &Engine,
+    hold: Option<IdemHold>,
+    outcome: Result<T, E>,
+    kept: impl FnOnce(&T) -> Result<StoredResponse, E>,
+) -> Result<T, E>
+where
+    E: From<StoreError>,
+{
+    match (outcome, hold) {
+        (Ok(v), Some(h)) => {
+            let answer = kept(&v)?;
+            h.complete(st, &answer).await?;
+            Ok(v)
+        }
+        (Err(e), Some(h)) => {
+            h.release(st).await;
+            Err(e)
+        }
+        (outcome, None) => outcome,
+    }
+}
+
+/// The error half of `settle`, for work that stored its answer with the
+/// hold in its own transaction: on success the hold (and its heartbeat) is
+/// let go; on error the key is freed for a retry.
+pub async fn release_on_error<T, E>(
+    st: &Engine,
+    hold: Option<IdemHold>,
+    outcome: Result<T, E>,
+) -> Result<T, E> {
+    if outcome.is_err()
+        && let Some(h) = hold
+    {
+        h.release(st).await;
+    }
+    outcome
+}

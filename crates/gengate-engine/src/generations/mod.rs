@@ -6,9 +6,11 @@
 //! Owns a task's life as the API sees it: create (price, debit, spend limit,
 //! provider health, references), read (with the ended-task cache), list,
 //! wait for a change (events, plus the store as the fallback), cancel, and
-//! the idempotency holds of requests. May import `accounts`, `files`,
-//! `providers` (to route and ask health) and `infra`; never `runner` or
-//! `webhooks` (the store writes webhook events in the task's transaction).
+//! the idempotency holds of requests. Works on the `Engine` handle (store,
+//! caches, and the runner's wake-up signal it pokes after a create); may
+//! import `accounts`, `files`, `providers` (to route and ask health) and
+//! `infra`; never `runner` or `webhooks` (the store writes webhook events in
+//! the task's transaction).
 
 pub mod ended_cache;
 pub mod events;

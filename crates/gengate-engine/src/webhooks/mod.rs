@@ -4,8 +4,9 @@
 //! endpoints, rendered with the status endpoint's serializer, signed
 //! (Standard Webhooks) and sent, with every attempt recorded.
 //!
-//! Imports `infra` (signing, links) and the store; never `runner` or
-//! `generations` (events are the store's).
+//! Imports `infra` (signing, links), the store, its flags (`config`) and the
+//! `Engine` handle its dispatcher runs on; never `runner` or `generations`
+//! (events are the store's).
 
 use crate::Engine;
 use crate::infra::signing::MediaLinks;

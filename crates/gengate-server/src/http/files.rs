@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use gengate_core::error::{ErrorCode, FieldIssue, ValidationErrors};
 use gengate_core::ids::FileId;
 use gengate_engine::files::{FileObject, FilesError, FilesService, MAX_UPLOAD_BYTES, Upload};
-use gengate_store::StoredResponse;
 use sha2::{Digest, Sha256};
 
 impl From<FilesError> for ApiError {
@@ -108,34 +107,14 @@ pub async fn upload_file(
         Begun::Replay(r) => return Ok(r),
         Begun::Proceed(h) => h,
     };
-    match st.engine.upload_file(&auth.account_id, up).await {
-        Ok(obj) => {
-            let body = serde_json::to_string(&obj).unwrap_or_default();
-            if let Some(h) = hold {
-                h.complete(
-                    &st.engine,
-                    &StoredResponse {
-                        status: 201,
-                        headers: vec![],
-                        body: body.clone(),
-                    },
-                )
-                .await?;
-            }
-            Ok((
-                StatusCode::CREATED,
-                [("content-type", "application/json")],
-                body,
-            )
-                .into_response())
-        }
-        Err(e) => {
-            if let Some(h) = hold {
-                h.release(&st.engine).await;
-            }
-            Err(e.into())
-        }
-    }
+    let obj = st.engine.upload_file(&auth.account_id, up, hold).await?;
+    let body = serde_json::to_string(&obj).map_err(ApiError::internal)?;
+    Ok((
+        StatusCode::CREATED,
+        [("content-type", "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 /// After refusing an oversized file, read and discard a bounded amount more

@@ -124,54 +124,37 @@ pub async fn create_generation(
         Begun::Replay(resp) => return Ok(resp),
         Begun::Proceed(h) => h,
     };
-    match st
+    // The hold ends in the engine: completed with the task, or freed for a
+    // retry when the create is refused; nothing holds it during a wait.
+    let (task, view) = st
         .engine
-        .create_generation(
-            &auth.account_id,
-            &auth.key_id,
-            req,
-            references,
-            hold.as_ref().map(|h| (&h.scope, h.token.as_str())),
-        )
-        .await
-    {
-        Ok((task, view)) => {
-            // The idempotency record was completed with the task: let go of
-            // the hold (and its heartbeat) before any wait.
-            drop(hold);
-            let (status, view) = match wait {
-                None => (StatusCode::ACCEPTED, view),
-                Some(d) => {
-                    let task = st
-                        .engine
-                        .wait_for_change(&auth.account_id, task.clone(), d, WaitUntil::Terminal)
-                        .await?;
-                    let status = if task.status.is_terminal() {
-                        StatusCode::OK
-                    } else {
-                        StatusCode::ACCEPTED
-                    };
-                    (status, st.engine.view(&task))
-                }
+        .create_generation(&auth.account_id, &auth.key_id, req, references, hold)
+        .await?;
+    let (status, view) = match wait {
+        None => (StatusCode::ACCEPTED, view),
+        Some(d) => {
+            let task = st
+                .engine
+                .wait_for_change(&auth.account_id, task.clone(), d, WaitUntil::Terminal)
+                .await?;
+            let status = if task.status.is_terminal() {
+                StatusCode::OK
+            } else {
+                StatusCode::ACCEPTED
             };
-            let mut resp = (status, Json(view)).into_response();
-            if let Ok(v) = HeaderValue::from_str(&domain::location(&task.id)) {
-                resp.headers_mut().insert(header::LOCATION, v);
-            }
-            if let Some(d) = wait
-                && let Ok(v) = HeaderValue::from_str(&format!("wait={}", d.as_secs()))
-            {
-                resp.headers_mut().insert("preference-applied", v);
-            }
-            Ok(resp)
+            (status, st.engine.view(&task))
         }
-        Err(e) => {
-            if let Some(h) = hold {
-                h.release(&st.engine).await;
-            }
-            Err(e.into())
-        }
+    };
+    let mut resp = (status, Json(view)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&domain::location(&task.id)) {
+        resp.headers_mut().insert(header::LOCATION, v);
     }
+    if let Some(d) = wait
+        && let Ok(v) = HeaderValue::from_str(&format!("wait={}", d.as_secs()))
+    {
+        resp.headers_mut().insert("preference-applied", v);
+    }
+    Ok(resp)
 }
 
 /// A generation task. With `?wait=N` (1..=60) the answer is held until the

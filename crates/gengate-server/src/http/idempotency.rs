@@ -104,26 +104,13 @@ where
         Begun::Replay(r) => return Ok(r),
         Begun::Proceed(h) => h,
     };
-    match work.await {
-        Ok(body) => {
-            if let Some(h) = hold {
-                h.complete(
-                    &st.engine,
-                    &StoredResponse {
-                        status: status.as_u16(),
-                        headers: vec![],
-                        body: body.clone(),
-                    },
-                )
-                .await?;
-            }
-            Ok((status, [("content-type", "application/json")], body).into_response())
-        }
-        Err(e) => {
-            if let Some(h) = hold {
-                h.release(&st.engine).await;
-            }
-            Err(e)
-        }
-    }
+    let body = idem::settle(&st.engine, hold, work.await, |body| {
+        Ok(StoredResponse {
+            status: status.as_u16(),
+            headers: vec![],
+            body: body.clone(),
+        })
+    })
+    .await?;
+    Ok((status, [("content-type", "application/json")], body).into_response())
 }

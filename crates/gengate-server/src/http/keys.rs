@@ -16,7 +16,6 @@ use gengate_core::error::{FieldIssue, ValidationErrors};
 use gengate_core::idempotency::canonical_json;
 use gengate_core::ids::ApiKeyId;
 use gengate_engine::accounts::keys::{self, KeyView};
-use gengate_store::StoredResponse;
 use serde::Serialize;
 
 /// The body of `POST /api/v1/keys` (documentation only; the parser is
@@ -92,33 +91,11 @@ pub async fn create_key(
         Begun::Replay(r) => return Ok(r),
         Begun::Proceed(h) => h,
     };
-    let view = match st.engine.create_key(&auth.account_id, req, now).await {
-        Ok(v) => v,
-        Err(e) => {
-            if let Some(h) = hold {
-                h.release(&st.engine).await;
-            }
-            return Err(e.into());
-        }
-    };
-    let body = serde_json::to_string(&view).map_err(ApiError::internal)?;
-    if let Some(h) = hold {
-        // The secret is shown once and stored nowhere: the kept answer lacks it.
-        let kept = KeyView {
-            secret: None,
-            ..view
-        };
-        let kept = serde_json::to_string(&kept).map_err(ApiError::internal)?;
-        h.complete(
-            &st.engine,
-            &StoredResponse {
-                status: StatusCode::CREATED.as_u16(),
-                headers: vec![],
-                body: kept,
-            },
-        )
+    let view = st
+        .engine
+        .create_key(&auth.account_id, req, now, hold)
         .await?;
-    }
+    let body = serde_json::to_string(&view).map_err(ApiError::internal)?;
     Ok((
         StatusCode::CREATED,
         [("content-type", "application/json")],
