@@ -52,6 +52,19 @@ impl DatabaseArgs {
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("gengate.db").display()))
     }
 
+    /// Opens the store and applies its migrations: how `serve`, `migrate`
+    /// and the operator commands all start. The data directory is the
+    /// caller's (a server needs it whatever the database; an operator
+    /// command on PostgreSQL does not).
+    pub async fn open(&self) -> anyhow::Result<gengate_store::DynStore> {
+        use anyhow::Context;
+        let store = gengate_store::connect(&self.url(), &self.connect_options())
+            .await
+            .with_context(|| format!("connecting to {}", redact_url(&self.url())))?;
+        store.migrate().await.context("running migrations")?;
+        Ok(store)
+    }
+
     pub fn connect_options(&self) -> gengate_store::ConnectOptions {
         gengate_store::ConnectOptions {
             max_connections: self.db_max_connections,

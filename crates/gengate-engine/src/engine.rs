@@ -169,15 +169,7 @@ impl Engine {
         };
         std::fs::create_dir_all(&args.db.data_dir)
             .with_context(|| format!("creating data dir {}", args.db.data_dir.display()))?;
-        let store = gengate_store::connect(&args.db.url(), &args.db.connect_options())
-            .await
-            .with_context(|| {
-                format!(
-                    "connecting to {}",
-                    crate::config::redact_url(&args.db.url())
-                )
-            })?;
-        store.migrate().await.context("running migrations")?;
+        let store = args.db.open().await?;
         let node = NodeIdentity::load(args.reliability.node_id.as_deref(), &args.db.data_dir)
             .context("loading the node id")?;
         // Requests of this node's previous run died with it: their keys are free

@@ -32,10 +32,11 @@ pub struct Operator {
 impl Operator {
     /// Opens (creating the data directory and applying migrations).
     pub async fn open(db: &DatabaseArgs) -> anyhow::Result<Self> {
+        // SQLite lives in the data directory; on PostgreSQL it need not exist.
         std::fs::create_dir_all(&db.data_dir).ok();
-        let store = gengate_store::connect(&db.url(), &db.connect_options()).await?;
-        store.migrate().await?;
-        Ok(Self { store })
+        Ok(Self {
+            store: db.open().await?,
+        })
     }
 
     fn now() -> Timestamp {

@@ -105,6 +105,32 @@ async fn view(store: &dyn Store, k: &ApiKeyRecord, now: Timestamp) -> Result<Key
     Ok(v)
 }
 
+/// One of the account's keys; a foreign or unknown id is `None`, as missing.
+async fn key_of(
+    store: &dyn Store,
+    account: &AccountId,
+    id: &ApiKeyId,
+) -> Result<Option<ApiKeyRecord>, StoreError> {
+    Ok(store
+        .list_api_keys(Some(account))
+        .await?
+        .into_iter()
+        .find(|k| &k.id == id))
+}
+
+/// The key as it is now, after a change to it.
+async fn reread(
+    store: &dyn Store,
+    key: &ApiKeyRecord,
+    now: Timestamp,
+) -> Result<KeyView, StoreError> {
+    let after = store
+        .find_api_key_by_prefix(&key.visible_prefix)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("key {}", key.id)))?;
+    view(store, &after, now).await
+}
+
 /// Sets or clears the spend limit of one of the account's keys (`None` when
 /// it is not one of them). A key may not change its own limit: a limit an
 /// operator or another key put on it would otherwise be one PATCH away from gone.
@@ -116,23 +142,14 @@ pub async fn set_spend_limit(
     limit: Option<gengate_core::spend::SpendLimit>,
     now: Timestamp,
 ) -> Result<Option<KeyView>, KeyLimitError> {
-    let Some(key) = store
-        .list_api_keys(Some(account))
-        .await?
-        .into_iter()
-        .find(|k| &k.id == id)
-    else {
+    let Some(key) = key_of(store, account, id).await? else {
         return Ok(None);
     };
     if caller == id {
         return Err(KeyLimitError::OwnLimit);
     }
     accounts::set_spend_limit(store, id, limit).await?;
-    let after = store
-        .find_api_key_by_prefix(&key.visible_prefix)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("key {id}")))?;
-    Ok(Some(view(store, &after, now).await?))
+    Ok(Some(reread(store, &key, now).await?))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -176,21 +193,12 @@ pub async fn revoke(
     id: &ApiKeyId,
     now: Timestamp,
 ) -> Result<Option<KeyView>, StoreError> {
-    let Some(key) = store
-        .list_api_keys(Some(account))
-        .await?
-        .into_iter()
-        .find(|k| &k.id == id)
-    else {
+    let Some(key) = key_of(store, account, id).await? else {
         return Ok(None);
     };
     if key.revoked_at.is_none() {
         store.revoke_api_key(id, now).await?;
     }
     cache.forget(&key.visible_prefix);
-    let after = store
-        .find_api_key_by_prefix(&key.visible_prefix)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("key {id}")))?;
-    Ok(Some(view(store, &after, now).await?))
+    Ok(Some(reread(store, &key, now).await?))
 }
