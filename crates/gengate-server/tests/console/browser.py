@@ -8,6 +8,7 @@ import json
 import os
 import struct
 import sys
+import time
 import zlib
 
 from playwright.sync_api import expect, sync_playwright
@@ -44,6 +45,20 @@ def shot(page, name):
         page.wait_for_timeout(150)
         page.screenshot(path=os.path.join(SHOTS, f"{name}-{label}.png"), full_page=False)
     page.set_viewport_size(DESKTOP)
+
+
+def wait_until(page, expression, timeout=30.0):
+    """Poll a page expression until it is truthy.
+
+    Not page.wait_for_function: when its first check is false, Playwright re-checks with
+    eval() inside the page, which the console's strict CSP (no 'unsafe-eval') refuses.
+    page.evaluate runs through the DevTools protocol, which the CSP does not govern.
+    """
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {expression}")
+        page.wait_for_timeout(100)
 
 
 def balance(page):
@@ -110,11 +125,11 @@ with sync_playwright() as p:
     page.get_by_role("button", name="Generate").click()
     video = page.locator("video")
     expect(video).to_be_visible(timeout=90000)
-    page.wait_for_function("document.querySelector('video').readyState >= 1", timeout=60000)
+    wait_until(page, "document.querySelector('video').readyState >= 1", timeout=60)
     duration = page.evaluate("document.querySelector('video').duration")
     assert abs(duration - 3.0) < 0.1, f"video duration {duration}, asked for 3"
     expect(page.get_by_role("status").first).to_contain_text("succeeded")
-    page.wait_for_function(f"document.querySelector('.pg-balance').textContent.replace(/[^0-9]/g, '') === '{before - 90}'")
+    wait_until(page, f"document.querySelector('.pg-balance').textContent.replace(/[^0-9]/g, '') === '{before - 90}'")
     assert balance(page) == before - 90
     shot(page, "playground-result")
     task_id = page.locator(".run h2 a").text_content()
@@ -128,7 +143,7 @@ with sync_playwright() as p:
     page.get_by_role("button", name="Generate").click()
     expect(page.locator(".run .error-box")).to_contain_text("generation_failed", timeout=90000)
     expect(page.locator(".run .refund")).to_have_text("90 credits refunded to your balance.")
-    page.wait_for_function(f"document.querySelector('.pg-balance').textContent.replace(/[^0-9]/g, '') === '{before}'")
+    wait_until(page, f"document.querySelector('.pg-balance').textContent.replace(/[^0-9]/g, '') === '{before}'")
     assert balance(page) == before
 
     # Field errors from validation_failed appear next to their fields.
