@@ -14,6 +14,7 @@ use crate::generations::events::TaskEvents;
 use crate::generations::idempotency::{self, IdemHold};
 use crate::generations::{self, CancelError, GenerationError, ListQuery, WaitUntil};
 use crate::infra::blobs::Blobs;
+use crate::infra::connectors::Connectors;
 use crate::infra::limits::{Decision, Limiter, LocalLimiter};
 use crate::infra::node::{NodeIdentity, NodeStatus};
 use crate::infra::signing::{MediaLinks, SigningKey};
@@ -77,6 +78,8 @@ pub struct EngineInner {
     pub links: Arc<MediaLinks>,
     pub files: Arc<FilesService>,
     pub providers: Arc<ProviderRouting>,
+    /// Downloads vendor outputs (`Output::Url`).
+    pub downloads: gengate_transport::SharedTransport,
     pub blobs: Blobs,
     pub events: Arc<TaskEvents>,
     /// Vendor callbacks that arrived while a task's job may have been leased (issue 5).
@@ -158,6 +161,7 @@ impl Engine {
         args: &EngineArgs,
         clock: SharedClock,
         public_base_url: String,
+        connectors: &dyn Connectors,
     ) -> anyhow::Result<Engine> {
         let catalog = match &args.catalog {
             Some(p) => {
@@ -210,7 +214,7 @@ impl Engine {
             ),
         });
         let blobs = match &args.blob_url {
-            Some(url) => Blobs::s3(url)?,
+            Some(url) => Blobs::s3(url, connectors)?,
             None => Blobs::local(&args.db.data_dir.join("blobs"))?,
         };
         let sandbox: Arc<dyn crate::providers::Provider> = Arc::new(SandboxProvider::new(
@@ -220,6 +224,7 @@ impl Engine {
         // Kling upstream (issue 5): with credentials, the catalog's "kling" family runs there.
         let (all_providers, kling_route) = crate::providers::kling::wire(
             &args.kling,
+            connectors,
             sandbox,
             clock.clone(),
             Duration::from_millis(args.reliability.provider_unhealthy_fail_after_ms),
@@ -242,6 +247,7 @@ impl Engine {
             catalog.clone(),
             webhook_settings,
             webhook_wakeup.clone(),
+            connectors,
         )?);
         Ok(Engine(Arc::new(EngineInner {
             webhooks,
@@ -256,6 +262,7 @@ impl Engine {
                 )),
             )),
             providers: Arc::new(providers),
+            downloads: connectors.download_http()?,
             blobs,
             events: Arc::new(TaskEvents::with_listener(webhook_wakeup)),
             store,

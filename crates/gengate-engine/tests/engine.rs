@@ -69,6 +69,7 @@ async fn env(db: Db, extra: &[&str]) -> Env {
         &args,
         Arc::new(SystemClock),
         "http://127.0.0.1:9".to_owned(),
+        &gengate_outbound::Real,
     )
     .await
     .expect("engine builds");

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use reqwest::{Method, StatusCode};
+use bytes::Bytes;
+use gengate_transport::{Method, Request, SharedTransport, StatusCode, TransportError};
 use serde_json::Value;
 use url::Url;
 
@@ -19,7 +19,7 @@ pub const LIST_PAGE_SIZE: u32 = 30;
 /// cap only bounds the cost on a busy account.
 pub const DEFAULT_MAX_LIST_PAGES: u32 = 20;
 /// API answers are small JSON; anything bigger is not an answer we understand.
-const MAX_API_BODY_BYTES: usize = 4 * 1024 * 1024;
+const MAX_API_BODY_BYTES: u64 = 4 * 1024 * 1024;
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 /// How much of an unexpected body is kept in an error.
@@ -29,7 +29,7 @@ const ERROR_BODY_SNIPPET: usize = 512;
 #[derive(Clone)]
 pub struct KlingClient {
     base_url: Url,
-    http: reqwest::Client,
+    http: SharedTransport,
     tokens: Arc<TokenSource>,
     request_timeout: Duration,
     download_timeout: Duration,
@@ -49,8 +49,8 @@ impl std::fmt::Debug for KlingClient {
 
 impl KlingClient {
     /// `base_url` is e.g. `https://api-singapore.klingai.com` (a path prefix is kept, for
-    /// proxies). The `reqwest::Client` is the caller's so connection pools can be shared.
-    pub fn new(base_url: Url, creds: KlingCredentials, http: reqwest::Client) -> Self {
+    /// proxies). The transport is the caller's so connection pools can be shared.
+    pub fn new(base_url: Url, creds: KlingCredentials, http: SharedTransport) -> Self {
         Self {
             base_url,
             http,
@@ -218,30 +218,21 @@ impl KlingClient {
                 url.scheme()
             )));
         }
-        let resp = self
+        let answer = self
             .http
-            .get(url)
-            .timeout(self.download_timeout)
-            .send()
+            .send(Request::get(url, self.download_timeout, max_bytes))
             .await
-            .map_err(transport_error)?;
-        let status = resp.status();
-        if !status.is_success() {
-            let body = read_capped(resp, ERROR_BODY_SNIPPET as u64)
-                .await
-                .unwrap_or_default();
+            .map_err(|e| match e {
+                TransportError::TooLarge(_) => KlingError::TooLarge,
+                other => transport_error(other),
+            })?;
+        if !answer.status.is_success() {
             return Err(KlingError::Http {
-                http_status: status.as_u16(),
-                body: snippet(&body),
+                http_status: answer.status.as_u16(),
+                body: snippet(&answer.body),
             });
         }
-        if resp.content_length().is_some_and(|len| len > max_bytes) {
-            return Err(KlingError::TooLarge);
-        }
-        read_capped(resp, max_bytes).await.map_err(|e| match e {
-            ReadError::TooLarge => KlingError::TooLarge,
-            ReadError::Transport(e) => e,
-        })
+        Ok(answer.body)
     }
 
     /// Sends one API call, minting a new token and retrying once when Kling refuses the
@@ -304,26 +295,24 @@ impl KlingClient {
         token: &str,
         body: Option<Bytes>,
     ) -> Result<Value, KlingError> {
-        let mut req = self
+        let answer = self
             .http
-            .request(method.clone(), url.clone())
-            .bearer_auth(token)
-            .timeout(self.request_timeout);
-        if let Some(body) = body {
-            req = req
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body);
-        }
-        let resp = req.send().await.map_err(transport_error)?;
-        let status = resp.status();
-        let raw = read_capped(resp, MAX_API_BODY_BYTES as u64)
+            .send(Request {
+                method: method.clone(),
+                url: url.clone(),
+                bearer: Some(token.to_owned()),
+                json: body,
+                timeout: self.request_timeout,
+                max_body: MAX_API_BODY_BYTES,
+            })
             .await
             .map_err(|e| match e {
-                ReadError::TooLarge => {
+                TransportError::TooLarge(_) => {
                     KlingError::Malformed(format!("answer larger than {MAX_API_BODY_BYTES} bytes"))
                 }
-                ReadError::Transport(e) => e,
+                other => transport_error(other),
             })?;
+        let (status, raw) = (answer.status, answer.body);
         let result = parse_envelope(status, &raw);
         match &result {
             Ok(_) => {
@@ -384,39 +373,14 @@ fn parse_envelope(status: StatusCode, raw: &[u8]) -> Result<Value, KlingError> {
     }
 }
 
-enum ReadError {
-    TooLarge,
-    Transport(KlingError),
-}
-
-async fn read_capped(mut resp: reqwest::Response, max: u64) -> Result<Bytes, ReadError> {
-    let mut buf = BytesMut::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| ReadError::Transport(transport_error(e)))?
-    {
-        if buf.len() as u64 + chunk.len() as u64 > max {
-            return Err(ReadError::TooLarge);
+fn transport_error(e: TransportError) -> KlingError {
+    match e {
+        TransportError::Timeout => KlingError::Timeout,
+        TransportError::Network(msg) => KlingError::Network(msg),
+        TransportError::TooLarge(max) => {
+            KlingError::Malformed(format!("answer larger than {max} bytes"))
         }
-        buf.extend_from_slice(&chunk);
     }
-    Ok(buf.freeze())
-}
-
-fn transport_error(e: reqwest::Error) -> KlingError {
-    if e.is_timeout() {
-        return KlingError::Timeout;
-    }
-    // reqwest's own message is only "error sending request"; the cause is in the chain.
-    let mut msg = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    KlingError::Network(msg)
 }
 
 fn snippet(raw: &[u8]) -> String {
@@ -436,7 +400,7 @@ mod tests {
         KlingClient::new(
             Url::parse(base).expect("url"),
             KlingCredentials::new("a", "s"),
-            reqwest::Client::new(),
+            std::sync::Arc::new(gengate_transport::Offline),
         )
     }
 

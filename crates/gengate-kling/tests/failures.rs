@@ -113,7 +113,7 @@ async fn auth_is_retried_exactly_once_then_surfaces() {
     let wrong = KlingClient::new(
         fake.base_url(),
         KlingCredentials::new(fake.credentials().access_key, "not-the-secret"),
-        http(),
+        transport(),
     );
 
     let err = wrong
@@ -136,7 +136,7 @@ async fn auth_is_retried_exactly_once_then_surfaces() {
     let unknown_key = KlingClient::new(
         fake.base_url(),
         KlingCredentials::new("someone-else", fake.credentials().secret_key),
-        http(),
+        transport(),
     );
     let err = unknown_key
         .list(Family::Text2Video, 1, 30)
@@ -486,7 +486,7 @@ async fn a_bad_base_url_is_a_config_error() {
     let client = KlingClient::new(
         url::Url::parse("mailto:kling@example.test").expect("url"),
         KlingCredentials::new("a", "s"),
-        http(),
+        transport(),
     );
     let err = client
         .list(Family::Text2Video, 1, 30)
@@ -502,7 +502,7 @@ async fn a_closed_port_is_a_network_error() {
     let creds = fake.credentials();
     drop(fake);
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let client = KlingClient::new(base, creds, http());
+    let client = KlingClient::new(base, creds, transport());
     let err = client
         .list(Family::Text2Video, 1, 30)
         .await

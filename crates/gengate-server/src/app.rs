@@ -60,7 +60,8 @@ pub async fn build_state(
         (None, Some(addr)) => format!("http://{addr}"),
         _ => cfg.public_base_url(),
     };
-    let engine = Engine::build(&cfg.engine, clock, public_base_url).await?;
+    let engine =
+        Engine::build(&cfg.engine, clock, public_base_url, &gengate_outbound::Real).await?;
     Ok(AppState::new(engine, cfg))
 }
 

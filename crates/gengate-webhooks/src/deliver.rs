@@ -2,18 +2,16 @@
 
 use std::error::Error as StdError;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::redirect;
 
+use crate::attempt::{Attempt, Deliver, DelivererConfig, SNIPPET_BYTES};
 use crate::retry::parse_retry_after;
 use crate::url_policy::{UrlPolicy, check_url, resolve_checked};
-
-/// How much of the response body is kept for the delivery log.
-pub const SNIPPET_BYTES: usize = 1024;
 
 /// Longest `Location` quoted in a redirect's error message; it is the receiver's text.
 const MAX_LOCATION_CHARS: usize = 256;
@@ -22,65 +20,10 @@ const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
 const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
 const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
 
-/// Settings for a [`Deliverer`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DelivererConfig {
-    /// Limit for the whole attempt: DNS, connect, TLS, headers and reading the body.
-    pub timeout: Duration,
-    /// Response bytes read at most; the rest is never read and the connection is closed.
-    pub max_response_bytes: usize,
-    pub policy: UrlPolicy,
-    pub user_agent: String,
-}
-
-impl Default for DelivererConfig {
-    fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(15),
-            max_response_bytes: 64 * 1024,
-            policy: UrlPolicy::default(),
-            user_agent: concat!("gengate-webhooks/", env!("CARGO_PKG_VERSION")).to_owned(),
-        }
-    }
-}
-
 /// The HTTP client could not be set up (the TLS backend failed to initialise).
 #[derive(Debug, thiserror::Error)]
 #[error("could not build the webhook HTTP client: {0}")]
 pub struct BuildError(#[source] reqwest::Error);
-
-/// The outcome of one delivery attempt, everything the delivery log records.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attempt {
-    /// The receiver's status, if it answered at all.
-    pub status_code: Option<u16>,
-    /// From the start of the attempt to the end of reading the response.
-    pub duration: Duration,
-    /// Why the attempt failed when the status code alone does not say (no answer,
-    /// timeout, refused URL, a redirect, a broken body); `None` for a plain non-2xx.
-    pub error: Option<String>,
-    /// The receiver's `Retry-After`, to pass to [`crate::next_retry_delay`].
-    pub retry_after: Option<Duration>,
-    /// The first [`SNIPPET_BYTES`] of the response body, decoded as lossy UTF-8.
-    pub response_snippet: Option<String>,
-}
-
-impl Attempt {
-    /// A 2xx status with its response read to the end (or to the size cap) in time.
-    pub fn succeeded(&self) -> bool {
-        self.error.is_none() && self.status_code.is_some_and(|s| (200..300).contains(&s))
-    }
-
-    fn failed(started: Instant, error: String) -> Self {
-        Self {
-            status_code: None,
-            duration: started.elapsed(),
-            error: Some(error),
-            retry_after: None,
-            response_snippet: None,
-        }
-    }
-}
 
 /// Sends webhook POSTs. Cheap to share (`Arc` or `&`): it holds one connection pool.
 ///
@@ -131,19 +74,19 @@ impl Deliverer {
         let deadline = tokio::time::Instant::now() + self.config.timeout;
         let url = match check_url(url, &self.config.policy) {
             Ok(url) => url,
-            Err(rejection) => return Attempt::failed(started, format!("URL refused: {rejection}")),
+            Err(rejection) => return failed(started, format!("URL refused: {rejection}")),
         };
         let headers = match webhook_headers(msg_id, timestamp, signature_header) {
             Ok(headers) => headers,
-            Err(e) => return Attempt::failed(started, e),
+            Err(e) => return failed(started, e),
         };
         let send = self.client.post(url).headers(headers).body(body).send();
         let mut response = match tokio::time::timeout_at(deadline, send).await {
-            Err(_) => return Attempt::failed(started, self.timed_out("waiting for a response")),
+            Err(_) => return failed(started, self.timed_out("waiting for a response")),
             Ok(Err(e)) if e.is_timeout() => {
-                return Attempt::failed(started, self.timed_out("waiting for a response"));
+                return failed(started, self.timed_out("waiting for a response"));
             }
-            Ok(Err(e)) => return Attempt::failed(started, describe(e)),
+            Ok(Err(e)) => return failed(started, describe(e)),
             Ok(Ok(response)) => response,
         };
 
@@ -208,6 +151,30 @@ impl Deliverer {
 
     fn timed_out(&self, during: &str) -> String {
         format!("timed out after {:?} {during}", self.config.timeout)
+    }
+}
+
+#[async_trait::async_trait]
+impl Deliver for Deliverer {
+    async fn deliver(
+        &self,
+        url: &str,
+        msg_id: &str,
+        timestamp: i64,
+        signature_header: &str,
+        body: Bytes,
+    ) -> Attempt {
+        Deliverer::deliver(self, url, msg_id, timestamp, signature_header, body).await
+    }
+}
+
+fn failed(started: Instant, error: String) -> Attempt {
+    Attempt {
+        status_code: None,
+        duration: started.elapsed(),
+        error: Some(error),
+        retry_after: None,
+        response_snippet: None,
     }
 }
 

@@ -2,6 +2,7 @@
 //! S3-compatible store by configuration. Keys are ours (`results/…`,
 //! `files/…`), never caller input.
 
+use crate::infra::connectors::Connectors;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
@@ -55,18 +56,17 @@ impl Blobs {
         Ok(Self::new(Arc::new(fs)))
     }
 
-    /// `s3://bucket[/prefix]`; credentials, region and endpoint come from the
-    /// usual `AWS_*` environment variables (any S3-compatible service).
-    pub fn s3(url: &str) -> Result<Self, BlobError> {
+    /// `s3://bucket[/prefix]`; the bucket comes from `connectors` (credentials,
+    /// region and endpoint from the usual `AWS_*` environment variables: any
+    /// S3-compatible service).
+    pub fn s3(url: &str, connectors: &dyn Connectors) -> anyhow::Result<Self> {
         let rest = url
             .strip_prefix("s3://")
             .ok_or_else(|| BlobError::Unavailable("blob URL must start with s3://".into()))?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let s3 = object_store::aws::AmazonS3Builder::from_env()
-            .with_bucket_name(bucket)
-            .build()?;
+        let s3 = connectors.s3_bucket(bucket)?;
         let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
-            Arc::new(s3)
+            s3
         } else {
             Arc::new(object_store::prefix::PrefixStore::new(
                 s3,

@@ -1,7 +1,8 @@
 //! Fetching a vendor's output file: streamed and cut off at a size cap, so a wrong or
 //! hostile URL cannot fill memory, and never with our credentials attached.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use gengate_transport::{Request, Transport, TransportError};
 use std::time::Duration;
 
 /// One output download, whole body included.
@@ -21,46 +22,22 @@ pub enum FetchError {
     Transient(String),
 }
 
-/// A client for output downloads. Redirects are followed (CDNs use them) but limited.
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::limited(5))
-        .connect_timeout(Duration::from_secs(10))
-        .build()
-        // Building only fails when the TLS backend cannot start; an empty default client
-        // then fails every download, which the runner reports and retries.
-        .unwrap_or_default()
-}
-
-pub async fn download(http: &reqwest::Client, url: &str, max: u64) -> Result<Bytes, FetchError> {
+pub async fn download(http: &dyn Transport, url: &str, max: u64) -> Result<Bytes, FetchError> {
     let parsed = url::Url::parse(url).map_err(|e| FetchError::BadUrl(e.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(FetchError::BadUrl(format!("scheme {:?}", parsed.scheme())));
     }
-    let mut resp = http
-        .get(parsed)
-        .timeout(DOWNLOAD_TIMEOUT)
-        .send()
+    // The transport refuses a declared length over the cap before a byte is read, and
+    // an undeclared or lying one while streaming.
+    let answer = http
+        .send(Request::get(parsed, DOWNLOAD_TIMEOUT, max))
         .await
-        .map_err(|e| FetchError::Transient(e.to_string()))?;
-    if !resp.status().is_success() {
-        return Err(FetchError::Transient(format!("HTTP {}", resp.status())));
+        .map_err(|e| match e {
+            TransportError::TooLarge(_) => FetchError::TooLarge(max),
+            other => FetchError::Transient(other.to_string()),
+        })?;
+    if !answer.status.is_success() {
+        return Err(FetchError::Transient(format!("HTTP {}", answer.status)));
     }
-    // A declared length over the cap fails before a byte is read; an undeclared or lying
-    // one is caught while streaming.
-    if resp.content_length().is_some_and(|len| len > max) {
-        return Err(FetchError::TooLarge(max));
-    }
-    let mut buf = BytesMut::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| FetchError::Transient(e.to_string()))?
-    {
-        if buf.len() as u64 + chunk.len() as u64 > max {
-            return Err(FetchError::TooLarge(max));
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf.freeze())
+    Ok(answer.body)
 }

@@ -50,8 +50,6 @@ pub struct Runner {
     cfg: RunnerConfig,
     worker: String,
     slots: HashMap<String, Arc<Semaphore>>,
-    /// Downloads vendor outputs (`Output::Url`).
-    http: reqwest::Client,
 }
 
 impl Runner {
@@ -72,7 +70,6 @@ impl Runner {
             cfg,
             worker,
             slots,
-            http: self::fetch::client(),
         }
     }
 
@@ -301,7 +298,13 @@ impl Runner {
         let (bytes, mime) = match output {
             Output::Bytes { bytes, mime_type } => (bytes, mime_type),
             Output::Url { url, mime_type } => {
-                match self::fetch::download(&self.http, &url, self.cfg.max_output_bytes).await {
+                match self::fetch::download(
+                    self.st.downloads.as_ref(),
+                    &url,
+                    self.cfg.max_output_bytes,
+                )
+                .await
+                {
                     Ok(bytes) => (bytes, mime_type),
                     Err(self::fetch::FetchError::Transient(msg)) => {
                         return Err(ProviderError::Transient(msg));

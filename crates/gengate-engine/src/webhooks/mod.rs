@@ -9,6 +9,7 @@
 //! (events are the store's).
 
 use crate::Engine;
+use crate::infra::connectors::Connectors;
 use crate::infra::signing::MediaLinks;
 use bytes::Bytes;
 use gengate_core::Timestamp;
@@ -25,7 +26,7 @@ use gengate_store::webhooks::{
 };
 use gengate_store::{DynStore, StoreError};
 use gengate_webhooks::{
-    DISABLE_AFTER, Deliverer, DelivererConfig, SigningSecret, UrlPolicy, UrlRejection,
+    DISABLE_AFTER, Deliver, DelivererConfig, SigningSecret, UrlPolicy, UrlRejection,
     check_url_resolving, next_retry_delay, random_jitter_unit, signature_header,
 };
 use serde::Serialize;
@@ -204,7 +205,7 @@ pub struct Webhooks {
     clock: SharedClock,
     links: Arc<MediaLinks>,
     catalog: Arc<Catalog>,
-    deliverer: Deliverer,
+    deliverer: Arc<dyn Deliver>,
     pub settings: WebhookSettings,
     /// Poked when tasks end on this node so deliveries go out at once.
     pub wakeup: Arc<Notify>,
@@ -218,8 +219,9 @@ impl Webhooks {
         catalog: Arc<Catalog>,
         settings: WebhookSettings,
         wakeup: Arc<Notify>,
+        connectors: &dyn Connectors,
     ) -> anyhow::Result<Self> {
-        let deliverer = Deliverer::new(DelivererConfig {
+        let deliverer = connectors.webhook_deliverer(DelivererConfig {
             timeout: settings.timeout,
             policy: settings.policy,
             ..Default::default()

@@ -290,9 +290,13 @@ impl FakeHandle {
         KlingCredentials::new(self.shared.access_key.clone(), self.shared.secret_key())
     }
 
-    /// A client pointed at this fake with its credentials.
+    /// A client pointed at this fake with its credentials, sending through `http`.
     pub fn client(&self, http: reqwest::Client) -> KlingClient {
-        KlingClient::new(self.base_url(), self.credentials(), http)
+        KlingClient::new(
+            self.base_url(),
+            self.credentials(),
+            std::sync::Arc::new(gengate_transport::ReqwestTransport::new(http)),
+        )
     }
 
     /// The account's secret key from now on, as when an operator rotates the keys at

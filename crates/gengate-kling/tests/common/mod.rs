@@ -37,6 +37,11 @@ pub fn http() -> reqwest::Client {
         .expect("reqwest client builds")
 }
 
+/// `http()` as the transport a `KlingClient` sends through.
+pub fn transport() -> gengate_transport::SharedTransport {
+    std::sync::Arc::new(gengate_transport::ReqwestTransport::new(http()))
+}
+
 pub fn client(fake: &FakeHandle) -> KlingClient {
     fake.client(http())
 }

@@ -330,7 +330,7 @@ mod tests {
         let client = KlingClient::new(
             url::Url::parse("http://127.0.0.1:1/").expect("url"),
             gengate_kling::KlingCredentials::new("a", "s"),
-            reqwest::Client::new(),
+            std::sync::Arc::new(gengate_transport::Offline),
         );
         Account::new(
             name.into(),

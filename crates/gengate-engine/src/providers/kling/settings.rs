@@ -4,6 +4,7 @@
 use super::accounts::{self, AccountConfig};
 use super::pool::{Account, DEFAULT_ACCOUNT, Pool};
 use super::{KlingProvider, KlingSettings};
+use crate::infra::connectors::Connectors;
 use crate::providers::Provider;
 use anyhow::Context;
 use clap::Args;
@@ -97,6 +98,7 @@ pub fn accounts(args: &KlingArgs) -> anyhow::Result<Option<Vec<AccountConfig>>> 
 /// catalog's `kling` family goes.
 pub fn wire(
     args: &KlingArgs,
+    connectors: &dyn Connectors,
     sandbox: Arc<dyn Provider>,
     clock: SharedClock,
     unhealthy_fail_after: Duration,
@@ -104,9 +106,8 @@ pub fn wire(
     let Some(configs) = accounts(args)? else {
         return Ok((vec![sandbox], "sandbox"));
     };
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .build()
+    let http = connectors
+        .api_http()
         .context("building the Kling HTTP client")?;
     let retry = Duration::from_millis(args.kling_retry_ms.max(10));
     let poll = Duration::from_millis(args.kling_poll_ms.max(10));
