@@ -55,14 +55,24 @@ impl LocalLimiter {
         {
             return b.1.clone();
         }
-        let n = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
-        let limiter = Arc::new(
-            RateLimiter::direct(Quota::per_minute(n))
-                .with_middleware::<StateInformationMiddleware>(),
-        );
-        self.buckets.insert(k, (per_minute, limiter.clone()));
-        limiter
+        // Through the entry (one shard lock): concurrent first requests of a key must
+        // share one bucket. Each inserting its own would admit a full burst apiece.
+        let mut entry = self
+            .buckets
+            .entry(k)
+            .or_insert_with(|| (per_minute, new_bucket(per_minute)));
+        if entry.0 != per_minute {
+            *entry = (per_minute, new_bucket(per_minute));
+        }
+        entry.1.clone()
     }
+}
+
+fn new_bucket(per_minute: u32) -> Arc<Bucket> {
+    let n = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+    Arc::new(
+        RateLimiter::direct(Quota::per_minute(n)).with_middleware::<StateInformationMiddleware>(),
+    )
 }
 
 #[async_trait]
@@ -104,6 +114,33 @@ fn ceil_secs(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_first_requests_of_a_key_share_one_bucket() {
+        // A fresh key per round: the race is in creating the bucket.
+        let l = Arc::new(LocalLimiter::new());
+        for round in 0..50 {
+            let key = format!("k{round}");
+            let gate = Arc::new(tokio::sync::Barrier::new(16));
+            let tasks: Vec<_> = (0..16)
+                .map(|_| {
+                    let (l, key, gate) = (l.clone(), key.clone(), gate.clone());
+                    tokio::spawn(async move {
+                        gate.wait().await;
+                        l.check(&key, RequestClass::Create, 5).await.allowed
+                    })
+                })
+                .collect();
+            let mut admitted = 0;
+            for t in tasks {
+                admitted += usize::from(t.await.expect("join"));
+            }
+            assert_eq!(
+                admitted, 5,
+                "round {round}: a budget of 5 admitted {admitted}"
+            );
+        }
+    }
 
     #[tokio::test]
     async fn a_full_bucket_admits_its_size_then_refuses_with_retry_after() {
