@@ -74,6 +74,8 @@ public_id!(DeliveryId, "whdlv_");
 public_id!(RequestId, "req_");
 public_id!(AccountId, "acct_");
 public_id!(ApiKeyId, "key_");
+public_id!(OperatorId, "op_");
+public_id!(AuditId, "aud_");
 
 #[cfg(test)]
 mod tests {

@@ -13,6 +13,7 @@ pub mod generation;
 pub mod idempotency;
 pub mod ids;
 pub mod kling;
+pub mod operator;
 pub mod paging;
 pub mod params;
 pub mod scope;

@@ -6,12 +6,15 @@
 
 mod batch;
 mod engine;
+mod operator_engine;
+pub mod operators;
 pub mod postgres;
 pub mod sqlite;
 mod sqlite_read;
 mod webhook_engine;
 pub mod webhooks;
 
+pub use operators::OperatorStore;
 pub use webhooks::WebhookStore;
 
 use async_trait::async_trait;
@@ -293,7 +296,7 @@ pub enum Transition {
 }
 
 #[async_trait]
-pub trait Store: WebhookStore + Send + Sync + 'static {
+pub trait Store: WebhookStore + OperatorStore + Send + Sync + 'static {
     fn engine(&self) -> Engine;
     async fn migrate(&self) -> StoreResult<()>;
     async fn ping(&self) -> StoreResult<()>;

@@ -171,3 +171,5 @@ async fn batch_in_one_tx(
     tx.commit().await.map_err(StoreError::from)?;
     Ok(results)
 }
+
+crate::operator_engine::impl_operator_store!(PgStore, Postgres);

@@ -402,3 +402,5 @@ fn collect(
         .map(|(c, r)| r.unwrap_or_else(|| Ok(c.task.as_queued())))
         .collect()
 }
+
+crate::operator_engine::impl_operator_store!(SqliteStore, Sqlite);

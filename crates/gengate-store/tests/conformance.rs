@@ -84,7 +84,135 @@ both_engines!(
     a_failing_create_among_concurrent_ones_spoils_none,
     concurrent_creates_across_accounts_keep_each_ledger_in_order,
     a_woken_job_is_due_now_and_never_later,
+    operators_and_the_audit_log_round_trip,
 );
+
+async fn operators_and_the_audit_log_round_trip(db: Db) {
+    use gengate_core::operator::{self, OperatorRole};
+    use gengate_store::operators::{AuditFilter, NewAudit, NewOperator};
+    let s = &db.store;
+    let key = operator::generate_key();
+    let op = s
+        .create_operator(&NewOperator {
+            name: "alice".into(),
+            role: OperatorRole::Viewer,
+            visible_prefix: key.visible_prefix.clone(),
+            key_hash: key.hash.clone(),
+            created_at: t(0),
+            expires_at: Some(t(1000)),
+        })
+        .await
+        .unwrap();
+    assert_eq!(op.role, OperatorRole::Viewer);
+    assert_eq!(op.expires_at, Some(t(1000)));
+    assert_eq!(
+        s.find_operator_by_prefix(&key.visible_prefix)
+            .await
+            .unwrap(),
+        Some(op.clone())
+    );
+    assert_eq!(
+        s.find_operator_by_name("alice").await.unwrap(),
+        Some(op.clone())
+    );
+    let again = operator::generate_key();
+    assert!(matches!(
+        s.create_operator(&NewOperator {
+            name: "alice".into(),
+            role: OperatorRole::Admin,
+            visible_prefix: again.visible_prefix,
+            key_hash: again.hash,
+            created_at: t(1),
+            expires_at: None,
+        })
+        .await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.touch_operator(&op.id, t(50)).await.unwrap();
+    s.touch_operator(&op.id, t(40)).await.unwrap();
+    let read = s.find_operator_by_name("alice").await.unwrap().unwrap();
+    assert_eq!(read.last_used_at, Some(t(50)), "never moves back");
+    assert!(s.revoke_operator("alice", t(60)).await.unwrap());
+    assert!(!s.revoke_operator("alice", t(61)).await.unwrap(), "once");
+    assert!(!s.revoke_operator("nobody", t(61)).await.unwrap());
+    assert_eq!(s.list_operators().await.unwrap()[0].revoked_at, Some(t(60)));
+
+    let acct = s.create_account("audited", t(0)).await.unwrap();
+    for i in 0..5 {
+        s.append_audit(&NewAudit {
+            at: t(100 + i),
+            actor: if i % 2 == 0 {
+                "alice".into()
+            } else {
+                "cli".into()
+            },
+            action: if i < 3 {
+                "credits.grant".into()
+            } else {
+                "account.create".into()
+            },
+            target: acct.id.to_string(),
+            account_id: (i != 4).then(|| acct.id.clone()),
+            before: Some(serde_json::json!({"balance": i})),
+            after: Some(serde_json::json!({"balance": i + 1, "note": "ک"})),
+            request_id: Some(format!("req_{i}")),
+        })
+        .await
+        .unwrap();
+    }
+    let page = |f: AuditFilter| async move { s.audit_page(&f).await.unwrap() };
+    let (all, more) = page(AuditFilter {
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert!(!more);
+    assert_eq!(
+        all.iter().map(|e| e.at).collect::<Vec<_>>(),
+        (0..5).rev().map(|i| t(100 + i)).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        all[0].after,
+        Some(serde_json::json!({"balance": 5, "note": "ک"}))
+    );
+    assert_eq!(all[0].request_id.as_deref(), Some("req_4"));
+    let (first, more) = page(AuditFilter {
+        limit: 2,
+        ..Default::default()
+    })
+    .await;
+    assert!(more);
+    let (rest, more) = page(AuditFilter {
+        limit: 10,
+        before_seq: Some(first[1].seq),
+        ..Default::default()
+    })
+    .await;
+    assert!(!more);
+    assert_eq!(rest.len(), 3);
+    let (cli, _) = page(AuditFilter {
+        actor: Some("cli".into()),
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(cli.len(), 2);
+    let (of_acct, _) = page(AuditFilter {
+        account: Some(acct.id.clone()),
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(of_acct.len(), 4);
+    let (grants, _) = page(AuditFilter {
+        action: Some("credits.grant".into()),
+        actor: Some("alice".into()),
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(grants.len(), 2);
+}
 
 async fn accounts_keys_and_values_round_trip(db: Db) {
     let s = &db.store;

@@ -1,0 +1,86 @@
+//! Operators and the audit log (issue 22): who runs the business, and every change
+//! they made, through the admin API or on the command line.
+
+use async_trait::async_trait;
+use gengate_core::Timestamp;
+use gengate_core::ids::{AccountId, AuditId, OperatorId};
+use gengate_core::operator::OperatorRole;
+
+use crate::StoreResult;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorRecord {
+    pub id: OperatorId,
+    pub name: String,
+    pub role: OperatorRole,
+    pub visible_prefix: String,
+    pub key_hash: String,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewOperator {
+    pub name: String,
+    pub role: OperatorRole,
+    pub visible_prefix: String,
+    pub key_hash: String,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// One line of the audit log. `before`/`after` are the changed values as JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub id: AuditId,
+    pub at: Timestamp,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub account_id: Option<AccountId>,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAudit {
+    pub at: Timestamp,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub account_id: Option<AccountId>,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    pub request_id: Option<String>,
+}
+
+/// Which audit lines, newest first: those with `seq < before_seq`.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub account: Option<AccountId>,
+    pub action: Option<String>,
+    pub before_seq: Option<i64>,
+    pub limit: u32,
+}
+
+#[async_trait]
+pub trait OperatorStore: Send + Sync {
+    /// `Conflict` when the name is taken (revoked operators keep their name).
+    async fn create_operator(&self, op: &NewOperator) -> StoreResult<OperatorRecord>;
+    async fn find_operator_by_prefix(&self, prefix: &str) -> StoreResult<Option<OperatorRecord>>;
+    async fn find_operator_by_name(&self, name: &str) -> StoreResult<Option<OperatorRecord>>;
+    /// Oldest first.
+    async fn list_operators(&self) -> StoreResult<Vec<OperatorRecord>>;
+    /// False when there is no such live operator.
+    async fn revoke_operator(&self, name: &str, now: Timestamp) -> StoreResult<bool>;
+    /// Records that the operator's key was used at `now` (never moves the time back).
+    async fn touch_operator(&self, id: &OperatorId, now: Timestamp) -> StoreResult<()>;
+    async fn append_audit(&self, entry: &NewAudit) -> StoreResult<AuditEntry>;
+    /// Newest first; the bool is "has more".
+    async fn audit_page(&self, filter: &AuditFilter) -> StoreResult<(Vec<AuditEntry>, bool)>;
+}
