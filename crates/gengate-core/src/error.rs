@@ -13,6 +13,12 @@ pub enum ErrorCode {
     ApiKeyRevoked,
     ApiKeyExpired,
     ApiScopeDenied,
+    /// Admin API: no operator key, or not one of ours (an account API key included).
+    OperatorKeyInvalid,
+    OperatorKeyRevoked,
+    OperatorKeyExpired,
+    /// Admin API: a viewer asked for a change.
+    OperatorRoleDenied,
     ValidationFailed,
     InsufficientCredits,
     /// The API key's spend limit leaves no room for this task; nothing was
@@ -49,8 +55,11 @@ impl ErrorCode {
             Self::ApiKeyMissing
             | Self::ApiKeyInvalid
             | Self::ApiKeyRevoked
-            | Self::ApiKeyExpired => 401,
-            Self::ApiScopeDenied => 403,
+            | Self::ApiKeyExpired
+            | Self::OperatorKeyInvalid
+            | Self::OperatorKeyRevoked
+            | Self::OperatorKeyExpired => 401,
+            Self::ApiScopeDenied | Self::OperatorRoleDenied => 403,
             Self::ValidationFailed | Self::WebhookUrlRejected => 400,
             Self::InsufficientCredits | Self::SpendLimitExceeded => 402,
             Self::NotFound => 404,
@@ -95,6 +104,10 @@ impl ErrorCode {
             Self::ApiKeyRevoked => "api_key_revoked",
             Self::ApiKeyExpired => "api_key_expired",
             Self::ApiScopeDenied => "api_scope_denied",
+            Self::OperatorKeyInvalid => "operator_key_invalid",
+            Self::OperatorKeyRevoked => "operator_key_revoked",
+            Self::OperatorKeyExpired => "operator_key_expired",
+            Self::OperatorRoleDenied => "operator_role_denied",
             Self::ValidationFailed => "validation_failed",
             Self::InsufficientCredits => "insufficient_credits",
             Self::SpendLimitExceeded => "spend_limit_exceeded",

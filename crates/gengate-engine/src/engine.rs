@@ -303,6 +303,25 @@ impl Engine {
         .map(|(_, key)| key))
     }
 
+    /// On a database without operators (unless `--no-bootstrap`): operator
+    /// `admin` and its key, returned once.
+    pub async fn bootstrap_operator(&self) -> anyhow::Result<Option<String>> {
+        if self.args.no_bootstrap {
+            return Ok(None);
+        }
+        crate::admin::bootstrap_operator(self.store.as_ref(), self.clock.now())
+            .await
+            .context("creating the first operator")
+    }
+
+    /// The operator behind a presented `gg_op_` key.
+    pub async fn authenticate_operator(
+        &self,
+        key: &str,
+    ) -> Result<gengate_store::operators::OperatorRecord, crate::admin::OperatorAuthError> {
+        crate::admin::authenticate(self.store.as_ref(), key, self.clock.now()).await
+    }
+
     /// Starts the loops this node's role runs (docs/DEPLOY.md): the deadline
     /// sweeper and housekeeping everywhere, the change feed where the API
     /// is served, the runner, dispatcher and provider prober on workers.

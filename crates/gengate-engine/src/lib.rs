@@ -30,6 +30,7 @@
 //! hyper's client side.
 
 pub mod accounts;
+pub mod admin;
 pub mod config;
 mod engine;
 pub mod files;

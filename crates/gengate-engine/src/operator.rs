@@ -4,15 +4,19 @@
 //! `--data-dir` as `serve`; the binary only parses flags and prints.
 
 use crate::accounts::{self, IssuedKey};
+use crate::admin::{self, Actor};
 use crate::config::DatabaseArgs;
 use anyhow::{Context, bail};
 use gengate_core::clock::{Clock, SystemClock};
 use gengate_core::credits::LedgerKind;
 use gengate_core::ids::{AccountId, ApiKeyId};
+use gengate_core::operator::OperatorRole;
 use gengate_core::scope::Scope;
 use gengate_core::spend::SpendLimit;
 use gengate_core::{Credits, Timestamp};
+use gengate_store::operators::{AuditEntry, AuditFilter, OperatorRecord};
 use gengate_store::{Account, ApiKeyRecord, DynStore, LedgerEntry, LedgerMismatch, RateOverrides};
+use serde_json::json;
 
 /// What `keys create` asks for, parsed.
 pub struct NewKey {
@@ -61,17 +65,34 @@ impl Operator {
         credits: i64,
         sandbox: bool,
     ) -> anyhow::Result<Account> {
-        let a = accounts::create_account(self.store.as_ref(), name, credits, Self::now()).await?;
-        if sandbox {
-            accounts::set_sandbox(self.store.as_ref(), &a.id, true).await?;
-        }
-        Ok(a)
+        Ok(admin::create_account(
+            self.store.as_ref(),
+            &Actor::cli(),
+            name,
+            sandbox,
+            credits,
+            None,
+            Self::now(),
+        )
+        .await?)
     }
 
     pub async fn set_sandbox(&self, name: &str, sandbox: bool) -> anyhow::Result<()> {
         let acc = self.account_id(name).await?;
+        let was = self
+            .store
+            .get_account(&acc)
+            .await?
+            .is_some_and(|a| a.sandbox);
         accounts::set_sandbox(self.store.as_ref(), &acc, sandbox).await?;
-        Ok(())
+        self.audit_change(
+            "account.update",
+            acc.as_str(),
+            Some(&acc),
+            json!({"sandbox": was}),
+            json!({"sandbox": sandbox}),
+        )
+        .await
     }
 
     pub async fn list_accounts(&self) -> anyhow::Result<Vec<Account>> {
@@ -95,6 +116,7 @@ impl Operator {
             accounts::set_spend_limit(self.store.as_ref(), &issued.record.id, k.spend_limit)
                 .await?;
         }
+        admin::audit_key_created(self.store.as_ref(), &Actor::cli(), &issued, Self::now()).await?;
         Ok(issued)
     }
 
@@ -117,7 +139,15 @@ impl Operator {
         limit: Option<SpendLimit>,
     ) -> anyhow::Result<()> {
         accounts::set_spend_limit(self.store.as_ref(), id, limit).await?;
-        Ok(())
+        let after = limit.map(|l| json!({"limit": l.limit.get(), "window_ms": l.window_ms()}));
+        self.audit_change(
+            "key.limit",
+            id.as_str(),
+            None,
+            serde_json::Value::Null,
+            after.unwrap_or_default(),
+        )
+        .await
     }
 
     /// Revokes an active key; running servers refuse it within `--key-cache-ms`.
@@ -125,7 +155,14 @@ impl Operator {
         if !self.store.revoke_api_key(id, Self::now()).await? {
             bail!("no active key {id}");
         }
-        Ok(())
+        self.audit_change(
+            "key.revoke",
+            id.as_str(),
+            None,
+            json!({"revoked": false}),
+            json!({"revoked": true}),
+        )
+        .await
     }
 
     /// A grant or an adjustment (never below zero); the new balance.
@@ -137,10 +174,16 @@ impl Operator {
         reason: &str,
     ) -> anyhow::Result<Credits> {
         let acc = self.account_id(account).await?;
-        Ok(
-            accounts::change_credits(self.store.as_ref(), &acc, kind, amount, reason, Self::now())
-                .await?,
+        Ok(admin::change_credits(
+            self.store.as_ref(),
+            &Actor::cli(),
+            &acc,
+            kind,
+            amount,
+            reason,
+            Self::now(),
         )
+        .await?)
     }
 
     /// The account's balance and ledger.
@@ -150,6 +193,59 @@ impl Operator {
             self.store.balance(&acc).await?,
             self.store.ledger(&acc).await?,
         ))
+    }
+
+    /// A new operator and its key (the secret: print it once).
+    pub async fn create_operator(
+        &self,
+        name: &str,
+        role: OperatorRole,
+        expires_at: Option<Timestamp>,
+    ) -> anyhow::Result<(OperatorRecord, String)> {
+        Ok(admin::create_operator(
+            self.store.as_ref(),
+            &Actor::cli(),
+            name,
+            role,
+            expires_at,
+            Self::now(),
+        )
+        .await?)
+    }
+
+    pub async fn list_operators(&self) -> anyhow::Result<Vec<OperatorRecord>> {
+        Ok(self.store.list_operators().await?)
+    }
+
+    pub async fn revoke_operator(&self, name: &str) -> anyhow::Result<()> {
+        Ok(admin::revoke_operator(self.store.as_ref(), &Actor::cli(), name, Self::now()).await?)
+    }
+
+    /// The audit log, newest first.
+    pub async fn audit_log(&self, filter: &AuditFilter) -> anyhow::Result<Vec<AuditEntry>> {
+        Ok(admin::audit_page(self.store.as_ref(), filter).await?.0)
+    }
+
+    async fn audit_change(
+        &self,
+        action: &str,
+        target: &str,
+        account: Option<&AccountId>,
+        before: serde_json::Value,
+        after: serde_json::Value,
+    ) -> anyhow::Result<()> {
+        admin::record(
+            self.store.as_ref(),
+            &Actor::cli(),
+            action,
+            target,
+            account,
+            Some(before),
+            Some(after),
+            Self::now(),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Accounts whose balance differs from the sum of their ledger (none, always).

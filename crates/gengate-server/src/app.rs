@@ -70,6 +70,8 @@ pub struct Running {
     pub addr: SocketAddr,
     pub engine: Engine,
     pub bootstrap: Option<gengate_engine::accounts::IssuedKey>,
+    /// The first operator's key (`admin`), on the start that created it.
+    pub bootstrap_operator: Option<String>,
     stop: watch::Sender<bool>,
     http: tokio::task::JoinHandle<()>,
     background: gengate_engine::Background,
@@ -94,6 +96,7 @@ pub async fn start_with_clock(cfg: &ServeConfig, clock: SharedClock) -> anyhow::
     let addr = listener.local_addr()?;
     let state = build_state(cfg, clock, Some(addr)).await?;
     let bootstrap = state.engine.bootstrap().await?;
+    let bootstrap_operator = state.engine.bootstrap_operator().await?;
     // Logged before the port answers, so whoever sees the node ready can
     // also read who it is.
     tracing::info!(
@@ -130,6 +133,7 @@ pub async fn start_with_clock(cfg: &ServeConfig, clock: SharedClock) -> anyhow::
         addr,
         engine: state.engine.clone(),
         bootstrap,
+        bootstrap_operator,
         stop,
         http,
         background,

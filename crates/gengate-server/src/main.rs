@@ -37,6 +37,11 @@ enum Command {
     Keys(KeysCmd),
     /// Your balance via the API; operators: grant, adjust, show, audit.
     Credits(CreditsArgs),
+    /// Operators of the admin API (`/api/admin/v1/`): create, list, revoke.
+    #[command(subcommand)]
+    Operators(OperatorsCmd),
+    /// The audit log of operator actions (admin API and these commands), newest first.
+    AuditLog(AuditLogArgs),
     /// Submit a generation, wait for it and download the result (API user).
     Generate(Box<cli::GenerateArgs>),
     /// Your generation tasks: list, get, wait (API user).
@@ -122,6 +127,46 @@ enum AccountsCmd {
         #[command(flatten)]
         db: DatabaseArgs,
     },
+}
+
+#[derive(Subcommand)]
+enum OperatorsCmd {
+    /// Create an operator; its key (gg_op_…) is printed once and never stored.
+    Create {
+        name: String,
+        /// `admin` (everything) or `viewer` (reads only).
+        #[arg(long, value_parser = ["admin", "viewer"])]
+        role: String,
+        /// Expiry as RFC 3339, e.g. 2027-01-01T00:00:00Z.
+        #[arg(long)]
+        expires_at: Option<String>,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    List {
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Revoke an operator's key: refused at once on every node.
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct AuditLogArgs {
+    /// Only this actor (an operator's name, or `cli`).
+    #[arg(long)]
+    actor: Option<String>,
+    /// Only this action, e.g. credits.grant.
+    #[arg(long)]
+    action: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    #[command(flatten)]
+    db: DatabaseArgs,
 }
 
 #[derive(Subcommand)]
@@ -552,6 +597,78 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Operators(OperatorsCmd::Create {
+            name,
+            role,
+            expires_at,
+            db,
+        }) => {
+            let role = gengate_core::operator::OperatorRole::parse(&role)
+                .with_context(|| format!("{role:?} is not a role (admin or viewer)"))?;
+            let expires = match expires_at {
+                Some(s) => Some(
+                    Timestamp::parse_rfc3339(&s)
+                        .with_context(|| format!("{s:?} is not an RFC 3339 time"))?,
+                ),
+                None => None,
+            };
+            let (op, secret) = Operator::open(&db)
+                .await?
+                .create_operator(&name, role, expires)
+                .await?;
+            println!("{}\t{}\t{}", op.id, op.name, op.role);
+            println!("operator key (shown once; it works only on /api/admin/v1/):\n{secret}");
+            Ok(())
+        }
+        Command::Operators(OperatorsCmd::List { db }) => {
+            for o in Operator::open(&db).await?.list_operators().await? {
+                let state = match (o.revoked_at, o.expires_at) {
+                    (Some(t), _) => format!("revoked {}", t.rfc3339()),
+                    (None, Some(t)) => format!("expires {}", t.rfc3339()),
+                    (None, None) => "active".to_owned(),
+                };
+                println!(
+                    "{}\t{}\t{}\t{}…\t{}\tlast used {}",
+                    o.id,
+                    o.name,
+                    o.role,
+                    o.visible_prefix,
+                    state,
+                    o.last_used_at.map_or("never".to_owned(), |t| t.rfc3339())
+                );
+            }
+            Ok(())
+        }
+        Command::Operators(OperatorsCmd::Revoke { name, db }) => {
+            Operator::open(&db).await?.revoke_operator(&name).await?;
+            println!("operator {name} revoked: its key is refused from now on");
+            Ok(())
+        }
+        Command::AuditLog(AuditLogArgs {
+            actor,
+            action,
+            limit,
+            db,
+        }) => {
+            let filter = gengate_store::operators::AuditFilter {
+                actor,
+                action,
+                limit,
+                ..Default::default()
+            };
+            for e in Operator::open(&db).await?.audit_log(&filter).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\tbefore {}\tafter {}",
+                    e.at.rfc3339(),
+                    e.actor,
+                    e.action,
+                    e.target,
+                    e.before.map_or("-".to_owned(), |v| v.to_string()),
+                    e.after.map_or("-".to_owned(), |v| v.to_string())
+                );
+            }
+            Ok(())
+        }
         Command::Credits(CreditsArgs {
             op: Some(CreditsCmd::Audit { db }),
             ..
@@ -589,12 +706,24 @@ async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
 /// really run it (a Kling task costs money on the Kling account).
 fn banner(cfg: &ServeConfig, running: &gengate_server::app::Running) -> String {
     let base = format!("http://{}", running.addr);
+    let operator = running
+        .bootstrap_operator
+        .as_ref()
+        .map(|k| {
+            format!(
+                "\nFirst start: created operator \"admin\" (role admin). Its operator key is shown only this once:\n\n    {k}\n\n\
+                 It works only on the admin API ({base}/api/admin/v1/, described at {base}/api/admin/v1/openapi.json):\n\n\
+                 curl -sS {base}/api/admin/v1/accounts -H 'Authorization: Bearer {k}'\n"
+            )
+        })
+        .unwrap_or_default();
     let Some(key) = &running.bootstrap else {
-        return format!(
-            "gengate is listening on {base} (web console: {base}/ · API docs: {base}/docs)\n\
+        return operator
+            + &format!(
+                "gengate is listening on {base} (web console: {base}/ · API docs: {base}/docs)\n\
              Try it: GENGATE_URL={base} GENGATE_API_KEY=<your key> {} generate \"A lighthouse at dusk\" --out lighthouse.mp4",
-            self_command()
-        );
+                self_command()
+            );
     };
     let provider = match running.engine.catalog.get("kling-3-0") {
         Some(model) => running.engine.providers.provider_for(model),
@@ -628,7 +757,7 @@ fn banner(cfg: &ServeConfig, running: &gengate_server::app::Running) -> String {
         curl -sS {base}/api/v1/generations \\\n  -H 'Authorization: Bearer {secret}' \\\n  -H 'Content-Type: application/json' \\\n  -H 'Idempotency-Key: first-try' \\\n  -d '{{\"model\": \"kling-3-0\", \"prompt\": \"A cinematic product reveal with smooth camera movement\", \"params\": {{\"mode\": \"std\", \"duration\": \"5\", \"aspect_ratio\": \"16:9\"}}}}'\n\n\
         then wait with the id it returns (each call waits up to 60 s for the next status change;\n\
         repeat until \"status\" is \"succeeded\" or \"failed\", then download result.primary_url):\n\n\
-        curl -sS '{base}/api/v1/generations/TASK_ID?wait=60' -H 'Authorization: Bearer {secret}'\n",
+        curl -sS '{base}/api/v1/generations/TASK_ID?wait=60' -H 'Authorization: Bearer {secret}'\n{operator}",
         credits = cfg.engine.bootstrap_credits,
     )
 }

@@ -95,6 +95,16 @@ pub async fn list_transactions(
     auth: Auth,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<CreditTransactionList>, ApiError> {
+    transactions_page(&st, &auth.account_id, &q).await.map(Json)
+}
+
+/// One page of an account's ledger from `limit` and `starting_after` (the admin API
+/// reads any account's the same way).
+pub async fn transactions_page(
+    st: &AppState,
+    account: &gengate_core::ids::AccountId,
+    q: &HashMap<String, String>,
+) -> Result<CreditTransactionList, ApiError> {
     let mut errs = ValidationErrors::new();
     let limit = gengate_core::paging::limit(q.get("limit").map(String::as_str), &mut errs);
     let before = match q.get("starting_after") {
@@ -112,13 +122,10 @@ pub async fn list_transactions(
         }
     };
     errs.into_result()?;
-    let (entries, has_more) = st
-        .engine
-        .ledger_page(&auth.account_id, before, limit)
-        .await?;
-    Ok(Json(CreditTransactionList {
+    let (entries, has_more) = st.engine.ledger_page(account, before, limit).await?;
+    Ok(CreditTransactionList {
         object: "list",
         data: entries.iter().map(CreditTransaction::of).collect(),
         has_more,
-    }))
+    })
 }

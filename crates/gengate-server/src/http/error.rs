@@ -19,6 +19,8 @@ pub struct ApiError {
     /// With `spend_limit_exceeded`: the key's limit and where it stands
     /// (boxed: errors travel in `Result`s everywhere and stay small).
     pub spend_limit: Option<Box<SpendLimitState>>,
+    /// The status when it is not the code's own (the admin API's `409 insufficient_credits`).
+    pub status: Option<StatusCode>,
 }
 
 impl ApiError {
@@ -29,6 +31,7 @@ impl ApiError {
             details: Vec::new(),
             retry_after_secs: None,
             spend_limit: None,
+            status: None,
         }
     }
     pub fn not_found(what: &str) -> Self {
@@ -41,6 +44,7 @@ impl ApiError {
             details: errs.into_problems(),
             retry_after_secs: None,
             spend_limit: None,
+            status: None,
         }
     }
     pub fn spend_limit(r: gengate_engine::generations::SpendRefusal) -> Self {
@@ -158,8 +162,10 @@ pub struct ErrorBody {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = self.status.unwrap_or_else(|| {
+            StatusCode::from_u16(self.code.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        });
         let body = ErrorEnvelope {
             error: ErrorBody {
                 code: self.code,

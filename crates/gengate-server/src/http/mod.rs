@@ -1,6 +1,7 @@
 //! The HTTP face: routes grouped by the scope they need, each group behind
 //! its guard; the OpenAPI document is generated from the same route list.
 
+pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod callbacks;
@@ -164,6 +165,8 @@ pub fn router(state: AppState) -> Router {
     api_router
         .merge(ops::routes())
         .merge(media::routes())
+        // The admin API (issue 22): operator keys only, its own OpenAPI document.
+        .merge(admin::routes(&state))
         // Vendor callbacks (issue 5): token-checked, outside the public API.
         .merge(callbacks::routes())
         // The web console (issue 12): static files, a client of /api/v1 only.

@@ -1,0 +1,577 @@
+//! The admin API (`/api/admin/v1/`, issue 22): operator keys only, the same envelope,
+//! paging and time formats as the public API, its own OpenAPI document. The rules
+//! (roles, audit, credits) are in `gengate_engine::admin`; this parses and serialises.
+
+use super::body::JsonBody;
+use super::context::current_request_id;
+use super::credits::{CreditTransactionList, transactions_page};
+use super::error::{ApiError, ErrorEnvelope};
+use super::extract::{Path, Query};
+use crate::app::AppState;
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use gengate_core::Timestamp;
+use gengate_core::credits::LedgerKind;
+use gengate_core::error::{ErrorCode, FieldIssue, ValidationErrors};
+use gengate_core::ids::AccountId;
+use gengate_engine::admin::{self, Actor, AdminError, OperatorAuthError};
+use gengate_store::Account;
+use gengate_store::operators::{AuditEntry, AuditFilter};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::HashMap;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "gengate — admin API v1", version = "1.0.0",
+         description = "Run the business: accounts, credits, keys and the audit log across accounts. Operator keys (gg_op_…) only; a viewer reads, an admin also writes; every write is in the audit log."),
+    modifiers(&OperatorSecurity),
+    components(schemas(ErrorEnvelope)),
+    tags((name = "accounts"), (name = "audit"))
+)]
+pub struct AdminDoc;
+
+struct OperatorSecurity;
+
+impl utoipa::Modify for OperatorSecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "operator",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .bearer_format("operator key (gg_op_…)")
+                        .build(),
+                ),
+            );
+    }
+}
+
+/// The routes and the admin OpenAPI document (served at `/api/admin/v1/openapi.json`).
+pub fn routes(state: &AppState) -> axum::Router<AppState> {
+    let (router, doc) = OpenApiRouter::with_openapi(AdminDoc::openapi())
+        .routes(routes!(list_accounts, create_account))
+        .routes(routes!(get_account))
+        .routes(routes!(change_credits))
+        .routes(routes!(account_transactions))
+        .routes(routes!(list_audit))
+        .split_for_parts();
+    let doc = std::sync::Arc::new(doc);
+    router
+        .route_layer(from_fn_with_state(state.clone(), guard))
+        .route(
+            "/api/admin/v1/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+}
+
+/// The operator behind the request, put there by the guard.
+#[derive(Clone)]
+pub struct OperatorAuth(pub Actor);
+
+async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key.trim().to_owned());
+    let Some(key) = presented else {
+        return ApiError::new(
+            ErrorCode::OperatorKeyInvalid,
+            "send an operator key as Authorization: Bearer gg_op_…",
+        )
+        .into_response();
+    };
+    let op = match st.engine.authenticate_operator(&key).await {
+        Ok(op) => op,
+        Err(e) => {
+            let (code, message) = match e {
+                OperatorAuthError::Invalid if gengate_core::apikey::visible_prefix(&key).is_some() => (
+                    ErrorCode::OperatorKeyInvalid,
+                    "an account API key does not work here: the admin API takes operator keys (gg_op_…)".to_owned(),
+                ),
+                OperatorAuthError::Invalid => (ErrorCode::OperatorKeyInvalid, e.to_string()),
+                OperatorAuthError::Revoked => (ErrorCode::OperatorKeyRevoked, e.to_string()),
+                OperatorAuthError::Expired => (ErrorCode::OperatorKeyExpired, e.to_string()),
+                OperatorAuthError::Store(s) => return ApiError::from(s).into_response(),
+            };
+            return ApiError::new(code, message).into_response();
+        }
+    };
+    // A viewer reads: any other method is refused before its body is read.
+    if !matches!(*req.method(), Method::GET | Method::HEAD) && !op.role.can_write() {
+        return ApiError::new(
+            ErrorCode::OperatorRoleDenied,
+            format!(
+                "operator {} is a {}: it may read, not change",
+                op.name, op.role
+            ),
+        )
+        .into_response();
+    }
+    req.extensions_mut().insert(OperatorAuth(Actor {
+        name: op.name,
+        role: op.role,
+        request_id: Some(current_request_id()),
+    }));
+    next.run(req).await
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for OperatorAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<OperatorAuth>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal("admin route without its guard"))
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Invalid(v) => v.into(),
+            AdminError::NotFound(what) => ApiError::not_found(what),
+            AdminError::RoleDenied => ApiError::new(ErrorCode::OperatorRoleDenied, e.to_string()),
+            AdminError::InsufficientCredits { .. } => ApiError {
+                status: Some(StatusCode::CONFLICT),
+                ..ApiError::new(
+                    ErrorCode::InsufficientCredits,
+                    format!("{e}; nothing was written"),
+                )
+            },
+            AdminError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// An account as the operator sees it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AdminAccount {
+    #[schema(value_type = String, example = "acct_0123456789abcdefghijklmn")]
+    pub id: AccountId,
+    #[schema(example = "account")]
+    pub object: &'static str,
+    pub name: String,
+    pub balance: i64,
+    /// Its tasks run on the sandbox provider.
+    pub sandbox: bool,
+    #[schema(value_type = String)]
+    pub created_at: Timestamp,
+}
+
+impl AdminAccount {
+    fn of(a: &Account) -> Self {
+        Self {
+            id: a.id.clone(),
+            object: "account",
+            name: a.name.clone(),
+            balance: a.balance.get(),
+            sandbox: a.sandbox,
+            created_at: a.created_at,
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AdminAccountList {
+    #[schema(example = "list")]
+    pub object: &'static str,
+    pub data: Vec<AdminAccount>,
+    pub has_more: bool,
+}
+
+fn bool_param(
+    q: &HashMap<String, String>,
+    name: &str,
+    errs: &mut ValidationErrors,
+) -> Option<bool> {
+    match q.get(name).map(String::as_str) {
+        None | Some("") => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => {
+            errs.push(
+                name,
+                FieldIssue::InvalidType,
+                format!("{name} is true or false"),
+            );
+            None
+        }
+    }
+}
+
+/// Accounts, newest first; `query` matches the name or the id (case-insensitive part).
+#[utoipa::path(get, path = "/api/admin/v1/accounts", tag = "accounts", security(("operator" = [])),
+    params(("query" = Option<String>, Query, description = "part of the name or id"),
+           ("sandbox" = Option<bool>, Query),
+           ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1..=100, default 20"),
+           ("starting_after" = Option<String>, Query, description = "the id of the last account of the previous page")),
+    responses((status = 200, body = AdminAccountList), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope)))]
+pub async fn list_accounts(
+    State(st): State<AppState>,
+    _op: OperatorAuth,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<AdminAccountList>, ApiError> {
+    let mut errs = ValidationErrors::new();
+    let limit = gengate_core::paging::limit(q.get("limit").map(String::as_str), &mut errs) as usize;
+    let sandbox = bool_param(&q, "sandbox", &mut errs);
+    errs.into_result()?;
+    let query = q
+        .get("query")
+        .map(|s| s.to_lowercase())
+        .filter(|s| !s.is_empty());
+    let mut all = st.engine.store.list_accounts().await?;
+    all.reverse();
+    let matching: Vec<&Account> = all
+        .iter()
+        .filter(|a| sandbox.is_none_or(|s| a.sandbox == s))
+        .filter(|a| {
+            query.as_ref().is_none_or(|needle| {
+                a.name.to_lowercase().contains(needle.as_str())
+                    || a.id.as_str().contains(needle.as_str())
+            })
+        })
+        .collect();
+    let start = match q.get("starting_after") {
+        None => 0,
+        Some(after) => match matching.iter().position(|a| a.id.as_str() == after) {
+            Some(i) => i + 1,
+            None => {
+                return Err(ValidationErrors::single(
+                    "starting_after",
+                    FieldIssue::NotFound,
+                    "starting_after must be the id of an item of this list",
+                )
+                .into());
+            }
+        },
+    };
+    let page: Vec<AdminAccount> = matching
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|a| AdminAccount::of(a))
+        .collect();
+    Ok(Json(AdminAccountList {
+        object: "list",
+        has_more: matching.len() > start + page.len(),
+        data: page,
+    }))
+}
+
+fn text_field(
+    obj: &serde_json::Map<String, Value>,
+    name: &str,
+    required: bool,
+    errs: &mut ValidationErrors,
+) -> Option<String> {
+    match obj.get(name) {
+        None | Some(Value::Null) if required => {
+            errs.push(name, FieldIssue::Required, format!("{name} is required"));
+            None
+        }
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            errs.push(name, FieldIssue::InvalidType, format!("{name} is a string"));
+            None
+        }
+    }
+}
+
+fn object(body: &Value) -> Result<&serde_json::Map<String, Value>, ApiError> {
+    body.as_object().ok_or_else(|| {
+        ValidationErrors::single("body", FieldIssue::InvalidType, "the body is a JSON object")
+            .into()
+    })
+}
+
+fn unknown_fields(
+    obj: &serde_json::Map<String, Value>,
+    known: &[&str],
+    errs: &mut ValidationErrors,
+) {
+    for k in obj.keys().filter(|k| !known.contains(&k.as_str())) {
+        errs.push(
+            k.as_str(),
+            FieldIssue::UnknownField,
+            format!("unknown field {k}"),
+        );
+    }
+}
+
+/// Creates an account; initial `credits` arrive as a `grant` ledger row with `reason`.
+#[utoipa::path(post, path = "/api/admin/v1/accounts", tag = "accounts", security(("operator" = [])),
+    request_body(content = Object, description = "{name, sandbox?, credits?, reason?}"),
+    responses((status = 201, body = AdminAccount), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)))]
+pub async fn create_account(
+    State(st): State<AppState>,
+    OperatorAuth(actor): OperatorAuth,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<AdminAccount>), ApiError> {
+    let obj = object(&body)?;
+    let mut errs = ValidationErrors::new();
+    unknown_fields(obj, &["name", "sandbox", "credits", "reason"], &mut errs);
+    let name = text_field(obj, "name", true, &mut errs);
+    let reason = text_field(obj, "reason", false, &mut errs);
+    let sandbox = match obj.get("sandbox") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            errs.push(
+                "sandbox",
+                FieldIssue::InvalidType,
+                "sandbox is true or false",
+            );
+            false
+        }
+    };
+    let credits = match obj.get("credits") {
+        None | Some(Value::Null) => 0,
+        Some(v) => v.as_i64().unwrap_or_else(|| {
+            errs.push("credits", FieldIssue::InvalidType, "credits is an integer");
+            0
+        }),
+    };
+    errs.into_result()?;
+    let account = admin::create_account(
+        st.engine.store.as_ref(),
+        &actor,
+        name.as_deref().unwrap_or_default(),
+        sandbox,
+        credits,
+        reason.as_deref(),
+        st.engine.clock.now(),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(AdminAccount::of(&account))))
+}
+
+async fn account_of(st: &AppState, id: &str) -> Result<Account, ApiError> {
+    let id = AccountId::parse(id).ok_or_else(|| ApiError::not_found("account"))?;
+    st.engine
+        .store
+        .get_account(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("account"))
+}
+
+/// One account.
+#[utoipa::path(get, path = "/api/admin/v1/accounts/{id}", tag = "accounts", security(("operator" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = AdminAccount), (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+pub async fn get_account(
+    State(st): State<AppState>,
+    _op: OperatorAuth,
+    Path(id): Path<String>,
+) -> Result<Json<AdminAccount>, ApiError> {
+    Ok(Json(AdminAccount::of(&account_of(&st, &id).await?)))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BalanceChange {
+    #[schema(value_type = String)]
+    pub account: AccountId,
+    pub balance: i64,
+}
+
+/// A grant (positive) or an adjustment (signed) with its reason. A downward adjustment
+/// past the balance is `409 insufficient_credits` and writes nothing.
+#[utoipa::path(post, path = "/api/admin/v1/accounts/{id}/credits", tag = "accounts", security(("operator" = [])),
+    params(("id" = String, Path)),
+    request_body(content = Object, description = "{amount, kind: grant|adjustment, reason}"),
+    responses((status = 200, body = BalanceChange), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+              (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
+pub async fn change_credits(
+    State(st): State<AppState>,
+    OperatorAuth(actor): OperatorAuth,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<BalanceChange>, ApiError> {
+    let account = account_of(&st, &id).await?;
+    let obj = object(&body)?;
+    let mut errs = ValidationErrors::new();
+    unknown_fields(obj, &["amount", "kind", "reason"], &mut errs);
+    let amount = match obj.get("amount") {
+        None | Some(Value::Null) => {
+            errs.push("amount", FieldIssue::Required, "amount is required");
+            0
+        }
+        Some(v) => v.as_i64().unwrap_or_else(|| {
+            errs.push("amount", FieldIssue::InvalidType, "amount is an integer");
+            0
+        }),
+    };
+    let kind = match text_field(obj, "kind", true, &mut errs).as_deref() {
+        Some("grant") => Some(LedgerKind::Grant),
+        Some("adjustment") => Some(LedgerKind::Adjust),
+        Some(_) => {
+            errs.push(
+                "kind",
+                FieldIssue::NotAllowed,
+                "kind is grant or adjustment",
+            );
+            None
+        }
+        None => None,
+    };
+    let reason = text_field(obj, "reason", true, &mut errs);
+    errs.into_result()?;
+    let balance = admin::change_credits(
+        st.engine.store.as_ref(),
+        &actor,
+        &account.id,
+        kind.unwrap_or(LedgerKind::Grant),
+        amount,
+        reason.as_deref().unwrap_or_default(),
+        st.engine.clock.now(),
+    )
+    .await?;
+    Ok(Json(BalanceChange {
+        account: account.id,
+        balance: balance.get(),
+    }))
+}
+
+/// The account's ledger, newest first (the same rows as its public ledger).
+#[utoipa::path(get, path = "/api/admin/v1/accounts/{id}/transactions", tag = "accounts", security(("operator" = [])),
+    params(("id" = String, Path),
+           ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1..=100, default 20"),
+           ("starting_after" = Option<String>, Query, description = "the id of the last transaction of the previous page")),
+    responses((status = 200, body = CreditTransactionList), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+pub async fn account_transactions(
+    State(st): State<AppState>,
+    _op: OperatorAuth,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<CreditTransactionList>, ApiError> {
+    let account = account_of(&st, &id).await?;
+    transactions_page(&st, &account.id, &q).await.map(Json)
+}
+
+/// One line of the audit log.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AuditLine {
+    /// `aud_…`; pass as `starting_after` to page.
+    pub id: String,
+    #[schema(example = "audit_entry")]
+    pub object: &'static str,
+    /// An operator's name, or `cli` for the operator commands.
+    pub actor: String,
+    #[schema(example = "credits.grant")]
+    pub action: String,
+    pub target: String,
+    pub account: Option<String>,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub request_id: Option<String>,
+    #[schema(value_type = String)]
+    pub at: Timestamp,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AuditList {
+    #[schema(example = "list")]
+    pub object: &'static str,
+    pub data: Vec<AuditLine>,
+    pub has_more: bool,
+}
+
+impl AuditLine {
+    fn of(e: AuditEntry) -> Self {
+        Self {
+            id: format!("{}.{}", e.id, e.seq),
+            object: "audit_entry",
+            actor: e.actor,
+            action: e.action,
+            target: e.target,
+            account: e.account_id.map(|a| a.to_string()),
+            before: e.before,
+            after: e.after,
+            request_id: e.request_id,
+            at: e.at,
+        }
+    }
+}
+
+/// Every operator action, newest first.
+#[utoipa::path(get, path = "/api/admin/v1/audit", tag = "audit", security(("operator" = [])),
+    params(("actor" = Option<String>, Query), ("account" = Option<String>, Query), ("action" = Option<String>, Query),
+           ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1..=100, default 20"),
+           ("starting_after" = Option<String>, Query, description = "the id of the last entry of the previous page")),
+    responses((status = 200, body = AuditList), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope)))]
+pub async fn list_audit(
+    State(st): State<AppState>,
+    _op: OperatorAuth,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<AuditList>, ApiError> {
+    let mut errs = ValidationErrors::new();
+    let limit = gengate_core::paging::limit(q.get("limit").map(String::as_str), &mut errs);
+    let before_seq = match q.get("starting_after") {
+        None => None,
+        Some(s) => {
+            let seq = s.rsplit_once('.').and_then(|(_, n)| n.parse::<i64>().ok());
+            if seq.is_none() {
+                errs.push(
+                    "starting_after",
+                    FieldIssue::NotFound,
+                    "starting_after must be the id of an item of this list",
+                );
+            }
+            seq
+        }
+    };
+    let account = match q.get("account").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => match AccountId::parse(s) {
+            Some(a) => Some(a),
+            None => {
+                errs.push(
+                    "account",
+                    FieldIssue::InvalidFormat,
+                    "account is an account id (acct_…)",
+                );
+                None
+            }
+        },
+    };
+    errs.into_result()?;
+    let nonempty = |k: &str| q.get(k).filter(|s| !s.is_empty()).cloned();
+    let (entries, has_more) = admin::audit_page(
+        st.engine.store.as_ref(),
+        &AuditFilter {
+            actor: nonempty("actor"),
+            account,
+            action: nonempty("action"),
+            before_seq,
+            limit,
+        },
+    )
+    .await?;
+    Ok(Json(AuditList {
+        object: "list",
+        data: entries.into_iter().map(AuditLine::of).collect(),
+        has_more,
+    }))
+}
