@@ -19,6 +19,8 @@ pub enum ErrorCode {
     OperatorKeyExpired,
     /// Admin API: a viewer asked for a change.
     OperatorRoleDenied,
+    /// The key's account is suspended by the operator: every call is refused.
+    AccountSuspended,
     ValidationFailed,
     InsufficientCredits,
     /// The API key's spend limit leaves no room for this task; nothing was
@@ -59,7 +61,7 @@ impl ErrorCode {
             | Self::OperatorKeyInvalid
             | Self::OperatorKeyRevoked
             | Self::OperatorKeyExpired => 401,
-            Self::ApiScopeDenied | Self::OperatorRoleDenied => 403,
+            Self::ApiScopeDenied | Self::OperatorRoleDenied | Self::AccountSuspended => 403,
             Self::ValidationFailed | Self::WebhookUrlRejected => 400,
             Self::InsufficientCredits | Self::SpendLimitExceeded => 402,
             Self::NotFound => 404,
@@ -108,6 +110,7 @@ impl ErrorCode {
             Self::OperatorKeyRevoked => "operator_key_revoked",
             Self::OperatorKeyExpired => "operator_key_expired",
             Self::OperatorRoleDenied => "operator_role_denied",
+            Self::AccountSuspended => "account_suspended",
             Self::ValidationFailed => "validation_failed",
             Self::InsufficientCredits => "insufficient_credits",
             Self::SpendLimitExceeded => "spend_limit_exceeded",

@@ -13,7 +13,373 @@ on_both_engines!(
     a_viewer_reads_and_every_write_it_tries_is_refused_unchanged,
     accounts_and_credits_are_run_by_the_admin_api_and_audited,
     a_revoked_or_expired_operator_is_refused_at_once,
+    a_suspended_accounts_keys_are_refused_and_its_running_task_settles,
+    operators_make_and_revoke_an_accounts_keys,
 );
+
+/// Grants, suspension and key revocation made through one node hold on the other at
+/// once: balances are read from the database, and key caches are emptied when the auth
+/// epoch moves (within --change-feed-ms, 250 ms by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_through_one_node_hold_on_every_node_postgres() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = common::database_url(Engine::Postgres, dir.path()).await;
+    let mut nodes = Vec::new();
+    for i in 0..2 {
+        let cfg = common::config(
+            Engine::Postgres,
+            &dir.path().join(format!("n{i}")),
+            &url,
+            &["--no-runner"],
+        );
+        nodes.push(gengate_server::app::start(&cfg).await.expect("node starts"));
+    }
+    let base: Vec<String> = nodes.iter().map(|n| format!("http://{}", n.addr)).collect();
+    let st = &nodes[0].engine;
+    let (_, op) = admin::create_operator(
+        st.store.as_ref(),
+        &Actor::cli(),
+        "ops",
+        OperatorRole::Admin,
+        None,
+        st.clock.now(),
+    )
+    .await
+    .expect("operator");
+    let http = reqwest::Client::new();
+    let call = |method: &'static str, url: String, key: String, body: Option<Value>| {
+        let http = http.clone();
+        async move {
+            let mut req = http
+                .request(method.parse().expect("method"), url)
+                .bearer_auth(key);
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            let resp = req.send().await.expect("send");
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (s, acct) = call(
+        "POST",
+        format!("{}/api/admin/v1/accounts", base[0]),
+        op.clone(),
+        Some(json!({"name": "acme", "credits": 100})),
+    )
+    .await;
+    assert_eq!(s, 201, "{acct}");
+    let id = acct["id"].as_str().expect("id").to_owned();
+    let (s, key) = call(
+        "POST",
+        format!("{}/api/admin/v1/accounts/{id}/keys", base[0]),
+        op.clone(),
+        Some(json!({"name": "k"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{key}");
+    let key = key["secret"].as_str().expect("secret").to_owned();
+    let credits = |node: usize| {
+        call(
+            "GET",
+            format!("{}/api/v1/credits", base[node]),
+            key.clone(),
+            None,
+        )
+    };
+    // Node 1 has the key cached.
+    assert_eq!(credits(1).await.1["current_credits"], 100);
+
+    // A grant through node 0 is node 1's balance at once.
+    let (s, _) = call(
+        "POST",
+        format!("{}/api/admin/v1/accounts/{id}/credits", base[0]),
+        op.clone(),
+        Some(json!({"amount": 50, "kind": "grant", "reason": "r"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(credits(1).await.1["current_credits"], 150);
+
+    // Suspension through node 0: node 1 refuses within the feed's poll.
+    let (s, _) = call(
+        "PATCH",
+        format!("{}/api/admin/v1/accounts/{id}", base[0]),
+        op.clone(),
+        Some(json!({"status": "suspended"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        credits(0).await.0,
+        403,
+        "the node that suspended refuses at once"
+    );
+    let refused_within = |node: usize, code: &'static str| {
+        let credits = &credits;
+        async move {
+            let started = std::time::Instant::now();
+            loop {
+                let (s, v) = credits(node).await;
+                if s != 200 {
+                    assert_eq!(v["error"]["code"], code, "{v}");
+                    return started.elapsed();
+                }
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(3),
+                    "node {node} still accepts the key"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let took = refused_within(1, "account_suspended").await;
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "node 1 took {took:?}"
+    );
+
+    // Resume, then revoke the key through node 1: node 0 refuses it.
+    let (s, _) = call(
+        "PATCH",
+        format!("{}/api/admin/v1/accounts/{id}", base[1]),
+        op.clone(),
+        Some(json!({"status": "active"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let started = std::time::Instant::now();
+    while credits(0).await.0 != 200 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "resume did not reach node 0"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (_, keys) = call(
+        "GET",
+        format!("{}/api/admin/v1/accounts/{id}/keys", base[1]),
+        op.clone(),
+        None,
+    )
+    .await;
+    let key_id = keys["data"][0]["id"].as_str().expect("key id").to_owned();
+    let (s, _) = call(
+        "DELETE",
+        format!("{}/api/admin/v1/keys/{key_id}", base[1]),
+        op.clone(),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let took = refused_within(0, "api_key_revoked").await;
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "node 0 took {took:?}"
+    );
+    for n in nodes {
+        n.shutdown().await;
+    }
+}
+
+async fn a_suspended_accounts_keys_are_refused_and_its_running_task_settles(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let op = operator(&app, "ops", OperatorRole::Admin).await;
+    let (acct, key) = app.account("customer", 500).await;
+    // A task that is still running when the account is suspended.
+    let task = app
+        .post_json(
+            "/api/v1/generations",
+            &key,
+            &common::kling("slow one [sandbox:slow=1]", json!({"duration": "3"})),
+        )
+        .await;
+    let task_id = task["id"].as_str().expect("task id").to_owned();
+    let (s, v) = send(
+        &app,
+        "PATCH",
+        &format!("/api/admin/v1/accounts/{acct}"),
+        &op,
+        Some(json!({"status": "suspended"})),
+    )
+    .await;
+    assert_eq!((s, v["status"].clone()), (200, json!("suspended")), "{v}");
+    for (method, path, body) in [
+        ("GET", "/api/v1/credits".to_owned(), None),
+        ("GET", format!("/api/v1/generations/{task_id}"), None),
+        (
+            "POST",
+            "/api/v1/generations".to_owned(),
+            Some(common::kling("another", json!({"duration": "3"}))),
+        ),
+        ("GET", "/api/v1/keys".to_owned(), None),
+    ] {
+        let (s, v) = send(&app, method, &path, &key, body).await;
+        assert_eq!(
+            (s, v["error"]["code"].clone()),
+            (403, json!("account_suspended")),
+            "{method} {path}: {v}"
+        );
+    }
+    let (_, v) = send(
+        &app,
+        "GET",
+        "/api/admin/v1/accounts?status=suspended",
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(v["data"].as_array().map(Vec::len), Some(1));
+    // The running task ends and settles as usual: charged once.
+    let started = std::time::Instant::now();
+    loop {
+        let t = app
+            .running
+            .engine
+            .store
+            .get_task_unscoped(&gengate_core::ids::TaskId::parse(&task_id).expect("id"))
+            .await
+            .expect("task")
+            .expect("exists");
+        if t.status.is_terminal() {
+            assert_eq!(t.status, gengate_core::generation::TaskStatus::Succeeded);
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the task did not end"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.balance(&acct).await, 410);
+    app.assert_ledger_balances().await;
+    // Resumed: the key works again.
+    let (s, _) = send(
+        &app,
+        "PATCH",
+        &format!("/api/admin/v1/accounts/{acct}"),
+        &op,
+        Some(json!({"status": "active"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, v) = send(&app, "GET", "/api/v1/credits", &key, None).await;
+    assert_eq!((s, v["current_credits"].clone()), (200, json!(410)));
+    let (_, log) = send(
+        &app,
+        "GET",
+        &format!("/api/admin/v1/audit?account={acct}&action=account.update"),
+        &op,
+        None,
+    )
+    .await;
+    let states: Vec<(Value, Value)> = log["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|e| (e["before"]["status"].clone(), e["after"]["status"].clone()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (json!("suspended"), json!("active")),
+            (json!("active"), json!("suspended"))
+        ]
+    );
+    // Bad input names every field.
+    let (s, v) = send(
+        &app,
+        "PATCH",
+        &format!("/api/admin/v1/accounts/{acct}"),
+        &op,
+        Some(json!({"status": "gone", "sandbox": "yes"})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(
+        v["error"]["details"].as_array().map(Vec::len),
+        Some(2),
+        "{v}"
+    );
+}
+
+async fn operators_make_and_revoke_an_accounts_keys(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let op = operator(&app, "ops", OperatorRole::Admin).await;
+    let (acct, _) = app.account("customer", 100).await;
+    let (s, made) = send(
+        &app,
+        "POST",
+        &format!("/api/admin/v1/accounts/{acct}/keys"),
+        &op,
+        Some(json!({"name": "ci", "scopes": ["credits:read"]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{made}");
+    let secret = made["secret"]
+        .as_str()
+        .expect("secret shown once")
+        .to_owned();
+    let (s, v) = send(&app, "GET", "/api/v1/credits", &secret, None).await;
+    assert_eq!((s, v["current_credits"].clone()), (200, json!(100)));
+    let (_, listed) = send(
+        &app,
+        "GET",
+        &format!("/api/admin/v1/accounts/{acct}/keys"),
+        &op,
+        None,
+    )
+    .await;
+    assert!(
+        listed["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .all(|k| k.get("secret").is_none()),
+        "{listed}"
+    );
+    let key_id = made["id"].as_str().expect("id");
+    let (s, v) = send(
+        &app,
+        "DELETE",
+        &format!("/api/admin/v1/keys/{key_id}"),
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["revoked_at"].is_string(), "{v}");
+    let (s, v) = send(&app, "GET", "/api/v1/credits", &secret, None).await;
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (401, json!("api_key_revoked")),
+        "refused at once: {v}"
+    );
+    let (s, _) = send(
+        &app,
+        "DELETE",
+        "/api/admin/v1/keys/key_doesnotexistdoesnotexist",
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (_, log) = send(
+        &app,
+        "GET",
+        &format!("/api/admin/v1/audit?account={acct}"),
+        &op,
+        None,
+    )
+    .await;
+    let actions: Vec<&str> = log["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|e| e["action"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(actions, ["key.revoke", "key.create"]);
+}
 
 async fn operator(app: &TestApp, name: &str, role: OperatorRole) -> String {
     let st = &app.running.engine;

@@ -5,8 +5,9 @@
 pub(crate) const TASK_COLS: &str = "id, account_id, model, status, prompt, params, reference_files, reserved_credits, final_credits, client_request_id, result, error, created_at, updated_at, deadline_at";
 pub(crate) const KEY_COLS: &str = "id, account_id, name, visible_prefix, key_hash, scopes, rate_create, rate_read, rate_upload, created_at, expires_at, revoked_at, last_used_at";
 /// What a key read returns: its columns and its spend limit.
-pub(crate) const KEY_READ: &str = "id, account_id, name, visible_prefix, key_hash, scopes, rate_create, rate_read, rate_upload, created_at, expires_at, revoked_at, last_used_at, spend_limit, spend_window_ms";
-pub(crate) const ACCOUNT_COLS: &str = "id, name, balance, created_at, sandbox";
+pub(crate) const KEY_READ: &str = "id, account_id, name, visible_prefix, key_hash, scopes, rate_create, rate_read, rate_upload, created_at, expires_at, revoked_at, last_used_at, spend_limit, spend_window_ms, \
+     (SELECT suspended FROM accounts WHERE accounts.id = api_keys.account_id) AS account_suspended";
+pub(crate) const ACCOUNT_COLS: &str = "id, name, balance, created_at, sandbox, suspended";
 
 /// The point reads: one text for sqlx and for SQLite's point reader
 /// (`sqlite_read.rs`), built once rather than on every status read. (SQLite
@@ -100,6 +101,7 @@ pub(crate) struct AccountColumns {
     pub balance: i64,
     pub created_at: i64,
     pub sandbox: bool,
+    pub suspended: bool,
 }
 
 impl AccountColumns {
@@ -110,6 +112,7 @@ impl AccountColumns {
             balance: gengate_core::Credits::new(self.balance).map_err(|e| corrupt("balance", e))?,
             created_at: gengate_core::Timestamp::from_millis(self.created_at),
             sandbox: self.sandbox,
+            suspended: self.suspended,
         })
     }
 }
@@ -337,6 +340,7 @@ macro_rules! impl_store {
                     ),
                 },
                 last_used_at: r.try_get::<Option<i64>, _>("last_used_at")?.map(ts),
+                account_suspended: r.try_get::<Option<bool>, _>("account_suspended")?.unwrap_or(false),
             })
         }
 
@@ -483,8 +487,10 @@ macro_rules! impl_store {
             async fn create_api_key(&self, k: &NewApiKey) -> StoreResult<ApiKeyRecord> {
                 let id = ApiKeyId::generate();
                 let scopes = k.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",");
+                // RETURNING cannot read the account (SQLite allows no subquery there):
+                // the record is read back whole below.
                 let sql = format!(
-                    "INSERT INTO api_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL) RETURNING {KEY_READ}"
+                    "INSERT INTO api_keys ({KEY_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL) RETURNING id"
                 );
                 let r = sqlx::query(AssertSqlSafe(sql))
                     .bind(id.as_str())
@@ -498,6 +504,11 @@ macro_rules! impl_store {
                     .bind(k.rates.upload_per_min.map(i64::from))
                     .bind(k.now.as_millis())
                     .bind(k.expires_at.map(Timestamp::as_millis))
+                    .fetch_one(&self.writer)
+                    .await?;
+                let id: String = r.try_get("id")?;
+                let r = sqlx::query(AssertSqlSafe(format!("SELECT {KEY_READ} FROM api_keys WHERE id = $1")))
+                    .bind(id)
                     .fetch_one(&self.writer)
                     .await?;
                 key_from_row(&r)
@@ -521,12 +532,36 @@ macro_rules! impl_store {
             }
 
             async fn revoke_api_key(&self, id: &ApiKeyId, now: Timestamp) -> StoreResult<bool> {
+                let mut tx = self.writer.begin().await?;
                 let r = sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
                     .bind(id.as_str())
                     .bind(now.as_millis())
-                    .execute(&self.writer)
+                    .execute(&mut *tx)
                     .await?;
+                sqlx::query("UPDATE auth_epoch SET value = value + 1 WHERE id = 1").execute(&mut *tx).await?;
+                tx.commit().await?;
                 Ok(r.rows_affected() == 1)
+            }
+
+            async fn set_account_suspended(&self, id: &AccountId, suspended: bool) -> StoreResult<bool> {
+                let mut tx = self.writer.begin().await?;
+                let r = sqlx::query("UPDATE accounts SET suspended = $2 WHERE id = $1")
+                    .bind(id.as_str())
+                    .bind(suspended)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE auth_epoch SET value = value + 1 WHERE id = 1").execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn bump_auth_epoch(&self) -> StoreResult<()> {
+                sqlx::query("UPDATE auth_epoch SET value = value + 1 WHERE id = 1").execute(&self.writer).await?;
+                Ok(())
+            }
+
+            async fn auth_epoch(&self) -> StoreResult<i64> {
+                Ok(sqlx::query_scalar("SELECT value FROM auth_epoch WHERE id = 1").fetch_one(&self.reader).await?)
             }
 
             async fn set_account_sandbox(&self, id: &AccountId, sandbox: bool) -> StoreResult<bool> {

@@ -88,6 +88,8 @@ pub struct Account {
     pub created_at: Timestamp,
     /// Every task of a sandbox account runs on the sandbox provider.
     pub sandbox: bool,
+    /// Its keys are refused on every call; its running tasks finish and settle.
+    pub suspended: bool,
 }
 
 /// Per-key request budgets in requests per minute; `None` uses the server default.
@@ -114,6 +116,8 @@ pub struct ApiKeyRecord {
     pub spend_limit: Option<SpendLimit>,
     /// When the key last authenticated a request, to within a minute; `None` if never.
     pub last_used_at: Option<Timestamp>,
+    /// Whether the key's account was suspended when this record was read.
+    pub account_suspended: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -316,6 +320,12 @@ pub trait Store: WebhookStore + OperatorStore + Send + Sync + 'static {
     async fn revoke_api_key(&self, id: &ApiKeyId, now: Timestamp) -> StoreResult<bool>;
     /// Switches an account between sandbox and live; false when it does not exist.
     async fn set_account_sandbox(&self, id: &AccountId, sandbox: bool) -> StoreResult<bool>;
+    /// Suspends or resumes; bumps the auth epoch in the same transaction. False when
+    /// the account does not exist.
+    async fn set_account_suspended(&self, id: &AccountId, suspended: bool) -> StoreResult<bool>;
+    /// Tells every node's key cache that a cached record may be wrong now.
+    async fn bump_auth_epoch(&self) -> StoreResult<()>;
+    async fn auth_epoch(&self) -> StoreResult<i64>;
     /// Sets or clears (`None`) a key's spend limit; false when the key does not exist.
     async fn set_spend_limit(&self, id: &ApiKeyId, limit: Option<SpendLimit>) -> StoreResult<bool>;
     /// What the key's tasks created after `after` hold (failed ones are

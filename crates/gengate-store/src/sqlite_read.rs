@@ -139,6 +139,7 @@ impl PointReader {
                 balance: r.get(2)?,
                 created_at: r.get(3)?,
                 sandbox: r.get(4)?,
+                suspended: r.get(5)?,
             })
         })?;
         Some(cols.map(AccountColumns::into_account).transpose())

@@ -21,6 +21,9 @@ pub enum AuthError {
     Revoked,
     #[error("the API key has expired")]
     Expired,
+    /// The key's account is suspended by the operator.
+    #[error("the account of this API key is suspended")]
+    AccountSuspended,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -43,6 +46,9 @@ pub async fn authenticate(st: &Engine, key: &str) -> Result<Arc<ApiKeyRecord>, A
     }
     if record.expires_at.is_some_and(|e| e <= st.clock.now()) {
         return Err(AuthError::Expired);
+    }
+    if record.account_suspended {
+        return Err(AuthError::AccountSuspended);
     }
     Ok(record)
 }

@@ -68,6 +68,12 @@ impl KeyCache {
         self.lock().remove(prefix);
     }
 
+    /// Drops every cached record: some key or account changed somewhere (the
+    /// auth epoch moved, or this node made the change).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
     /// The record for `prefix`: from the cache when fetched less than the TTL
     /// before `now`, else from `load` (and kept when found).
     pub async fn get_or_load<F, Fut>(
@@ -145,6 +151,7 @@ mod tests {
             revoked_at: None,
             spend_limit: None,
             last_used_at: None,
+            account_suspended: false,
         }
     }
 

@@ -430,3 +430,107 @@ pub async fn audit_key_created(
     .await
     .map(|_| ())
 }
+
+/// Suspends or resumes an account and/or switches it between sandbox and live. A
+/// suspended account's keys are refused on every call (every node's key cache is told
+/// through the auth epoch); its running tasks finish and settle normally.
+pub async fn update_account(
+    store: &dyn Store,
+    actor: &Actor,
+    account: &AccountId,
+    suspended: Option<bool>,
+    sandbox: Option<bool>,
+    now: Timestamp,
+) -> Result<Account, AdminError> {
+    actor.may_write()?;
+    let before = store
+        .get_account(account)
+        .await?
+        .ok_or(AdminError::NotFound("account"))?;
+    if let Some(s) = suspended.filter(|s| *s != before.suspended) {
+        store.set_account_suspended(account, s).await?;
+    }
+    if let Some(s) = sandbox.filter(|s| *s != before.sandbox) {
+        accounts::set_sandbox(store, account, s).await?;
+    }
+    let after = store
+        .get_account(account)
+        .await?
+        .ok_or(AdminError::NotFound("account"))?;
+    if (after.suspended, after.sandbox) != (before.suspended, before.sandbox) {
+        let state = |a: &Account| json!({"status": if a.suspended { "suspended" } else { "active" }, "sandbox": a.sandbox});
+        record(
+            store,
+            actor,
+            "account.update",
+            account.as_str(),
+            Some(account),
+            Some(state(&before)),
+            Some(state(&after)),
+            now,
+        )
+        .await?;
+    }
+    Ok(after)
+}
+
+/// A key for the account, made by an operator: any scopes, any expiry.
+pub async fn create_key(
+    store: &dyn Store,
+    actor: &Actor,
+    account: &AccountId,
+    req: gengate_core::apikey::request::CreateKey,
+    now: Timestamp,
+) -> Result<IssuedKey, AdminError> {
+    actor.may_write()?;
+    if store.get_account(account).await?.is_none() {
+        return Err(AdminError::NotFound("account"));
+    }
+    let issued = accounts::issue_key(
+        store,
+        account,
+        &req.name,
+        req.scopes,
+        req.expires_at,
+        gengate_store::RateOverrides::default(),
+        now,
+    )
+    .await?;
+    audit_key_created(store, actor, &issued, now).await?;
+    Ok(issued)
+}
+
+/// Revokes any key (revoking a revoked key answers it as it is, and writes nothing).
+pub async fn revoke_key(
+    store: &dyn Store,
+    actor: &Actor,
+    key: &gengate_core::ids::ApiKeyId,
+    now: Timestamp,
+) -> Result<gengate_store::ApiKeyRecord, AdminError> {
+    actor.may_write()?;
+    let found = store
+        .list_api_keys(None)
+        .await?
+        .into_iter()
+        .find(|k| &k.id == key)
+        .ok_or(AdminError::NotFound("key"))?;
+    if found.revoked_at.is_some() {
+        return Ok(found);
+    }
+    store.revoke_api_key(key, now).await?;
+    record(
+        store,
+        actor,
+        "key.revoke",
+        key.as_str(),
+        Some(&found.account_id),
+        Some(json!({"revoked": false})),
+        Some(json!({"revoked": true})),
+        now,
+    )
+    .await?;
+    store
+        .find_api_key_by_prefix(&found.visible_prefix)
+        .await?
+        .ok_or(AdminError::NotFound("key"))
+}

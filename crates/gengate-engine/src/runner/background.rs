@@ -32,6 +32,13 @@ pub fn spawn(st: &Engine, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
         tokio::spawn(housekeeping(st.clone(), stop.clone())),
     ];
     if cfg.role != Role::Worker {
+        // Keys are checked here: a revocation or suspension made anywhere empties
+        // this node's key cache within one poll.
+        out.push(tokio::spawn(auth_feed(
+            st.clone(),
+            Duration::from_millis(cfg.change_feed_ms.max(10)),
+            stop.clone(),
+        )));
         // Long polls are answered here: wake them for changes made by workers.
         out.push(tokio::spawn(change_feed(
             st.clone(),
@@ -114,6 +121,27 @@ async fn housekeeping(st: Engine, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(300)) => {}
             _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Empties the key cache when the auth epoch moves: a key was revoked or an
+/// account suspended or resumed, on any node or by an operator command. One
+/// indexed single-row read per `every` (`--change-feed-ms`).
+async fn auth_feed(st: Engine, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut seen = st.store.auth_epoch().await.ok();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        match st.store.auth_epoch().await {
+            Ok(epoch) if Some(epoch) != seen => {
+                st.keys.clear();
+                seen = Some(epoch);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "reading the auth epoch failed"),
         }
     }
 }

@@ -33,7 +33,8 @@ use utoipa_axum::routes;
          description = "Run the business: accounts, credits, keys and the audit log across accounts. Operator keys (gg_op_…) only; a viewer reads, an admin also writes; every write is in the audit log."),
     modifiers(&OperatorSecurity),
     components(schemas(ErrorEnvelope)),
-    tags((name = "accounts"), (name = "audit"))
+    components(schemas(gengate_engine::accounts::keys::KeyView)),
+    tags((name = "accounts"), (name = "keys"), (name = "audit"))
 )]
 pub struct AdminDoc;
 
@@ -61,7 +62,9 @@ impl utoipa::Modify for OperatorSecurity {
 pub fn routes(state: &AppState) -> axum::Router<AppState> {
     let (router, doc) = OpenApiRouter::with_openapi(AdminDoc::openapi())
         .routes(routes!(list_accounts, create_account))
-        .routes(routes!(get_account))
+        .routes(routes!(get_account, update_account))
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(revoke_key))
         .routes(routes!(change_credits))
         .routes(routes!(account_transactions))
         .routes(routes!(list_audit))
@@ -176,6 +179,9 @@ pub struct AdminAccount {
     pub balance: i64,
     /// Its tasks run on the sandbox provider.
     pub sandbox: bool,
+    /// `active`, or `suspended`: every call of its keys is `403 account_suspended`.
+    #[schema(example = "active")]
+    pub status: &'static str,
     #[schema(value_type = String)]
     pub created_at: Timestamp,
 }
@@ -188,6 +194,7 @@ impl AdminAccount {
             name: a.name.clone(),
             balance: a.balance.get(),
             sandbox: a.sandbox,
+            status: if a.suspended { "suspended" } else { "active" },
             created_at: a.created_at,
         }
     }
@@ -225,6 +232,7 @@ fn bool_param(
 #[utoipa::path(get, path = "/api/admin/v1/accounts", tag = "accounts", security(("operator" = [])),
     params(("query" = Option<String>, Query, description = "part of the name or id"),
            ("sandbox" = Option<bool>, Query),
+           ("status" = Option<String>, Query, description = "active or suspended"),
            ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1..=100, default 20"),
            ("starting_after" = Option<String>, Query, description = "the id of the last account of the previous page")),
     responses((status = 200, body = AdminAccountList), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope)))]
@@ -236,6 +244,19 @@ pub async fn list_accounts(
     let mut errs = ValidationErrors::new();
     let limit = gengate_core::paging::limit(q.get("limit").map(String::as_str), &mut errs) as usize;
     let sandbox = bool_param(&q, "sandbox", &mut errs);
+    let suspended = match q.get("status").map(String::as_str) {
+        None | Some("") => None,
+        Some("active") => Some(false),
+        Some("suspended") => Some(true),
+        Some(_) => {
+            errs.push(
+                "status",
+                FieldIssue::NotAllowed,
+                "status is active or suspended",
+            );
+            None
+        }
+    };
     errs.into_result()?;
     let query = q
         .get("query")
@@ -246,6 +267,7 @@ pub async fn list_accounts(
     let matching: Vec<&Account> = all
         .iter()
         .filter(|a| sandbox.is_none_or(|s| a.sandbox == s))
+        .filter(|a| suspended.is_none_or(|s| a.suspended == s))
         .filter(|a| {
             query.as_ref().is_none_or(|needle| {
                 a.name.to_lowercase().contains(needle.as_str())
@@ -387,6 +409,136 @@ pub async fn get_account(
     Path(id): Path<String>,
 ) -> Result<Json<AdminAccount>, ApiError> {
     Ok(Json(AdminAccount::of(&account_of(&st, &id).await?)))
+}
+
+/// Suspends or resumes the account, or switches it between sandbox and live.
+#[utoipa::path(patch, path = "/api/admin/v1/accounts/{id}", tag = "accounts", security(("operator" = [])),
+    params(("id" = String, Path)),
+    request_body(content = Object, description = "{status?: active|suspended, sandbox?}"),
+    responses((status = 200, body = AdminAccount), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+              (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+pub async fn update_account(
+    State(st): State<AppState>,
+    OperatorAuth(actor): OperatorAuth,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<AdminAccount>, ApiError> {
+    let account = account_of(&st, &id).await?;
+    let obj = object(&body)?;
+    let mut errs = ValidationErrors::new();
+    unknown_fields(obj, &["status", "sandbox"], &mut errs);
+    let suspended = match text_field(obj, "status", false, &mut errs).as_deref() {
+        None => None,
+        Some("active") => Some(false),
+        Some("suspended") => Some(true),
+        Some(_) => {
+            errs.push(
+                "status",
+                FieldIssue::NotAllowed,
+                "status is active or suspended",
+            );
+            None
+        }
+    };
+    let sandbox = match obj.get("sandbox") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => {
+            errs.push(
+                "sandbox",
+                FieldIssue::InvalidType,
+                "sandbox is true or false",
+            );
+            None
+        }
+    };
+    errs.into_result()?;
+    let after = admin::update_account(
+        st.engine.store.as_ref(),
+        &actor,
+        &account.id,
+        suspended,
+        sandbox,
+        st.engine.clock.now(),
+    )
+    .await?;
+    // This node refuses the account's keys at once; the others when their auth feed
+    // sees the epoch move (within --change-feed-ms).
+    st.engine.keys.clear();
+    Ok(Json(AdminAccount::of(&after)))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AdminKeyList {
+    #[schema(example = "list")]
+    pub object: &'static str,
+    pub data: Vec<gengate_engine::accounts::keys::KeyView>,
+    pub has_more: bool,
+}
+
+/// The account's keys, newest first, revoked ones included.
+#[utoipa::path(get, path = "/api/admin/v1/accounts/{id}/keys", tag = "keys", security(("operator" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = AdminKeyList), (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+pub async fn list_keys(
+    State(st): State<AppState>,
+    _op: OperatorAuth,
+    Path(id): Path<String>,
+) -> Result<Json<AdminKeyList>, ApiError> {
+    let account = account_of(&st, &id).await?;
+    let data = st.engine.list_keys(&account.id).await?;
+    Ok(Json(AdminKeyList {
+        object: "list",
+        data,
+        has_more: false,
+    }))
+}
+
+/// A key for the account, made on its behalf: the secret is in this answer only.
+#[utoipa::path(post, path = "/api/admin/v1/accounts/{id}/keys", tag = "keys", security(("operator" = [])),
+    params(("id" = String, Path)),
+    request_body(content = Object, description = "{name, scopes?, expires_at?} as for POST /api/v1/keys; an operator may give any scope"),
+    responses((status = 201, body = gengate_engine::accounts::keys::KeyView), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+              (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+pub async fn create_key(
+    State(st): State<AppState>,
+    OperatorAuth(actor): OperatorAuth,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<gengate_engine::accounts::keys::KeyView>), ApiError> {
+    let account = account_of(&st, &id).await?;
+    let now = st.engine.clock.now();
+    let req = gengate_core::apikey::request::parse_create(
+        &body,
+        &gengate_core::apikey::request::Caller {
+            scopes: &gengate_core::scope::Scope::ALL,
+            expires_at: None,
+        },
+        now,
+    )?;
+    let issued = admin::create_key(st.engine.store.as_ref(), &actor, &account.id, req, now).await?;
+    let mut view = gengate_engine::accounts::keys::KeyView::of(&issued.record);
+    view.secret = Some(issued.secret);
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Revokes any account's key: refused at once on this node, within
+/// `--change-feed-ms` on the others.
+#[utoipa::path(delete, path = "/api/admin/v1/keys/{key_id}", tag = "keys", security(("operator" = [])),
+    params(("key_id" = String, Path)),
+    responses((status = 200, body = gengate_engine::accounts::keys::KeyView), (status = 401, body = ErrorEnvelope),
+              (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+pub async fn revoke_key(
+    State(st): State<AppState>,
+    OperatorAuth(actor): OperatorAuth,
+    Path(key_id): Path<String>,
+) -> Result<Json<gengate_engine::accounts::keys::KeyView>, ApiError> {
+    let id =
+        gengate_core::ids::ApiKeyId::parse(&key_id).ok_or_else(|| ApiError::not_found("key"))?;
+    let record =
+        admin::revoke_key(st.engine.store.as_ref(), &actor, &id, st.engine.clock.now()).await?;
+    st.engine.keys.clear();
+    Ok(Json(gengate_engine::accounts::keys::KeyView::of(&record)))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

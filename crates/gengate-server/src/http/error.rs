@@ -135,6 +135,7 @@ impl From<AuthError> for ApiError {
             AuthError::Invalid => ErrorCode::ApiKeyInvalid,
             AuthError::Revoked => ErrorCode::ApiKeyRevoked,
             AuthError::Expired => ErrorCode::ApiKeyExpired,
+            AuthError::AccountSuspended => ErrorCode::AccountSuspended,
             AuthError::Store(s) => return s.into(),
         };
         Self::new(code, e.to_string())

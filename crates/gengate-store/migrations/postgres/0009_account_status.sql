@@ -1,0 +1,11 @@
+-- Issue 22: a suspended account's keys are refused on every call (its
+-- running tasks finish and settle normally).
+ALTER TABLE accounts ADD COLUMN suspended BOOLEAN NOT NULL DEFAULT FALSE;
+-- Bumped by every change that makes a cached key record wrong (a key
+-- revoked or re-limited, an account suspended or resumed); each API node
+-- polls it and empties its key cache when it moves.
+CREATE TABLE auth_epoch (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    value BIGINT NOT NULL
+);
+INSERT INTO auth_epoch (id, value) VALUES (1, 0);
