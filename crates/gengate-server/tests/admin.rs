@@ -15,6 +15,7 @@ on_both_engines!(
     a_revoked_or_expired_operator_is_refused_at_once,
     a_suspended_accounts_keys_are_refused_and_its_running_task_settles,
     operators_make_and_revoke_an_accounts_keys,
+    usage_equals_the_ledger_for_any_range_and_grouping,
 );
 
 /// Grants, suspension and key revocation made through one node hold on the other at
@@ -775,6 +776,280 @@ async fn a_revoked_or_expired_operator_is_refused_at_once(engine: Engine) {
     assert_eq!(
         (status, v["error"]["code"].clone()),
         (401, json!("operator_key_expired")),
+        "{v}"
+    );
+}
+
+/// A mixed run (successes, failures, a cancel, a task still running, a sandbox account),
+/// then random ranges under every grouping: the report's net credits equal the ledger's
+/// reserves minus refunds in the range, and the CSV parses (Python's csv) to the same.
+async fn usage_equals_the_ledger_for_any_range_and_grouping(engine: Engine) {
+    use gengate_core::credits::LedgerKind;
+    let app = TestApp::spawn(engine).await;
+    let op = operator(&app, "ops", OperatorRole::Admin).await;
+    let (a, ka) = app.account("alpha", 2000).await;
+    let (b, kb) = app.account("beta", 2000).await;
+    let (_, s) = send(
+        &app,
+        "POST",
+        "/api/admin/v1/accounts",
+        &op,
+        Some(json!({"name": "sand", "sandbox": true, "credits": 2000})),
+    )
+    .await;
+    let sid =
+        gengate_core::ids::AccountId::parse(s["id"].as_str().expect("id")).expect("account id");
+    let (_, ks) = send(
+        &app,
+        "POST",
+        &format!("/api/admin/v1/accounts/{sid}/keys"),
+        &op,
+        Some(json!({"name": "k"})),
+    )
+    .await;
+    let ks = ks["secret"].as_str().expect("secret").to_owned();
+    let mut ids = Vec::new();
+    for (key, prompt) in [
+        (&ka, "ok one"),
+        (&ka, "ok two"),
+        (&ka, "breaks [sandbox:fail]"),
+        (&ka, "breaks too [sandbox:fail]"),
+        (&kb, "ok three"),
+        (&kb, "breaks [sandbox:fail]"),
+        (&ks, "sandbox ok"),
+        (&ks, "sandbox breaks [sandbox:fail]"),
+    ] {
+        let t = app
+            .post_json(
+                "/api/v1/generations",
+                key,
+                &common::kling(prompt, json!({"duration": "3"})),
+            )
+            .await;
+        ids.push((key.clone(), t["id"].as_str().expect("id").to_owned()));
+        tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+    }
+    // One cancelled while it runs, one still running when the report is read.
+    let c = app
+        .post_json(
+            "/api/v1/generations",
+            &kb,
+            &common::kling("cancel me [sandbox:slow=5]", json!({"duration": "3"})),
+        )
+        .await;
+    let c = c["id"].as_str().expect("id").to_owned();
+    let (status, v) = send(
+        &app,
+        "POST",
+        &format!("/api/v1/generations/{c}/cancel"),
+        &kb,
+        None,
+    )
+    .await;
+    assert!(status == 200 || status == 409, "{v}");
+    let _running = app
+        .post_json(
+            "/api/v1/generations",
+            &ka,
+            &common::kling("still running [sandbox:slow=60]", json!({"duration": "3"})),
+        )
+        .await;
+    for (key, id) in &ids {
+        app.wait_terminal(key, id, 90).await;
+    }
+    app.wait_terminal(&kb, &c, 90).await;
+
+    let store = &app.running.engine.store;
+    let mut ledger = Vec::new();
+    for acct in [&a, &b, &sid] {
+        ledger.extend(store.ledger(acct).await.expect("ledger"));
+    }
+    let money: Vec<_> = ledger
+        .iter()
+        .filter(|e| matches!(e.kind, LedgerKind::Reserve | LedgerKind::Refund))
+        .collect();
+    assert!(
+        money.iter().any(|e| e.kind == LedgerKind::Refund),
+        "the run has refunds"
+    );
+    let first = money
+        .iter()
+        .map(|e| e.created_at.as_millis())
+        .min()
+        .expect("rows");
+    let last = money
+        .iter()
+        .map(|e| e.created_at.as_millis())
+        .max()
+        .expect("rows")
+        + 1;
+    let expected = |from: i64, to: i64, sandbox: bool| -> i64 {
+        money
+            .iter()
+            .filter(|e| {
+                (from..to).contains(&e.created_at.as_millis()) && (sandbox || e.account_id != sid)
+            })
+            .map(|e| -e.amount)
+            .sum()
+    };
+    let rfc = |ms: i64| gengate_core::Timestamp::from_millis(ms).rfc3339();
+    // Ranges: everything, then pseudo-random sub-ranges (a fixed LCG: reruns see the same).
+    let mut seed: u64 = 0x9e37_79b9;
+    let mut next = |n: i64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((seed >> 33) as i64).rem_euclid(n.max(1))
+    };
+    let mut ranges = vec![(first - 86_400_000, last + 86_400_000)];
+    for _ in 0..12 {
+        let span = last - first;
+        let from = first - 5 + next(span + 10);
+        let to = from + 1 + next(span + 10);
+        ranges.push((from, to));
+    }
+    for (i, (from, to)) in ranges.iter().enumerate() {
+        let group_by = ["day", "hour", "account", "key", "model", "status"][i % 6];
+        for sandbox in [false, true] {
+            let path = format!(
+                "/api/admin/v1/usage?from={}&to={}&group_by={group_by}&include_sandbox={sandbox}",
+                rfc(*from),
+                rfc(*to)
+            );
+            let (status, report) = send(&app, "GET", &path, &op, None).await;
+            assert_eq!(status, 200, "{report}");
+            let rows = report["data"].as_array().expect("data");
+            let net: i64 = rows
+                .iter()
+                .map(|r| r["credits_net"].as_i64().expect("net"))
+                .sum();
+            assert_eq!(
+                net,
+                expected(*from, *to, sandbox),
+                "{group_by} {from}..{to} sandbox={sandbox}: {report}"
+            );
+            for r in rows {
+                assert_eq!(
+                    r["credits_net"].as_i64(),
+                    Some(
+                        r["credits_charged"].as_i64().unwrap_or(0)
+                            - r["credits_refunded"].as_i64().unwrap_or(0)
+                    )
+                );
+            }
+        }
+    }
+    // The whole run by status: 11 tasks outside the sandbox account, the running one
+    // charged and not refunded.
+    let (_, by_status) = send(
+        &app,
+        "GET",
+        &format!(
+            "/api/admin/v1/usage?from={}&to={}&group_by=status",
+            rfc(first - 60_000),
+            rfc(last + 60_000)
+        ),
+        &op,
+        None,
+    )
+    .await;
+    let tasks: i64 = by_status["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|r| r["tasks"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(tasks, 8, "{by_status}");
+    let running = by_status["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .find(|r| r["group"] == "processing" || r["group"] == "queued")
+        .cloned()
+        .expect("a running group");
+    assert_eq!(
+        (
+            running["credits_charged"].clone(),
+            running["credits_refunded"].clone()
+        ),
+        (json!(90), json!(0))
+    );
+
+    // CSV, parsed by Python's csv module, sums to the same numbers.
+    let (from, to) = ranges[0];
+    let csv = app
+        .http
+        .get(app.url(&format!(
+            "/api/admin/v1/usage?from={}&to={}&group_by=account",
+            rfc(from),
+            rfc(to)
+        )))
+        .bearer_auth(&op)
+        .header("Accept", "text/csv")
+        .send()
+        .await
+        .expect("csv");
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let text = csv.text().await.expect("text");
+    assert!(
+        text.starts_with(
+            "group,tasks,succeeded,failed,credits_charged,credits_refunded,credits_net\r\n"
+        ),
+        "{text}"
+    );
+    let mut py = std::process::Command::new("python3")
+        .args(["-c", "import csv,sys,json; rows=list(csv.DictReader(sys.stdin)); print(json.dumps({'rows': len(rows), 'net': sum(int(r['credits_net']) for r in rows), 'charged': sum(int(r['credits_charged']) for r in rows)}))"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    use std::io::Write;
+    py.stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = py.wait_with_output().expect("python3 ran");
+    let parsed: Value = serde_json::from_slice(&out.stdout).expect("python printed json");
+    assert_eq!(parsed["net"], json!(expected(from, to, false)), "{text}");
+    assert_eq!(
+        parsed["rows"],
+        json!(2),
+        "alpha and beta, not the sandbox account: {text}"
+    );
+    let (_, js) = send(
+        &app,
+        "GET",
+        &format!(
+            "/api/admin/v1/usage?from={}&to={}&group_by=account&format=json",
+            rfc(from),
+            rfc(to)
+        ),
+        &op,
+        None,
+    )
+    .await;
+    let charged: i64 = js["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|r| r["credits_charged"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(parsed["charged"], json!(charged));
+
+    // Bad input names every bad field.
+    let (status, v) = send(
+        &app,
+        "GET",
+        "/api/admin/v1/usage?from=yesterday&group_by=week&include_sandbox=maybe&format=xml",
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(
+        v["error"]["details"].as_array().map(Vec::len),
+        Some(4),
         "{v}"
     );
 }

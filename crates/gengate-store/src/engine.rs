@@ -555,6 +555,36 @@ macro_rules! impl_store {
                 Ok(r.rows_affected() == 1)
             }
 
+            fn usage<'a>(&'a self, q: &'a $crate::usage::UsageQuery) -> $crate::usage::UsageStream<'a> {
+                use futures_util::StreamExt;
+                let bucketed = q.group_by.bucket_ms().is_some();
+                let rows = sqlx::query(AssertSqlSafe($crate::usage::usage_sql(q.group_by)))
+                    .bind(q.from.as_millis())
+                    .bind(q.to.as_millis())
+                    .bind(q.include_sandbox)
+                    .bind(q.account.as_ref().map(|a| a.as_str().to_owned()))
+                    .fetch(&self.reader);
+                Box::pin(rows.map(move |r| {
+                    let r = r?;
+                    let grp: Option<String> = r.try_get("grp")?;
+                    let grp = grp.unwrap_or_default();
+                    let group = if bucketed {
+                        let ms: i64 = grp.parse().map_err(|e| corrupt("usage bucket", e))?;
+                        Timestamp::from_millis(ms).rfc3339()
+                    } else {
+                        grp
+                    };
+                    Ok($crate::usage::UsageRow {
+                        group,
+                        tasks: r.try_get("tasks")?,
+                        succeeded: r.try_get("succeeded")?,
+                        failed: r.try_get("failed")?,
+                        credits_charged: r.try_get("charged")?,
+                        credits_refunded: r.try_get("refunded")?,
+                    })
+                }))
+            }
+
             async fn bump_auth_epoch(&self) -> StoreResult<()> {
                 sqlx::query("UPDATE auth_epoch SET value = value + 1 WHERE id = 1").execute(&self.writer).await?;
                 Ok(())

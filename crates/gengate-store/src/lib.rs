@@ -11,6 +11,7 @@ pub mod operators;
 pub mod postgres;
 pub mod sqlite;
 mod sqlite_read;
+pub mod usage;
 mod webhook_engine;
 pub mod webhooks;
 
@@ -326,6 +327,8 @@ pub trait Store: WebhookStore + OperatorStore + Send + Sync + 'static {
     /// Tells every node's key cache that a cached record may be wrong now.
     async fn bump_auth_epoch(&self) -> StoreResult<()>;
     async fn auth_epoch(&self) -> StoreResult<i64>;
+    /// Usage rows in group order, streamed from the database (`usage.rs` has the rule).
+    fn usage<'a>(&'a self, q: &'a usage::UsageQuery) -> usage::UsageStream<'a>;
     /// Sets or clears (`None`) a key's spend limit; false when the key does not exist.
     async fn set_spend_limit(&self, id: &ApiKeyId, limit: Option<SpendLimit>) -> StoreResult<bool>;
     /// What the key's tasks created after `after` hold (failed ones are

@@ -34,7 +34,7 @@ use utoipa_axum::routes;
     modifiers(&OperatorSecurity),
     components(schemas(ErrorEnvelope)),
     components(schemas(gengate_engine::accounts::keys::KeyView)),
-    tags((name = "accounts"), (name = "keys"), (name = "audit"))
+    tags((name = "accounts"), (name = "keys"), (name = "usage"), (name = "audit"))
 )]
 pub struct AdminDoc;
 
@@ -68,6 +68,7 @@ pub fn routes(state: &AppState) -> axum::Router<AppState> {
         .routes(routes!(change_credits))
         .routes(routes!(account_transactions))
         .routes(routes!(list_audit))
+        .routes(routes!(usage))
         .split_for_parts();
     let doc = std::sync::Arc::new(doc);
     router
@@ -726,4 +727,210 @@ pub async fn list_audit(
         data: entries.into_iter().map(AuditLine::of).collect(),
         has_more,
     }))
+}
+
+/// One group of a usage report.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UsageLine {
+    /// The bucket's start (RFC 3339) for `day`/`hour`; else the account id, key id,
+    /// model or status.
+    pub group: String,
+    pub tasks: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub credits_charged: i64,
+    pub credits_refunded: i64,
+    pub credits_net: i64,
+}
+
+impl UsageLine {
+    fn of(r: &gengate_store::usage::UsageRow) -> Self {
+        Self {
+            group: r.group.clone(),
+            tasks: r.tasks,
+            succeeded: r.succeeded,
+            failed: r.failed,
+            credits_charged: r.credits_charged,
+            credits_refunded: r.credits_refunded,
+            credits_net: r.credits_net(),
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UsageReport {
+    #[schema(example = "usage")]
+    pub object: &'static str,
+    #[schema(value_type = String)]
+    pub from: Timestamp,
+    #[schema(value_type = String)]
+    pub to: Timestamp,
+    #[schema(example = "day")]
+    pub group_by: String,
+    pub data: Vec<UsageLine>,
+}
+
+const USAGE_CSV_HEADER: &[&str] = &[
+    "group",
+    "tasks",
+    "succeeded",
+    "failed",
+    "credits_charged",
+    "credits_refunded",
+    "credits_net",
+];
+
+fn csv_record(fields: &[String]) -> Result<bytes::Bytes, std::io::Error> {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::with_capacity(96));
+    w.write_record(fields).map_err(std::io::Error::other)?;
+    w.into_inner()
+        .map(bytes::Bytes::from)
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+/// Tasks and credits across accounts, grouped. Money follows the ledger rows' times (a
+/// running task's reserve counts as charged until it settles), task counts the tasks'
+/// creation times: summed over the groups, `credits_net` equals the ledger's reserves
+/// minus refunds in the range. With `Accept: text/csv` or `format=csv`, RFC 4180 CSV
+/// with a header line, streamed as the database produces it.
+#[utoipa::path(get, path = "/api/admin/v1/usage", tag = "usage", security(("operator" = [])),
+    params(("from" = Option<String>, Query, description = "RFC 3339, inclusive; default 30 days before `to`"),
+           ("to" = Option<String>, Query, description = "RFC 3339, exclusive; default now"),
+           ("group_by" = Option<String>, Query, description = "day (default), hour, account, key, model or status"),
+           ("account" = Option<String>, Query, description = "only this account"),
+           ("include_sandbox" = Option<bool>, Query, description = "sandbox accounts are left out unless true"),
+           ("format" = Option<String>, Query, description = "csv for CSV (or send Accept: text/csv)")),
+    responses((status = 200, body = UsageReport, content_type = "application/json"),
+              (status = 200, description = "the same rows as CSV", content_type = "text/csv"),
+              (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope)))]
+pub async fn usage(
+    State(st): State<AppState>,
+    _op: OperatorAuth,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let mut errs = ValidationErrors::new();
+    let time = |name: &str, errs: &mut ValidationErrors| -> Option<Timestamp> {
+        let raw = q.get(name).filter(|s| !s.is_empty())?;
+        let t = Timestamp::parse_rfc3339(raw);
+        if t.is_none() {
+            errs.push(
+                name,
+                FieldIssue::InvalidFormat,
+                format!("{name} is an RFC 3339 time"),
+            );
+        }
+        t
+    };
+    let to = time("to", &mut errs).unwrap_or_else(|| st.engine.clock.now());
+    let from = time("from", &mut errs)
+        .unwrap_or_else(|| to.minus(std::time::Duration::from_secs(30 * 86_400)));
+    if from >= to {
+        errs.push("from", FieldIssue::OutOfRange, "from must be before to");
+    }
+    let group_by_raw = q.get("group_by").map(String::as_str).unwrap_or("day");
+    let group_by = gengate_store::usage::UsageGroupBy::parse(group_by_raw);
+    if group_by.is_none() {
+        errs.push(
+            "group_by",
+            FieldIssue::NotAllowed,
+            "group_by is day, hour, account, key, model or status",
+        );
+    }
+    let include_sandbox = bool_param(&q, "include_sandbox", &mut errs).unwrap_or(false);
+    let account = match q.get("account").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => {
+            let a = AccountId::parse(s);
+            if a.is_none() {
+                errs.push(
+                    "account",
+                    FieldIssue::InvalidFormat,
+                    "account is an account id (acct_…)",
+                );
+            }
+            a
+        }
+    };
+    let csv = match q.get("format").map(String::as_str) {
+        None | Some("") => headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.split(',').any(|m| m.trim().starts_with("text/csv"))),
+        Some("csv") => true,
+        Some("json") => false,
+        Some(_) => {
+            errs.push("format", FieldIssue::NotAllowed, "format is json or csv");
+            false
+        }
+    };
+    errs.into_result()?;
+    let query = gengate_store::usage::UsageQuery {
+        from,
+        to,
+        group_by: group_by.unwrap_or(gengate_store::usage::UsageGroupBy::Day),
+        account,
+        include_sandbox,
+    };
+    if !csv {
+        use futures_util::TryStreamExt;
+        let rows: Vec<_> = st.engine.store.usage(&query).try_collect().await?;
+        return Ok(Json(UsageReport {
+            object: "usage",
+            from,
+            to,
+            group_by: group_by_raw.to_owned(),
+            data: rows.iter().map(UsageLine::of).collect(),
+        })
+        .into_response());
+    }
+    // Streamed: a bounded channel between the database cursor and the socket, so a
+    // year of hourly rows is never held at once. A database error mid-way ends the
+    // body early (the status line has gone out), which a CSV reader sees as truncation.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(32);
+    let store = st.engine.store.clone();
+    tokio::spawn(async move {
+        use futures_util::StreamExt;
+        let header: Vec<String> = USAGE_CSV_HEADER.iter().map(|h| (*h).to_owned()).collect();
+        if tx.send(csv_record(&header)).await.is_err() {
+            return;
+        }
+        let mut rows = store.usage(&query);
+        while let Some(row) = rows.next().await {
+            let chunk = match row {
+                Ok(r) => csv_record(&[
+                    r.group.clone(),
+                    r.tasks.to_string(),
+                    r.succeeded.to_string(),
+                    r.failed.to_string(),
+                    r.credits_charged.to_string(),
+                    r.credits_refunded.to_string(),
+                    r.credits_net().to_string(),
+                ]),
+                Err(e) => {
+                    tracing::warn!(error = %e, "usage report failed while streaming");
+                    Err(std::io::Error::other(e.to_string()))
+                }
+            };
+            let failed = chunk.is_err();
+            if tx.send(chunk).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    let body =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"usage.csv\"",
+            ),
+        ],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response())
 }

@@ -9,3 +9,6 @@ CREATE TABLE auth_epoch (
     value BIGINT NOT NULL
 );
 INSERT INTO auth_epoch (id, value) VALUES (1, 0);
+-- Usage reports (issue 22) read tasks and ledger rows by time across accounts.
+CREATE INDEX tasks_created_at ON tasks(created_at);
+CREATE INDEX ledger_entries_created_at ON ledger_entries(created_at);
