@@ -16,6 +16,7 @@ on_both_engines!(
     a_suspended_accounts_keys_are_refused_and_its_running_task_settles,
     operators_make_and_revoke_an_accounts_keys,
     usage_equals_the_ledger_for_any_range_and_grouping,
+    tasks_are_found_across_accounts_with_their_whole_story,
 );
 
 /// Grants, suspension and key revocation made through one node hold on the other at
@@ -513,8 +514,10 @@ async fn a_viewer_reads_and_every_write_it_tries_is_refused_unchanged(engine: En
         .0;
     for (method, path, body) in every_operation(&app, acct.as_str()).await {
         if method == "GET" {
+            // Reads are the viewer's: answered (an account id where a task id goes is
+            // simply not found), never refused.
             let (status, v) = send(&app, &method, &path, &viewer, None).await;
-            assert_eq!(status, 200, "{method} {path}: {v}");
+            assert!(status == 200 || (status == 404 && path.contains("/generations/")), "{method} {path}: {v}");
             continue;
         }
         let (status, v) = send(&app, &method, &path, &viewer, body).await;
@@ -1050,6 +1053,162 @@ async fn usage_equals_the_ledger_for_any_range_and_grouping(engine: Engine) {
     assert_eq!(
         v["error"]["details"].as_array().map(Vec::len),
         Some(4),
+        "{v}"
+    );
+}
+
+async fn tasks_are_found_across_accounts_with_their_whole_story(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let op = operator(&app, "ops", OperatorRole::Viewer).await;
+    let (a, ka) = app.account("alpha", 1000).await;
+    let (b, kb) = app.account("beta", 1000).await;
+    let mut made = Vec::new();
+    for (key, prompt) in [
+        (&ka, "fine"),
+        (&ka, "broken [sandbox:fail]"),
+        (&kb, "fine too"),
+    ] {
+        let t = app
+            .post_json(
+                "/api/v1/generations",
+                key,
+                &common::kling(prompt, json!({"duration": "3"})),
+            )
+            .await;
+        let id = t["id"].as_str().expect("id").to_owned();
+        app.wait_terminal(key, &id, 90).await;
+        made.push(id);
+    }
+    let (_, all) = send(&app, "GET", "/api/admin/v1/generations", &op, None).await;
+    let ids: Vec<&str> = all["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|t| t["id"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        ids,
+        [made[2].as_str(), made[1].as_str(), made[0].as_str()],
+        "newest first across accounts"
+    );
+    let (_, of_a) = send(
+        &app,
+        "GET",
+        &format!("/api/admin/v1/generations?account={a}&status=failed"),
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(of_a["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(of_a["data"][0]["error"], "generation_failed", "{of_a}");
+    let (_, page) = send(
+        &app,
+        "GET",
+        &format!(
+            "/api/admin/v1/generations?limit=1&starting_after={}",
+            made[2]
+        ),
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (page["data"][0]["id"].clone(), page["has_more"].clone()),
+        (json!(made[1]), json!(true))
+    );
+    let (_, none) = send(
+        &app,
+        "GET",
+        "/api/admin/v1/generations?model=other-model",
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(none["data"].as_array().map(Vec::len), Some(0));
+    let (_, of_b) = send(
+        &app,
+        "GET",
+        &format!("/api/admin/v1/generations?account={b}&provider=sandbox"),
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(
+        of_b["data"][0]["key"]
+            .as_str()
+            .map(|k| k.starts_with("key_")),
+        Some(true),
+        "{of_b}"
+    );
+
+    let (status, story) = send(
+        &app,
+        "GET",
+        &format!("/api/admin/v1/generations/{}", made[1]),
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{story}");
+    assert_eq!(
+        (
+            story["credits_charged"].clone(),
+            story["credits_refunded"].clone()
+        ),
+        (json!(0), json!(90))
+    );
+    let kinds: Vec<&str> = story["ledger"]
+        .as_array()
+        .expect("ledger")
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(kinds, ["debit", "refund"]);
+    let steps: Vec<&str> = story["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .map(|s| s["what"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(steps.first(), Some(&"created"));
+    assert!(
+        steps.contains(&"failed") && steps.contains(&"refunded"),
+        "{steps:?}"
+    );
+    assert_eq!(story["public"]["status"], "failed");
+    assert_eq!(story["public"]["id"], made[1]);
+    let (_, ok) = send(
+        &app,
+        "GET",
+        &format!("/api/admin/v1/generations/{}", made[0]),
+        &op,
+        None,
+    )
+    .await;
+    assert!(
+        ok["public"]["result"]["primary_url"].is_string(),
+        "the video's link: {ok}"
+    );
+    let (status, _) = send(
+        &app,
+        "GET",
+        "/api/admin/v1/generations/task_doesnotexistdoesnotexist",
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, v) = send(
+        &app,
+        "GET",
+        "/api/admin/v1/generations?status=done&created_after=then",
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, v["error"]["details"].as_array().map(Vec::len)),
+        (400, Some(2)),
         "{v}"
     );
 }

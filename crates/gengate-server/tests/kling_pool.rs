@@ -188,6 +188,61 @@ async fn ten_tasks_use_both_accounts_within_their_slots_each_submitted_once(engi
     assert!(refused_b <= 6, "{refused_b} creates refused (1303) at b");
     eprintln!("POOL per account {per:?}; 1303s at b: {refused_b}");
 
+    // The admin API finds each account's tasks by the upstream account they went to.
+    let st = &app.running.engine;
+    let (_, op) = gengate_engine::admin::create_operator(
+        st.store.as_ref(),
+        &gengate_engine::admin::Actor::cli(),
+        "ops",
+        gengate_core::operator::OperatorRole::Viewer,
+        None,
+        st.clock.now(),
+    )
+    .await
+    .expect("operator");
+    for (name, _) in fakes {
+        let list = app
+            .get_json(
+                &format!("/api/admin/v1/generations?upstream_account={name}&limit=100"),
+                &op,
+            )
+            .await;
+        let mut found: Vec<&str> = list["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|t| {
+                assert_eq!(t["provider"], "kling", "{t}");
+                assert!(t["upstream_task_id"].is_string(), "{t}");
+                t["id"].as_str().unwrap_or("")
+            })
+            .collect();
+        let mut expected: Vec<&str> = ids
+            .iter()
+            .filter(|id| holder(&fakes, id) == name)
+            .map(String::as_str)
+            .collect();
+        found.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(found, expected, "tasks at {name}");
+    }
+    let story = app
+        .get_json(&format!("/api/admin/v1/generations/{}", ids[0]), &op)
+        .await;
+    let steps: Vec<&str> = story["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .map(|s| s["what"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        steps,
+        ["created", "charged", "submitted", "succeeded"],
+        "{story}"
+    );
+    assert_eq!(story["account"], acc.as_str());
+    assert_eq!(story["credits_charged"], 90);
+
     // Observability: per-account submits match what each account received.
     assert_eq!(
         metric(

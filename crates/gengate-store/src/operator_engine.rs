@@ -11,6 +11,8 @@ macro_rules! impl_operator_store {
             use super::*;
             use $crate::engine::{corrupt, json_text};
             use $crate::operator_engine::{AUDIT_COLS, OPERATOR_COLS};
+            use $crate::engine::TASK_COLS;
+            use $crate::webhooks::WebhookStore;
             use $crate::operators::*;
             use $crate::StoreResult;
             use gengate_core::Timestamp;
@@ -60,8 +62,111 @@ macro_rules! impl_operator_store {
                 })
             }
 
+            fn admin_task_from_row(r: &DbRow) -> StoreResult<AdminTask> {
+                Ok(AdminTask {
+                    task: task_from_row(r)?,
+                    api_key_id: r.try_get("api_key_id")?,
+                    provider: r.try_get("provider")?,
+                    upstream: json_col(r, "upstream")?,
+                })
+            }
+
+            /// `%`, `_` and the escape itself match literally.
+            fn like_literal(s: &str) -> String {
+                s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+            }
+
             #[async_trait::async_trait]
             impl OperatorStore for $store {
+                async fn admin_tasks(&self, q: &AdminTaskQuery) -> StoreResult<(Vec<AdminTask>, bool)> {
+                    let before: Option<i64> = match &q.starting_after {
+                        None => None,
+                        Some(id) => Some(
+                            sqlx::query_scalar("SELECT seq FROM tasks WHERE id = $1")
+                                .bind(id.as_str())
+                                .fetch_optional(&self.reader)
+                                .await?
+                                .ok_or_else(|| $crate::StoreError::NotFound(format!("task {id}")))?,
+                        ),
+                    };
+                    // The upstream state is compact JSON (`serde_json::to_string`), so an
+                    // account is the literal text `"account":"<name>"` in it.
+                    let upstream_like = q
+                        .upstream_account
+                        .as_ref()
+                        .map(|a| format!("%{}%", like_literal(&format!("\"account\":{}", serde_json::Value::from(a.as_str())))));
+                    let sql = format!(
+                        "SELECT {TASK_COLS}, api_key_id, provider, upstream FROM tasks \
+                         WHERE (CAST($1 AS BIGINT) IS NULL OR seq < $1) \
+                           AND (CAST($2 AS TEXT) IS NULL OR account_id = $2) \
+                           AND (CAST($3 AS TEXT) IS NULL OR status = $3) \
+                           AND (CAST($4 AS TEXT) IS NULL OR model = $4) \
+                           AND (CAST($5 AS TEXT) IS NULL OR provider = $5) \
+                           AND (CAST($6 AS TEXT) IS NULL OR upstream LIKE $6 ESCAPE '\\') \
+                           AND (CAST($7 AS BIGINT) IS NULL OR created_at >= $7) \
+                           AND (CAST($8 AS BIGINT) IS NULL OR created_at < $8) \
+                         ORDER BY seq DESC LIMIT $9"
+                    );
+                    let limit = q.limit.clamp(1, 100);
+                    let rows = sqlx::query(AssertSqlSafe(sql))
+                        .bind(before)
+                        .bind(q.account.as_ref().map(|a| a.as_str().to_owned()))
+                        .bind(q.status.map(|s| s.as_str().to_owned()))
+                        .bind(q.model.clone())
+                        .bind(q.provider.clone())
+                        .bind(upstream_like)
+                        .bind(q.created_after.map(|t| t.as_millis()))
+                        .bind(q.created_before.map(|t| t.as_millis()))
+                        .bind(i64::from(limit) + 1)
+                        .fetch_all(&self.reader)
+                        .await?;
+                    let more = rows.len() > limit as usize;
+                    let tasks = rows.iter().take(limit as usize).map(admin_task_from_row).collect::<StoreResult<Vec<_>>>()?;
+                    Ok((tasks, more))
+                }
+
+                async fn admin_task(&self, id: &gengate_core::ids::TaskId) -> StoreResult<Option<AdminTask>> {
+                    let r = sqlx::query(AssertSqlSafe(format!("SELECT {TASK_COLS}, api_key_id, provider, upstream FROM tasks WHERE id = $1")))
+                        .bind(id.as_str())
+                        .fetch_optional(&self.reader)
+                        .await?;
+                    r.as_ref().map(admin_task_from_row).transpose()
+                }
+
+                async fn task_ledger(&self, id: &gengate_core::ids::TaskId) -> StoreResult<Vec<$crate::LedgerEntry>> {
+                    let rows = sqlx::query(
+                        "SELECT seq, account_id, kind, amount, balance_after, task_id, reason, created_at FROM ledger_entries WHERE task_id = $1 ORDER BY seq",
+                    )
+                    .bind(id.as_str())
+                    .fetch_all(&self.reader)
+                    .await?;
+                    rows.iter().map(ledger_from_row).collect()
+                }
+
+                async fn task_events(&self, id: &gengate_core::ids::TaskId) -> StoreResult<Vec<TaskEvent>> {
+                    let rows = sqlx::query("SELECT id, type, created_at FROM webhook_events WHERE task_id = $1 ORDER BY created_at, id")
+                        .bind(id.as_str())
+                        .fetch_all(&self.reader)
+                        .await?;
+                    let mut out = Vec::with_capacity(rows.len());
+                    for r in &rows {
+                        let event: String = r.try_get("id")?;
+                        let deliveries = self
+                            .deliveries_of_event(&gengate_core::ids::EventId::from_trusted(event.clone()))
+                            .await?
+                            .into_iter()
+                            .map(|(endpoint, status, attempts)| (endpoint.to_string(), status, attempts))
+                            .collect();
+                        out.push(TaskEvent {
+                            id: event,
+                            event_type: r.try_get("type")?,
+                            created_at: Timestamp::from_millis(r.try_get("created_at")?),
+                            deliveries,
+                        });
+                    }
+                    Ok(out)
+                }
+
                 async fn create_operator(&self, op: &NewOperator) -> StoreResult<OperatorRecord> {
                     let sql = format!(
                         "INSERT INTO operators ({OPERATOR_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL) RETURNING {OPERATOR_COLS}"

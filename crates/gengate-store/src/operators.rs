@@ -68,8 +68,51 @@ pub struct AuditFilter {
     pub limit: u32,
 }
 
+/// Tasks across accounts, newest first: those older than `starting_after`.
+#[derive(Debug, Clone, Default)]
+pub struct AdminTaskQuery {
+    pub account: Option<AccountId>,
+    pub status: Option<gengate_core::generation::TaskStatus>,
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    /// The upstream account (a Kling account's name) the task was sent to.
+    pub upstream_account: Option<String>,
+    pub created_after: Option<Timestamp>,
+    pub created_before: Option<Timestamp>,
+    pub starting_after: Option<gengate_core::ids::TaskId>,
+    pub limit: u32,
+}
+
+/// A task with what only an operator sees: the key, the provider and its saved state.
+#[derive(Debug, Clone)]
+pub struct AdminTask {
+    pub task: gengate_core::generation::Task,
+    pub api_key_id: Option<String>,
+    pub provider: String,
+    pub upstream: Option<serde_json::Value>,
+}
+
+/// A webhook event of a task, with each endpoint's delivery: (endpoint, status, attempts).
+#[derive(Debug, Clone)]
+pub struct TaskEvent {
+    pub id: String,
+    pub event_type: String,
+    pub created_at: Timestamp,
+    pub deliveries: Vec<(String, String, i64)>,
+}
+
 #[async_trait]
 pub trait OperatorStore: Send + Sync {
+    /// `NotFound` when `starting_after` is not a task.
+    async fn admin_tasks(&self, q: &AdminTaskQuery) -> StoreResult<(Vec<AdminTask>, bool)>;
+    async fn admin_task(&self, id: &gengate_core::ids::TaskId) -> StoreResult<Option<AdminTask>>;
+    /// The ledger rows of one task (its reserve and, if it failed, its refund).
+    async fn task_ledger(
+        &self,
+        id: &gengate_core::ids::TaskId,
+    ) -> StoreResult<Vec<crate::LedgerEntry>>;
+    /// The task's webhook events with their deliveries.
+    async fn task_events(&self, id: &gengate_core::ids::TaskId) -> StoreResult<Vec<TaskEvent>>;
     /// `Conflict` when the name is taken (revoked operators keep their name).
     async fn create_operator(&self, op: &NewOperator) -> StoreResult<OperatorRecord>;
     async fn find_operator_by_prefix(&self, prefix: &str) -> StoreResult<Option<OperatorRecord>>;

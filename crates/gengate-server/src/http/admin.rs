@@ -34,7 +34,7 @@ use utoipa_axum::routes;
     modifiers(&OperatorSecurity),
     components(schemas(ErrorEnvelope)),
     components(schemas(gengate_engine::accounts::keys::KeyView)),
-    tags((name = "accounts"), (name = "keys"), (name = "usage"), (name = "audit"))
+    tags((name = "accounts"), (name = "keys"), (name = "generations"), (name = "usage"), (name = "audit"))
 )]
 pub struct AdminDoc;
 
@@ -69,6 +69,8 @@ pub fn routes(state: &AppState) -> axum::Router<AppState> {
         .routes(routes!(account_transactions))
         .routes(routes!(list_audit))
         .routes(routes!(usage))
+        .routes(routes!(list_generations))
+        .routes(routes!(get_generation))
         .split_for_parts();
     let doc = std::sync::Arc::new(doc);
     router
@@ -933,4 +935,309 @@ pub async fn usage(
         axum::body::Body::from_stream(body),
     )
         .into_response())
+}
+
+/// A task in the operator's list.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AdminGeneration {
+    pub id: String,
+    #[schema(example = "generation")]
+    pub object: &'static str,
+    pub account: String,
+    /// The key it was created with (none for tasks older than keys being recorded).
+    pub key: Option<String>,
+    pub model: String,
+    #[schema(example = "succeeded")]
+    pub status: &'static str,
+    /// `sandbox` or `kling`.
+    pub provider: String,
+    /// The upstream account (a Kling account's name) it was sent to, once it was.
+    pub upstream_account: Option<String>,
+    /// The vendor's task id, once the vendor accepted it.
+    pub upstream_task_id: Option<String>,
+    pub credits_reserved: i64,
+    /// The error code of a failed task.
+    pub error: Option<String>,
+    #[schema(value_type = String)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String)]
+    pub updated_at: Timestamp,
+}
+
+impl AdminGeneration {
+    fn of(t: &gengate_store::operators::AdminTask) -> Self {
+        let up = |k: &str| {
+            t.upstream
+                .as_ref()
+                .and_then(|u| u.get(k))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        Self {
+            id: t.task.id.to_string(),
+            object: "generation",
+            account: t.task.account_id.to_string(),
+            key: t.api_key_id.clone(),
+            model: t.task.model.clone(),
+            status: t.task.status.as_str(),
+            provider: t.provider.clone(),
+            upstream_account: up("account"),
+            upstream_task_id: up("task_id"),
+            credits_reserved: t.task.reserved_credits.get(),
+            error: t
+                .task
+                .error
+                .as_ref()
+                .and_then(|e| serde_json::to_value(e.code).ok())
+                .and_then(|v| v.as_str().map(str::to_owned)),
+            created_at: t.task.created_at,
+            updated_at: t.task.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AdminGenerationList {
+    #[schema(example = "list")]
+    pub object: &'static str,
+    pub data: Vec<AdminGeneration>,
+    pub has_more: bool,
+}
+
+/// Tasks across accounts, newest first.
+#[utoipa::path(get, path = "/api/admin/v1/generations", tag = "generations", security(("operator" = [])),
+    params(("account" = Option<String>, Query), ("status" = Option<String>, Query), ("model" = Option<String>, Query),
+           ("provider" = Option<String>, Query), ("upstream_account" = Option<String>, Query),
+           ("created_after" = Option<String>, Query, description = "RFC 3339, inclusive"),
+           ("created_before" = Option<String>, Query, description = "RFC 3339, exclusive"),
+           ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1..=100, default 20"),
+           ("starting_after" = Option<String>, Query, description = "the id of the last task of the previous page")),
+    responses((status = 200, body = AdminGenerationList), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope)))]
+pub async fn list_generations(
+    State(st): State<AppState>,
+    _op: OperatorAuth,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<AdminGenerationList>, ApiError> {
+    let mut errs = ValidationErrors::new();
+    let limit = gengate_core::paging::limit(q.get("limit").map(String::as_str), &mut errs);
+    let text = |k: &str| q.get(k).filter(|s| !s.is_empty()).cloned();
+    let time = |k: &str, errs: &mut ValidationErrors| {
+        let raw = q.get(k).filter(|s| !s.is_empty())?;
+        let t = Timestamp::parse_rfc3339(raw);
+        if t.is_none() {
+            errs.push(
+                k,
+                FieldIssue::InvalidFormat,
+                format!("{k} is an RFC 3339 time"),
+            );
+        }
+        t
+    };
+    let account = match text("account") {
+        None => None,
+        Some(s) => {
+            let a = AccountId::parse(&s);
+            if a.is_none() {
+                errs.push(
+                    "account",
+                    FieldIssue::InvalidFormat,
+                    "account is an account id (acct_…)",
+                );
+            }
+            a
+        }
+    };
+    let status = match text("status") {
+        None => None,
+        Some(s) => {
+            let parsed = gengate_core::generation::TaskStatus::parse(&s);
+            if parsed.is_none() {
+                errs.push(
+                    "status",
+                    FieldIssue::NotAllowed,
+                    "status is queued, processing, succeeded or failed",
+                );
+            }
+            parsed
+        }
+    };
+    let created_after = time("created_after", &mut errs);
+    let created_before = time("created_before", &mut errs);
+    let starting_after = match text("starting_after") {
+        None => None,
+        Some(s) => {
+            let id = gengate_core::ids::TaskId::parse(&s);
+            if id.is_none() {
+                errs.push(
+                    "starting_after",
+                    FieldIssue::NotFound,
+                    "starting_after must be the id of an item of this list",
+                );
+            }
+            id
+        }
+    };
+    errs.into_result()?;
+    let query = gengate_store::operators::AdminTaskQuery {
+        account,
+        status,
+        model: text("model"),
+        provider: text("provider"),
+        upstream_account: text("upstream_account"),
+        created_after,
+        created_before,
+        starting_after,
+        limit,
+    };
+    let (tasks, has_more) = match st.engine.store.admin_tasks(&query).await {
+        Err(gengate_store::StoreError::NotFound(_)) => {
+            return Err(ValidationErrors::single(
+                "starting_after",
+                FieldIssue::NotFound,
+                "starting_after must be the id of an item of this list",
+            )
+            .into());
+        }
+        other => other?,
+    };
+    Ok(Json(AdminGenerationList {
+        object: "list",
+        data: tasks.iter().map(AdminGeneration::of).collect(),
+        has_more,
+    }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TimelineStep {
+    /// `created`, `charged`, `submitted` (to the vendor), `succeeded`, `failed`, `refunded`.
+    pub what: String,
+    #[schema(value_type = String)]
+    pub at: Timestamp,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EventDelivery {
+    pub endpoint: String,
+    /// `pending`, `succeeded` or `failed`.
+    pub status: String,
+    pub attempts: i64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TaskEventView {
+    pub id: String,
+    #[schema(example = "generation.succeeded")]
+    pub r#type: String,
+    #[schema(value_type = String)]
+    pub created_at: Timestamp,
+    pub deliveries: Vec<EventDelivery>,
+}
+
+/// Everything about one task.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AdminGenerationDetail {
+    #[serde(flatten)]
+    pub summary: AdminGeneration,
+    /// What the API user sees (`GET /api/v1/generations/{id}`), links signed now.
+    #[schema(value_type = Object)]
+    pub public: Value,
+    /// The provider's saved state (for Kling: phase, account, task id, times).
+    pub upstream: Option<Value>,
+    pub credits_charged: i64,
+    pub credits_refunded: i64,
+    /// The task's ledger rows: its reserve and, if it failed, its refund.
+    pub ledger: Vec<super::credits::CreditTransaction>,
+    pub timeline: Vec<TimelineStep>,
+    pub events: Vec<TaskEventView>,
+}
+
+/// Everything about a task: account, key, input, upstream, money, webhooks.
+#[utoipa::path(get, path = "/api/admin/v1/generations/{id}", tag = "generations", security(("operator" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = AdminGenerationDetail), (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+pub async fn get_generation(
+    State(st): State<AppState>,
+    _op: OperatorAuth,
+    Path(id): Path<String>,
+) -> Result<Json<AdminGenerationDetail>, ApiError> {
+    let id =
+        gengate_core::ids::TaskId::parse(&id).ok_or_else(|| ApiError::not_found("generation"))?;
+    let store = &st.engine.store;
+    let t = store
+        .admin_task(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("generation"))?;
+    let ledger = store.task_ledger(&id).await?;
+    let events = store.task_events(&id).await?;
+    let sum = |kind: LedgerKind| {
+        ledger
+            .iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| e.amount.abs())
+            .sum::<i64>()
+    };
+    let (reserved, refunded) = (sum(LedgerKind::Reserve), sum(LedgerKind::Refund));
+    let mut timeline = vec![TimelineStep {
+        what: "created".into(),
+        at: t.task.created_at,
+    }];
+    for e in &ledger {
+        let what = match e.kind {
+            LedgerKind::Reserve => "charged",
+            LedgerKind::Refund => "refunded",
+            _ => continue,
+        };
+        timeline.push(TimelineStep {
+            what: what.into(),
+            at: e.created_at,
+        });
+    }
+    if let Some(ms) = t
+        .upstream
+        .as_ref()
+        .and_then(|u| u.get("submitted_at_ms"))
+        .and_then(Value::as_i64)
+    {
+        timeline.push(TimelineStep {
+            what: "submitted".into(),
+            at: Timestamp::from_millis(ms),
+        });
+    }
+    if t.task.status.is_terminal() {
+        timeline.push(TimelineStep {
+            what: t.task.status.as_str().into(),
+            at: t.task.updated_at,
+        });
+    }
+    timeline.sort_by_key(|s| s.at);
+    let public = serde_json::to_value(st.engine.view(&t.task)).map_err(ApiError::internal)?;
+    Ok(Json(AdminGenerationDetail {
+        summary: AdminGeneration::of(&t),
+        public,
+        upstream: t.upstream.clone(),
+        credits_charged: reserved - refunded,
+        credits_refunded: refunded,
+        ledger: ledger
+            .iter()
+            .map(super::credits::CreditTransaction::of)
+            .collect(),
+        timeline,
+        events: events
+            .into_iter()
+            .map(|e| TaskEventView {
+                id: e.id,
+                r#type: e.event_type,
+                created_at: e.created_at,
+                deliveries: e
+                    .deliveries
+                    .into_iter()
+                    .map(|(endpoint, status, attempts)| EventDelivery {
+                        endpoint,
+                        status,
+                        attempts,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }))
 }

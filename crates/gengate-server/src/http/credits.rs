@@ -58,7 +58,7 @@ pub struct CreditTransaction {
 }
 
 impl CreditTransaction {
-    fn of(e: &LedgerEntry) -> Self {
+    pub fn of(e: &LedgerEntry) -> Self {
         Self {
             id: format!("ctx_{}", e.seq),
             object: "credit_transaction",
