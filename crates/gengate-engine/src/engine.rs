@@ -604,6 +604,17 @@ impl Engine {
     /// backend. `Err` when the database does not answer.
     pub async fn readiness(&self) -> Result<serde_json::Value, StoreError> {
         self.store.ping().await?;
+        Ok(serde_json::json!({
+            "status": "ready",
+            "providers": self.providers_snapshot(),
+            "node": self.status.to_json(&self.node),
+            "rate_limits": self.limiter.describe(),
+        }))
+    }
+
+    /// Each provider as this node sees it: health (and why not), and what the
+    /// provider adds (the Kling pool: its accounts, slots, submits, failures).
+    pub fn providers_snapshot(&self) -> serde_json::Value {
         let now = self.clock.now().as_millis();
         let providers: serde_json::Map<String, serde_json::Value> = self
             .providers
@@ -629,12 +640,13 @@ impl Engine {
                 (p.name().to_owned(), v)
             })
             .collect();
-        Ok(serde_json::json!({
-            "status": "ready",
-            "providers": providers,
-            "node": self.status.to_json(&self.node),
-            "rate_limits": self.limiter.describe(),
-        }))
+        serde_json::Value::Object(providers)
+    }
+
+    /// The providers and nodes of the whole cluster, from every node's last report.
+    pub async fn cluster(&self) -> Result<serde_json::Value, StoreError> {
+        let reports = self.store.node_reports().await?;
+        Ok(crate::admin::cluster::merge(&reports, self.clock.now()))
     }
 }
 

@@ -517,7 +517,10 @@ async fn a_viewer_reads_and_every_write_it_tries_is_refused_unchanged(engine: En
             // Reads are the viewer's: answered (an account id where a task id goes is
             // simply not found), never refused.
             let (status, v) = send(&app, &method, &path, &viewer, None).await;
-            assert!(status == 200 || (status == 404 && path.contains("/generations/")), "{method} {path}: {v}");
+            assert!(
+                status == 200 || (status == 404 && path.contains("/generations/")),
+                "{method} {path}: {v}"
+            );
             continue;
         }
         let (status, v) = send(&app, &method, &path, &viewer, body).await;

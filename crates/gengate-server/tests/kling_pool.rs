@@ -18,7 +18,118 @@ on_both_engines!(
     kill_9_with_tasks_on_both_accounts_reconciles_each_at_its_own_account,
     an_account_out_of_balance_leaves_rotation_and_its_probe_brings_it_back,
     a_callback_from_b_and_a_poll_of_a_are_matched_to_their_own_tasks,
+    every_node_shows_an_unhealthy_account_the_same,
 );
+
+/// One node finds an account's keys refused; the admin API's providers answer, read
+/// from the nodes' reports, shows it unhealthy, with the reason, from either node.
+async fn every_node_shows_an_unhealthy_account_the_same(engine: Engine) {
+    let tag = format!("cluster-{engine:?}").to_lowercase();
+    let (good, bad) = (format!("{tag}-good"), format!("{tag}-bad"));
+    let (fg, fb) = (fake_account("g").await, fake_account("b").await);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write_accounts(
+        dir.path(),
+        &[
+            account_toml(&good, &fg, 2, None),
+            account_toml(&bad, &fb, 2, Some("not-the-secret")),
+        ],
+    );
+    let app = start(engine, &file, &[]).await;
+    // A second node on the same database that runs nothing: it makes no Kling call.
+    let other = gengate_server::app::start(&common::config(
+        engine,
+        &dir.path().join("other"),
+        &app.database_url,
+        &["--no-runner", "--kling-accounts", &file],
+    ))
+    .await
+    .expect("second node");
+    let st = &app.running.engine;
+    let (_, op) = gengate_engine::admin::create_operator(
+        st.store.as_ref(),
+        &gengate_engine::admin::Actor::cli(),
+        "ops",
+        gengate_core::operator::OperatorRole::Viewer,
+        None,
+        st.clock.now(),
+    )
+    .await
+    .expect("operator");
+    let (_, key) = app.account("pool", 10_000).await;
+    for i in 0..4 {
+        submit(&app, &key, &format!("cluster task {i}")).await;
+    }
+    let http = reqwest::Client::new();
+    let providers = |base: String| {
+        let (http, op) = (http.clone(), op.clone());
+        async move {
+            let v: Value = http
+                .get(format!("{base}/api/admin/v1/providers"))
+                .bearer_auth(op)
+                .send()
+                .await
+                .expect("providers")
+                .json()
+                .await
+                .expect("json");
+            v
+        }
+    };
+    let bases = [app.base.clone(), format!("http://{}", other.addr)];
+    let mut seen = None;
+    wait_until(
+        "both nodes show the bad account unhealthy",
+        30,
+        async || {
+            let views = [
+                providers(bases[0].clone()).await,
+                providers(bases[1].clone()).await,
+            ];
+            let accounts = |v: &Value| {
+                v["providers"]
+                    .as_array()
+                    .and_then(|ps| ps.iter().find(|p| p["name"] == "kling"))
+                    .map(|p| p["accounts"].clone())
+            };
+            let (a, b) = (accounts(&views[0]), accounts(&views[1]));
+            let unhealthy = a.as_ref().and_then(|a| a.as_array()).is_some_and(|list| {
+                list.iter()
+                    .any(|x| x["name"] == bad.as_str() && x["healthy"] == false)
+            });
+            if unhealthy && a == b {
+                seen = a;
+                true
+            } else {
+                false
+            }
+        },
+    )
+    .await;
+    let accounts = seen.expect("accounts");
+    let bad_view = accounts
+        .as_array()
+        .and_then(|l| l.iter().find(|x| x["name"] == bad.as_str()))
+        .expect("bad account");
+    assert!(bad_view["reason"].is_string(), "{bad_view}");
+    assert_eq!(bad_view["seen_by"], st.node.node.as_str(), "{bad_view}");
+    let good_view = accounts
+        .as_array()
+        .and_then(|l| l.iter().find(|x| x["name"] == good.as_str()))
+        .expect("good account");
+    assert_eq!(good_view["healthy"], true, "{good_view}");
+    let nodes = providers(bases[1].clone()).await["nodes"].clone();
+    assert_eq!(nodes.as_array().map(Vec::len), Some(2), "{nodes}");
+    assert!(
+        nodes
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .all(|n| n["live"] == true),
+        "{nodes}"
+    );
+    other.shutdown().await;
+}
 
 // ---------------------------------------------------------------------------------------
 // Harness

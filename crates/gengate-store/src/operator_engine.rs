@@ -78,6 +78,39 @@ macro_rules! impl_operator_store {
 
             #[async_trait::async_trait]
             impl OperatorStore for $store {
+                async fn report_node(&self, n: &NodeReport) -> StoreResult<()> {
+                    sqlx::query(
+                        "INSERT INTO node_reports (node, role, boot, reported_at, report) VALUES ($1, $2, $3, $4, $5) \
+                         ON CONFLICT (node) DO UPDATE SET role = excluded.role, boot = excluded.boot, \
+                           reported_at = excluded.reported_at, report = excluded.report",
+                    )
+                    .bind(&n.node)
+                    .bind(&n.role)
+                    .bind(&n.boot)
+                    .bind(n.reported_at.as_millis())
+                    .bind(json_text(&n.report))
+                    .execute(&self.writer)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn node_reports(&self) -> StoreResult<Vec<NodeReport>> {
+                    let rows = sqlx::query("SELECT node, role, boot, reported_at, report FROM node_reports ORDER BY node")
+                        .fetch_all(&self.reader)
+                        .await?;
+                    rows.iter()
+                        .map(|r| {
+                            Ok(NodeReport {
+                                node: r.try_get("node")?,
+                                role: r.try_get("role")?,
+                                boot: r.try_get("boot")?,
+                                reported_at: Timestamp::from_millis(r.try_get("reported_at")?),
+                                report: json_col(r, "report")?.unwrap_or_default(),
+                            })
+                        })
+                        .collect()
+                }
+
                 async fn admin_tasks(&self, q: &AdminTaskQuery) -> StoreResult<(Vec<AdminTask>, bool)> {
                     let before: Option<i64> = match &q.starting_after {
                         None => None,

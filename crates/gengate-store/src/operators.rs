@@ -101,8 +101,21 @@ pub struct TaskEvent {
     pub deliveries: Vec<(String, String, i64)>,
 }
 
+/// What a node last reported: its role and its providers as it sees them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeReport {
+    pub node: String,
+    pub role: String,
+    pub boot: String,
+    pub reported_at: Timestamp,
+    pub report: serde_json::Value,
+}
+
 #[async_trait]
 pub trait OperatorStore: Send + Sync {
+    /// Replaces the node's report.
+    async fn report_node(&self, r: &NodeReport) -> StoreResult<()>;
+    async fn node_reports(&self) -> StoreResult<Vec<NodeReport>>;
     /// `NotFound` when `starting_after` is not a task.
     async fn admin_tasks(&self, q: &AdminTaskQuery) -> StoreResult<(Vec<AdminTask>, bool)>;
     async fn admin_task(&self, id: &gengate_core::ids::TaskId) -> StoreResult<Option<AdminTask>>;

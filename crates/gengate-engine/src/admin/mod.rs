@@ -6,6 +6,8 @@
 //! `accounts` for the account rules; must not import `generations`, `runner` or
 //! `webhooks`.
 
+pub mod cluster;
+
 use crate::accounts::{self, IssuedKey};
 use gengate_core::credits::LedgerKind;
 use gengate_core::error::{FieldIssue, ValidationErrors};

@@ -30,6 +30,8 @@ pub fn spawn(st: &Engine, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
             stop.clone(),
         )),
         tokio::spawn(housekeeping(st.clone(), stop.clone())),
+        // The admin API's cluster view reads every node's report.
+        tokio::spawn(crate::admin::cluster::reporter(st.clone(), stop.clone())),
     ];
     if cfg.role != Role::Worker {
         // Keys are checked here: a revocation or suspension made anywhere empties

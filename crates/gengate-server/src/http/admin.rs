@@ -34,7 +34,7 @@ use utoipa_axum::routes;
     modifiers(&OperatorSecurity),
     components(schemas(ErrorEnvelope)),
     components(schemas(gengate_engine::accounts::keys::KeyView)),
-    tags((name = "accounts"), (name = "keys"), (name = "generations"), (name = "usage"), (name = "audit"))
+    tags((name = "accounts"), (name = "keys"), (name = "generations"), (name = "usage"), (name = "providers"), (name = "audit"))
 )]
 pub struct AdminDoc;
 
@@ -70,6 +70,7 @@ pub fn routes(state: &AppState) -> axum::Router<AppState> {
         .routes(routes!(list_audit))
         .routes(routes!(usage))
         .routes(routes!(list_generations))
+        .routes(routes!(cluster))
         .routes(routes!(get_generation))
         .split_for_parts();
     let doc = std::sync::Arc::new(doc);
@@ -1240,4 +1241,17 @@ pub async fn get_generation(
             })
             .collect(),
     }))
+}
+
+/// Providers, Kling accounts and nodes of the whole cluster, from every node's report
+/// (written every second): the same answer from any node. An account is unhealthy when
+/// any live node finds it so; counters are summed over live nodes.
+#[utoipa::path(get, path = "/api/admin/v1/providers", tag = "providers", security(("operator" = [])),
+    responses((status = 200, description = "{object: cluster, providers: [...], nodes: [...]}", body = Object),
+              (status = 401, body = ErrorEnvelope)))]
+pub async fn cluster(
+    State(st): State<AppState>,
+    _op: OperatorAuth,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(st.engine.cluster().await?))
 }

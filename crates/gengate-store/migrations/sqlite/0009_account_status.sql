@@ -12,3 +12,12 @@ INSERT INTO auth_epoch (id, value) VALUES (1, 0);
 -- Usage reports (issue 22) read tasks and ledger rows by time across accounts.
 CREATE INDEX tasks_created_at ON tasks(created_at);
 CREATE INDEX ledger_entries_created_at ON ledger_entries(created_at);
+-- What each node last said about itself and its providers (issue 22): the
+-- admin API's cluster view reads these instead of asking each node.
+CREATE TABLE node_reports (
+    node         TEXT PRIMARY KEY,
+    role         TEXT NOT NULL,
+    boot         TEXT NOT NULL,
+    reported_at  INTEGER NOT NULL,
+    report       TEXT NOT NULL
+);
