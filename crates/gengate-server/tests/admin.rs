@@ -17,6 +17,7 @@ on_both_engines!(
     operators_make_and_revoke_an_accounts_keys,
     usage_equals_the_ledger_for_any_range_and_grouping,
     tasks_are_found_across_accounts_with_their_whole_story,
+    admin_posts_are_idempotent_under_an_idempotency_key,
 );
 
 /// Grants, suspension and key revocation made through one node hold on the other at
@@ -1213,5 +1214,95 @@ async fn tasks_are_found_across_accounts_with_their_whole_story(engine: Engine) 
         (status, v["error"]["details"].as_array().map(Vec::len)),
         (400, Some(2)),
         "{v}"
+    );
+}
+
+async fn admin_posts_are_idempotent_under_an_idempotency_key(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let op = operator(&app, "ops", OperatorRole::Admin).await;
+    let other = operator(&app, "ops2", OperatorRole::Admin).await;
+    let post = |key: &str, idem: &str, path: String, body: Value| {
+        let req = app
+            .http
+            .post(app.url(&path))
+            .bearer_auth(key)
+            .header("Idempotency-Key", idem)
+            .json(&body);
+        async move {
+            let r = req.send().await.expect("send");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (s1, a1) = post(
+        &op,
+        "new-acct-1",
+        "/api/admin/v1/accounts".into(),
+        json!({"name": "acme", "credits": 100}),
+    )
+    .await;
+    let (s2, a2) = post(
+        &op,
+        "new-acct-1",
+        "/api/admin/v1/accounts".into(),
+        json!({"name": "acme", "credits": 100}),
+    )
+    .await;
+    assert_eq!((s1, s2), (201, 201), "{a1} {a2}");
+    assert_eq!(a1, a2, "the retry replays the first answer");
+    let id = a1["id"].as_str().expect("id").to_owned();
+    let grant = json!({"amount": 50, "kind": "grant", "reason": "invoice 7"});
+    let path = format!("/api/admin/v1/accounts/{id}/credits");
+    let (_, g1) = post(&op, "grant-7", path.clone(), grant.clone()).await;
+    let (_, g2) = post(&op, "grant-7", path.clone(), grant.clone()).await;
+    assert_eq!(
+        (g1["balance"].clone(), g2["balance"].clone()),
+        (json!(150), json!(150)),
+        "granted once"
+    );
+    let (s, v) = post(
+        &op,
+        "grant-7",
+        path.clone(),
+        json!({"amount": 60, "kind": "grant", "reason": "invoice 7"}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].clone()),
+        (409, json!("idempotency_conflict")),
+        "{v}"
+    );
+    // Another operator's key of the same name is its own.
+    let (_, g3) = post(&other, "grant-7", path.clone(), grant.clone()).await;
+    assert_eq!(g3["balance"], 200);
+    let acct = gengate_core::ids::AccountId::parse(&id).expect("id");
+    assert_eq!(app.balance(&acct).await, 200);
+    // A refused change frees the key: the retry runs afresh.
+    let too_much = json!({"amount": -500, "kind": "adjustment", "reason": "oops"});
+    let (s, _) = post(&op, "adj-1", path.clone(), too_much.clone()).await;
+    assert_eq!(s, 409);
+    let (s, _) = post(&op, "adj-1", path.clone(), too_much).await;
+    assert_eq!(s, 409, "ran again, refused again");
+    // A key made on the account's behalf: the replay has no secret.
+    let kpath = format!("/api/admin/v1/accounts/{id}/keys");
+    let (s, k1) = post(&op, "key-1", kpath.clone(), json!({"name": "ci"})).await;
+    assert_eq!(s, 201);
+    assert!(k1["secret"].is_string());
+    let (s, k2) = post(&op, "key-1", kpath, json!({"name": "ci"})).await;
+    assert_eq!(s, 201);
+    assert_eq!(k2["id"], k1["id"]);
+    assert!(k2.get("secret").is_none(), "{k2}");
+    let (_, keys) = send(
+        &app,
+        "GET",
+        &format!("/api/admin/v1/accounts/{id}/keys"),
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(
+        keys["data"].as_array().map(Vec::len),
+        Some(1),
+        "one key made"
     );
 }

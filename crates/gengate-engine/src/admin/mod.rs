@@ -25,6 +25,8 @@ pub struct Actor {
     pub role: OperatorRole,
     /// The request the change came with (the admin API's `X-Request-Id`).
     pub request_id: Option<String>,
+    /// The operator's id (none on the command line): the owner of its idempotency keys.
+    pub operator: Option<gengate_core::ids::OperatorId>,
 }
 
 impl Actor {
@@ -34,6 +36,7 @@ impl Actor {
             name: "cli".into(),
             role: OperatorRole::Admin,
             request_id: None,
+            operator: None,
         }
     }
 

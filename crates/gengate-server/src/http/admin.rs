@@ -7,6 +7,7 @@ use super::context::current_request_id;
 use super::credits::{CreditTransactionList, transactions_page};
 use super::error::{ApiError, ErrorEnvelope};
 use super::extract::{Path, Query};
+use super::idempotency::{self, Begun};
 use crate::app::AppState;
 use axum::Json;
 use axum::extract::{Request, State};
@@ -135,6 +136,7 @@ async fn guard(State(st): State<AppState>, mut req: Request, next: Next) -> Resp
         name: op.name,
         role: op.role,
         request_id: Some(current_request_id()),
+        operator: Some(op.id),
     }));
     next.run(req).await
 }
@@ -349,13 +351,15 @@ fn unknown_fields(
 
 /// Creates an account; initial `credits` arrive as a `grant` ledger row with `reason`.
 #[utoipa::path(post, path = "/api/admin/v1/accounts", tag = "accounts", security(("operator" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[ -~]+$", description = "1..=255 printable ASCII characters; a retry with the same key and body replays the first answer")),
     request_body(content = Object, description = "{name, sandbox?, credits?, reason?}"),
     responses((status = 201, body = AdminAccount), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)))]
 pub async fn create_account(
     State(st): State<AppState>,
     OperatorAuth(actor): OperatorAuth,
+    headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody,
-) -> Result<(StatusCode, Json<AdminAccount>), ApiError> {
+) -> Result<Response, ApiError> {
     let obj = object(&body)?;
     let mut errs = ValidationErrors::new();
     unknown_fields(obj, &["name", "sandbox", "credits", "reason"], &mut errs);
@@ -381,7 +385,11 @@ pub async fn create_account(
         }),
     };
     errs.into_result()?;
-    let account = admin::create_account(
+    let hold = match idem_begin(&st, &actor, &headers, "/api/admin/v1/accounts", &body).await? {
+        Begun::Replay(r) => return Ok(r),
+        Begun::Proceed(h) => h,
+    };
+    let outcome = admin::create_account(
         st.engine.store.as_ref(),
         &actor,
         name.as_deref().unwrap_or_default(),
@@ -390,8 +398,55 @@ pub async fn create_account(
         reason.as_deref(),
         st.engine.clock.now(),
     )
-    .await?;
-    Ok((StatusCode::CREATED, Json(AdminAccount::of(&account))))
+    .await
+    .map(|a| AdminAccount::of(&a))
+    .map_err(ApiError::from);
+    let view = settle(&st, hold, outcome, StatusCode::CREATED).await?;
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// Takes the operator's `Idempotency-Key` (if sent) for this POST: scoped to the
+/// operator, the path and the canonical body, like the public API's.
+async fn idem_begin(
+    st: &AppState,
+    actor: &Actor,
+    headers: &axum::http::HeaderMap,
+    path: &str,
+    body: &Value,
+) -> Result<Begun, ApiError> {
+    let key = idempotency::parse_key(headers)?;
+    let owner = AccountId::from_trusted(
+        actor
+            .operator
+            .as_ref()
+            .map_or_else(|| "cli".to_owned(), |o| o.to_string()),
+    );
+    idempotency::begin_for(
+        st,
+        &owner,
+        key,
+        "POST",
+        path,
+        gengate_core::idempotency::canonical_json(body).as_bytes(),
+    )
+    .await
+}
+
+/// Ends the hold with the answer a retry gets (or frees the key on an error).
+async fn settle<T: Serialize>(
+    st: &AppState,
+    hold: Option<gengate_engine::generations::idempotency::IdemHold>,
+    outcome: Result<T, ApiError>,
+    status: StatusCode,
+) -> Result<T, ApiError> {
+    gengate_engine::generations::idempotency::settle(&st.engine, hold, outcome, |v| {
+        Ok(gengate_store::StoredResponse {
+            status: status.as_u16(),
+            headers: Vec::new(),
+            body: serde_json::to_string(v).map_err(ApiError::internal)?,
+        })
+    })
+    .await
 }
 
 async fn account_of(st: &AppState, id: &str) -> Result<Account, ApiError> {
@@ -500,7 +555,7 @@ pub async fn list_keys(
 
 /// A key for the account, made on its behalf: the secret is in this answer only.
 #[utoipa::path(post, path = "/api/admin/v1/accounts/{id}/keys", tag = "keys", security(("operator" = [])),
-    params(("id" = String, Path)),
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[ -~]+$", description = "1..=255 printable ASCII characters; a retry with the same key and body replays the first answer")),
     request_body(content = Object, description = "{name, scopes?, expires_at?} as for POST /api/v1/keys; an operator may give any scope"),
     responses((status = 201, body = gengate_engine::accounts::keys::KeyView), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
               (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
@@ -508,8 +563,9 @@ pub async fn create_key(
     State(st): State<AppState>,
     OperatorAuth(actor): OperatorAuth,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody,
-) -> Result<(StatusCode, Json<gengate_engine::accounts::keys::KeyView>), ApiError> {
+) -> Result<Response, ApiError> {
     let account = account_of(&st, &id).await?;
     let now = st.engine.clock.now();
     let req = gengate_core::apikey::request::parse_create(
@@ -520,10 +576,27 @@ pub async fn create_key(
         },
         now,
     )?;
-    let issued = admin::create_key(st.engine.store.as_ref(), &actor, &account.id, req, now).await?;
-    let mut view = gengate_engine::accounts::keys::KeyView::of(&issued.record);
-    view.secret = Some(issued.secret);
-    Ok((StatusCode::CREATED, Json(view)))
+    let path = format!("/api/admin/v1/accounts/{}/keys", account.id);
+    let hold = match idem_begin(&st, &actor, &headers, &path, &body).await? {
+        Begun::Replay(r) => return Ok(r),
+        Begun::Proceed(h) => h,
+    };
+    let issued = admin::create_key(st.engine.store.as_ref(), &actor, &account.id, req, now)
+        .await
+        .map_err(ApiError::from);
+    // A replay answers the key without its secret: the secret is stored nowhere.
+    let view = gengate_engine::generations::idempotency::settle(&st.engine, hold, issued, |i| {
+        Ok(gengate_store::StoredResponse {
+            status: StatusCode::CREATED.as_u16(),
+            headers: Vec::new(),
+            body: serde_json::to_string(&gengate_engine::accounts::keys::KeyView::of(&i.record))
+                .map_err(ApiError::internal)?,
+        })
+    })
+    .await?;
+    let mut out = gengate_engine::accounts::keys::KeyView::of(&view.record);
+    out.secret = Some(view.secret);
+    Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
 /// Revokes any account's key: refused at once on this node, within
@@ -555,7 +628,7 @@ pub struct BalanceChange {
 /// A grant (positive) or an adjustment (signed) with its reason. A downward adjustment
 /// past the balance is `409 insufficient_credits` and writes nothing.
 #[utoipa::path(post, path = "/api/admin/v1/accounts/{id}/credits", tag = "accounts", security(("operator" = [])),
-    params(("id" = String, Path)),
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[ -~]+$", description = "1..=255 printable ASCII characters; a retry with the same key and body replays the first answer")),
     request_body(content = Object, description = "{amount, kind: grant|adjustment, reason}"),
     responses((status = 200, body = BalanceChange), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
               (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)))]
@@ -563,8 +636,9 @@ pub async fn change_credits(
     State(st): State<AppState>,
     OperatorAuth(actor): OperatorAuth,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     JsonBody(body): JsonBody,
-) -> Result<Json<BalanceChange>, ApiError> {
+) -> Result<Response, ApiError> {
     let account = account_of(&st, &id).await?;
     let obj = object(&body)?;
     let mut errs = ValidationErrors::new();
@@ -594,7 +668,12 @@ pub async fn change_credits(
     };
     let reason = text_field(obj, "reason", true, &mut errs);
     errs.into_result()?;
-    let balance = admin::change_credits(
+    let path = format!("/api/admin/v1/accounts/{}/credits", account.id);
+    let hold = match idem_begin(&st, &actor, &headers, &path, &body).await? {
+        Begun::Replay(r) => return Ok(r),
+        Begun::Proceed(h) => h,
+    };
+    let outcome = admin::change_credits(
         st.engine.store.as_ref(),
         &actor,
         &account.id,
@@ -603,11 +682,14 @@ pub async fn change_credits(
         reason.as_deref().unwrap_or_default(),
         st.engine.clock.now(),
     )
-    .await?;
-    Ok(Json(BalanceChange {
-        account: account.id,
+    .await
+    .map(|balance| BalanceChange {
+        account: account.id.clone(),
         balance: balance.get(),
-    }))
+    })
+    .map_err(ApiError::from);
+    let change = settle(&st, hold, outcome, StatusCode::OK).await?;
+    Ok(Json(change).into_response())
 }
 
 /// The account's ledger, newest first (the same rows as its public ledger).

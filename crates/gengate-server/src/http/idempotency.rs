@@ -40,16 +40,20 @@ pub async fn begin(
     path: &str,
     canonical_body: &[u8],
 ) -> Result<Begun, ApiError> {
-    match idem::begin(
-        &st.engine,
-        &auth.account_id,
-        key,
-        method,
-        path,
-        canonical_body,
-    )
-    .await?
-    {
+    begin_for(st, &auth.account_id, key, method, path, canonical_body).await
+}
+
+/// [`begin`] for keys owned by `owner`: an account, or an operator on the admin API
+/// (its id, which cannot equal an account's).
+pub async fn begin_for(
+    st: &AppState,
+    owner: &gengate_core::ids::AccountId,
+    key: Option<IdempotencyKey>,
+    method: &str,
+    path: &str,
+    canonical_body: &[u8],
+) -> Result<Begun, ApiError> {
+    match idem::begin(&st.engine, owner, key, method, path, canonical_body).await? {
         IdemStart::Proceed(hold) => Ok(Begun::Proceed(hold)),
         IdemStart::Replay(stored) => Ok(Begun::Replay(replay(stored))),
         IdemStart::Mismatch => Err(ApiError::new(
