@@ -1181,6 +1181,42 @@ async fn tasks_are_found_across_accounts_with_their_whole_story(engine: Engine) 
     );
     assert_eq!(story["public"]["status"], "failed");
     assert_eq!(story["public"]["id"], made[1]);
+    // The account list's recent use: alpha made 2 tasks (one refunded), beta 1.
+    let (_, accts) = send(&app, "GET", "/api/admin/v1/accounts", &op, None).await;
+    let row = |name: &str| {
+        accts["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .find(|r| r["name"] == name)
+            .cloned()
+            .expect("row")
+    };
+    assert_eq!(
+        (
+            row("alpha")["tasks_30d"].clone(),
+            row("alpha")["credits_30d"].clone()
+        ),
+        (json!(2), json!(90)),
+        "{accts}"
+    );
+    assert_eq!(
+        (
+            row("beta")["tasks_30d"].clone(),
+            row("beta")["credits_30d"].clone()
+        ),
+        (json!(1), json!(90))
+    );
+    assert!(row("alpha")["last_activity"].is_string());
+    let (_, one) = send(
+        &app,
+        "GET",
+        &format!("/api/admin/v1/accounts/{a}"),
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(one["tasks_30d"], 2);
     let (_, ok) = send(
         &app,
         "GET",

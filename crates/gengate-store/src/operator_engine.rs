@@ -78,6 +78,48 @@ macro_rules! impl_operator_store {
 
             #[async_trait::async_trait]
             impl OperatorStore for $store {
+                async fn account_activity(
+                    &self,
+                    since: Timestamp,
+                ) -> StoreResult<std::collections::HashMap<AccountId, AccountActivity>> {
+                    let mut out: std::collections::HashMap<AccountId, AccountActivity> = Default::default();
+                    let later = |a: Option<Timestamp>, b: Option<i64>| match (a, b.map(Timestamp::from_millis)) {
+                        (Some(x), Some(y)) => Some(x.max(y)),
+                        (x, y) => x.or(y),
+                    };
+                    let rows = sqlx::query(
+                        "SELECT account_id, CAST(SUM(CASE WHEN created_at >= $1 THEN 1 ELSE 0 END) AS BIGINT) AS recent, \
+                                MAX(created_at) AS last FROM tasks GROUP BY account_id",
+                    )
+                    .bind(since.as_millis())
+                    .fetch_all(&self.reader)
+                    .await?;
+                    for r in &rows {
+                        let e = out.entry(AccountId::from_trusted(r.try_get("account_id")?)).or_default();
+                        e.tasks = r.try_get::<Option<i64>, _>("recent")?.unwrap_or(0);
+                        e.last_activity = later(e.last_activity, r.try_get("last")?);
+                    }
+                    let rows = sqlx::query(
+                        "SELECT account_id, CAST(SUM(-amount) AS BIGINT) AS net FROM ledger_entries \
+                         WHERE kind IN ('reserve', 'refund') AND created_at >= $1 GROUP BY account_id",
+                    )
+                    .bind(since.as_millis())
+                    .fetch_all(&self.reader)
+                    .await?;
+                    for r in &rows {
+                        out.entry(AccountId::from_trusted(r.try_get("account_id")?)).or_default().credits =
+                            r.try_get::<Option<i64>, _>("net")?.unwrap_or(0);
+                    }
+                    let rows = sqlx::query("SELECT account_id, MAX(last_used_at) AS last FROM api_keys GROUP BY account_id")
+                        .fetch_all(&self.reader)
+                        .await?;
+                    for r in &rows {
+                        let e = out.entry(AccountId::from_trusted(r.try_get("account_id")?)).or_default();
+                        e.last_activity = later(e.last_activity, r.try_get("last")?);
+                    }
+                    Ok(out)
+                }
+
                 async fn report_node(&self, n: &NodeReport) -> StoreResult<()> {
                     sqlx::query(
                         "INSERT INTO node_reports (node, role, boot, reported_at, report) VALUES ($1, $2, $3, $4, $5) \

@@ -111,8 +111,23 @@ pub struct NodeReport {
     pub report: serde_json::Value,
 }
 
+/// An account's recent use: tasks created and credits consumed (reserves minus refunds,
+/// as usage counts them) since a time, and its last activity (a task created or a key
+/// used, whenever).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountActivity {
+    pub tasks: i64,
+    pub credits: i64,
+    pub last_activity: Option<Timestamp>,
+}
+
 #[async_trait]
 pub trait OperatorStore: Send + Sync {
+    /// Every account with any activity, by id.
+    async fn account_activity(
+        &self,
+        since: Timestamp,
+    ) -> StoreResult<std::collections::HashMap<AccountId, AccountActivity>>;
     /// Replaces the node's report.
     async fn report_node(&self, r: &NodeReport) -> StoreResult<()>;
     async fn node_reports(&self) -> StoreResult<Vec<NodeReport>>;

@@ -190,9 +190,34 @@ pub struct AdminAccount {
     pub status: &'static str,
     #[schema(value_type = String)]
     pub created_at: Timestamp,
+    /// The last task created or key used, whenever; null if never.
+    #[schema(value_type = Option<String>)]
+    pub last_activity: Option<Timestamp>,
+    /// Tasks created in the last 30 days.
+    pub tasks_30d: i64,
+    /// Credits consumed in the last 30 days (reserves minus refunds, as usage counts them).
+    pub credits_30d: i64,
 }
 
 impl AdminAccount {
+    fn with(mut self, a: Option<&gengate_store::operators::AccountActivity>) -> Self {
+        if let Some(a) = a {
+            self.last_activity = a.last_activity;
+            self.tasks_30d = a.tasks;
+            self.credits_30d = a.credits;
+        }
+        self
+    }
+
+    async fn full(st: &AppState, a: &Account) -> Result<Self, ApiError> {
+        let activity = st
+            .engine
+            .store
+            .account_activity(thirty_days_ago(st))
+            .await?;
+        Ok(Self::of(a).with(activity.get(&a.id)))
+    }
+
     fn of(a: &Account) -> Self {
         Self {
             id: a.id.clone(),
@@ -202,6 +227,9 @@ impl AdminAccount {
             sandbox: a.sandbox,
             status: if a.suspended { "suspended" } else { "active" },
             created_at: a.created_at,
+            last_activity: None,
+            tasks_30d: 0,
+            credits_30d: 0,
         }
     }
 }
@@ -212,6 +240,13 @@ pub struct AdminAccountList {
     pub object: &'static str,
     pub data: Vec<AdminAccount>,
     pub has_more: bool,
+}
+
+fn thirty_days_ago(st: &AppState) -> Timestamp {
+    st.engine
+        .clock
+        .now()
+        .minus(std::time::Duration::from_secs(30 * 86_400))
 }
 
 fn bool_param(
@@ -295,11 +330,16 @@ pub async fn list_accounts(
             }
         },
     };
+    let activity = st
+        .engine
+        .store
+        .account_activity(thirty_days_ago(&st))
+        .await?;
     let page: Vec<AdminAccount> = matching
         .iter()
         .skip(start)
         .take(limit)
-        .map(|a| AdminAccount::of(a))
+        .map(|a| AdminAccount::of(a).with(activity.get(&a.id)))
         .collect();
     Ok(Json(AdminAccountList {
         object: "list",
@@ -467,7 +507,9 @@ pub async fn get_account(
     _op: OperatorAuth,
     Path(id): Path<String>,
 ) -> Result<Json<AdminAccount>, ApiError> {
-    Ok(Json(AdminAccount::of(&account_of(&st, &id).await?)))
+    Ok(Json(
+        AdminAccount::full(&st, &account_of(&st, &id).await?).await?,
+    ))
 }
 
 /// Suspends or resumes the account, or switches it between sandbox and live.
@@ -524,7 +566,7 @@ pub async fn update_account(
     // This node refuses the account's keys at once; the others when their auth feed
     // sees the epoch move (within --change-feed-ms).
     st.engine.keys.clear();
-    Ok(Json(AdminAccount::of(&after)))
+    Ok(Json(AdminAccount::full(&st, &after).await?))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
