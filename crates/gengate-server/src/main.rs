@@ -1,5 +1,7 @@
 //! `gengate`: the server and its operator commands.
 
+mod remote;
+
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use gengate_cli as cli;
@@ -313,6 +315,12 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn operator(command: Command) -> anyhow::Result<()> {
+    // With an operator key in the environment, the operator commands go to the admin API.
+    if let Some(r) = remote::Remote::from_env()
+        && let Some(result) = remote::run(&r, &command).await
+    {
+        return result;
+    }
     match command {
         Command::Generate(_)
         | Command::Tasks(_)

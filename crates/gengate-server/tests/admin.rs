@@ -18,6 +18,7 @@ on_both_engines!(
     usage_equals_the_ledger_for_any_range_and_grouping,
     tasks_are_found_across_accounts_with_their_whole_story,
     admin_posts_are_idempotent_under_an_idempotency_key,
+    the_operator_commands_run_against_a_remote_server,
 );
 
 /// Grants, suspension and key revocation made through one node hold on the other at
@@ -1340,5 +1341,100 @@ async fn admin_posts_are_idempotent_under_an_idempotency_key(engine: Engine) {
         keys["data"].as_array().map(Vec::len),
         Some(1),
         "one key made"
+    );
+}
+
+/// `gengate accounts | credits | keys | audit-log` with GENGATE_OPERATOR_KEY and GENGATE_URL
+/// go through the admin API of a running server (the real binary, no database flags).
+async fn the_operator_commands_run_against_a_remote_server(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let op = operator(&app, "remote-ops", OperatorRole::Admin).await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gengate"))
+            .args(args)
+            .current_dir(work.path())
+            .env_remove("GENGATE_DATABASE_URL")
+            .env("GENGATE_OPERATOR_KEY", &op)
+            .env("GENGATE_URL", &app.base)
+            .output()
+            .expect("gengate runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = run(&["accounts", "create", "remote-acme", "--credits", "300"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("remote-acme\t300 credits"), "{out}");
+    let (ok, out, err) = run(&[
+        "credits",
+        "grant",
+        "--account",
+        "remote-acme",
+        "50",
+        "--reason",
+        "invoice 9",
+    ]);
+    assert!(ok && out.trim() == "balance 350", "{out}{err}");
+    let (ok, out, err) = run(&[
+        "credits",
+        "adjust",
+        "--account",
+        "remote-acme",
+        "--reason",
+        "too much",
+        "-1000",
+    ]);
+    assert!(!ok && err.contains("insufficient_credits"), "{out}{err}");
+    let (ok, out, _) = run(&["credits", "show", "--account", "remote-acme"]);
+    assert!(
+        ok && out.contains("350 credits") && out.contains("invoice 9"),
+        "{out}"
+    );
+    let (ok, out, err) = run(&["keys", "create", "--account", "remote-acme", "--name", "ci"]);
+    assert!(ok, "{out}{err}");
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("secret (shown once): "))
+        .expect("secret")
+        .to_owned();
+    let (s, v) = send(&app, "GET", "/api/v1/credits", &secret, None).await;
+    assert_eq!((s, v["current_credits"].clone()), (200, json!(350)));
+    let (ok, out, _) = run(&["accounts", "list"]);
+    assert!(ok && out.contains("remote-acme"), "{out}");
+    let (ok, out, _) = run(&["audit-log", "--actor", "remote-ops"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("credits.grant")
+            && out.contains("account.create")
+            && out.contains("key.create"),
+        "{out}"
+    );
+    // What the admin API does not offer says so and changes nothing.
+    let (ok, _, err) = run(&["credits", "audit"]);
+    assert!(!ok && err.contains("database only"), "{err}");
+    assert!(
+        app.running
+            .engine
+            .store
+            .list_operators()
+            .await
+            .expect("operators")
+            .len()
+            == 1
+    );
+    let (ok, _, err) = run(&["operators", "create", "x", "--role", "admin"]);
+    assert!(!ok && err.contains("database only"), "{err}");
+    assert_eq!(
+        app.running
+            .engine
+            .store
+            .list_operators()
+            .await
+            .expect("operators")
+            .len(),
+        1
     );
 }
