@@ -11,7 +11,7 @@ macro_rules! impl_operator_store {
             use super::*;
             use $crate::engine::{corrupt, json_text};
             use $crate::operator_engine::{AUDIT_COLS, OPERATOR_COLS};
-            use $crate::engine::TASK_COLS;
+            use $crate::engine::{KEY_READ, TASK_COLS};
             use $crate::webhooks::WebhookStore;
             use $crate::operators::*;
             use $crate::StoreResult;
@@ -134,6 +134,22 @@ macro_rules! impl_operator_store {
                     .execute(&self.writer)
                     .await?;
                     Ok(())
+                }
+
+                async fn prune_node_reports(&self, before: Timestamp) -> StoreResult<u64> {
+                    let r = sqlx::query("DELETE FROM node_reports WHERE reported_at < $1")
+                        .bind(before.as_millis())
+                        .execute(&self.writer)
+                        .await?;
+                    Ok(r.rows_affected())
+                }
+
+                async fn get_api_key(&self, id: &gengate_core::ids::ApiKeyId) -> StoreResult<Option<$crate::ApiKeyRecord>> {
+                    let r = sqlx::query(AssertSqlSafe(format!("SELECT {KEY_READ} FROM api_keys WHERE id = $1")))
+                        .bind(id.as_str())
+                        .fetch_optional(&self.reader)
+                        .await?;
+                    r.as_ref().map(key_from_row).transpose()
                 }
 
                 async fn node_reports(&self) -> StoreResult<Vec<NodeReport>> {

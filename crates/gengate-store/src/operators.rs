@@ -131,6 +131,12 @@ pub trait OperatorStore: Send + Sync {
     /// Replaces the node's report.
     async fn report_node(&self, r: &NodeReport) -> StoreResult<()>;
     async fn node_reports(&self) -> StoreResult<Vec<NodeReport>>;
+    /// Forgets nodes that have not reported since `before` (gone for good); how many.
+    async fn prune_node_reports(&self, before: Timestamp) -> StoreResult<u64>;
+    async fn get_api_key(
+        &self,
+        id: &gengate_core::ids::ApiKeyId,
+    ) -> StoreResult<Option<crate::ApiKeyRecord>>;
     /// `NotFound` when `starting_after` is not a task.
     async fn admin_tasks(&self, q: &AdminTaskQuery) -> StoreResult<(Vec<AdminTask>, bool)>;
     async fn admin_task(&self, id: &gengate_core::ids::TaskId) -> StoreResult<Option<AdminTask>>;

@@ -212,6 +212,22 @@ async fn operators_and_the_audit_log_round_trip(db: Db) {
     })
     .await;
     assert_eq!(grants.len(), 2);
+    // Node reports: one row per node, replaced; old ones forgotten.
+    use gengate_store::operators::NodeReport;
+    let report = |node: &str, at: i64, n: i64| NodeReport {
+        node: node.into(),
+        role: "all".into(),
+        boot: "b1".into(),
+        reported_at: t(at),
+        report: serde_json::json!({"providers": {"kling": {"submits": n}}}),
+    };
+    s.report_node(&report("n1", 10, 1)).await.unwrap();
+    s.report_node(&report("n2", 20, 2)).await.unwrap();
+    s.report_node(&report("n1", 30, 3)).await.unwrap();
+    let got = s.node_reports().await.unwrap();
+    assert_eq!(got, vec![report("n1", 30, 3), report("n2", 20, 2)]);
+    assert_eq!(s.prune_node_reports(t(25)).await.unwrap(), 1);
+    assert_eq!(s.node_reports().await.unwrap(), vec![report("n1", 30, 3)]);
 }
 
 async fn accounts_keys_and_values_round_trip(db: Db) {

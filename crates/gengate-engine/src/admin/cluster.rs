@@ -19,9 +19,23 @@ use tokio::sync::watch;
 pub const REPORT_EVERY: Duration = Duration::from_secs(1);
 pub const LIVE_FOR: Duration = Duration::from_secs(5);
 
-/// Writes this node's report every [`REPORT_EVERY`], on every node.
+/// A node silent this long is gone (scaled down, renamed): its report is deleted.
+pub const FORGET_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// Writes this node's report every [`REPORT_EVERY`], on every node, and now and then
+/// forgets nodes gone for [`FORGET_AFTER`].
 pub async fn reporter(st: Engine, mut stop: watch::Receiver<bool>) {
+    let mut beats: u64 = 0;
     loop {
+        if beats.is_multiple_of(600)
+            && let Err(e) = st
+                .store
+                .prune_node_reports(st.clock.now().minus(FORGET_AFTER))
+                .await
+        {
+            tracing::warn!(error = %e, "forgetting old node reports failed");
+        }
+        beats += 1;
         let report = NodeReport {
             node: st.node.node.clone(),
             role: st.status.to_json(&st.node)["role"]

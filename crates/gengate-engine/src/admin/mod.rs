@@ -514,10 +514,8 @@ pub async fn revoke_key(
 ) -> Result<gengate_store::ApiKeyRecord, AdminError> {
     actor.may_write()?;
     let found = store
-        .list_api_keys(None)
+        .get_api_key(key)
         .await?
-        .into_iter()
-        .find(|k| &k.id == key)
         .ok_or(AdminError::NotFound("key"))?;
     if found.revoked_at.is_some() {
         return Ok(found);
