@@ -85,6 +85,9 @@ impl Operator {
             .await?
             .is_some_and(|a| a.sandbox);
         accounts::set_sandbox(self.store.as_ref(), &acc, sandbox).await?;
+        if was == sandbox {
+            return Ok(());
+        }
         self.audit_change(
             "account.update",
             acc.as_str(),

@@ -139,7 +139,7 @@ async fn changes_through_one_node_hold_on_every_node_postgres() {
     };
     let took = refused_within(1, "account_suspended").await;
     assert!(
-        took < std::time::Duration::from_secs(1),
+        took < std::time::Duration::from_secs(2),
         "node 1 took {took:?}"
     );
 
@@ -178,7 +178,7 @@ async fn changes_through_one_node_hold_on_every_node_postgres() {
     assert_eq!(s, 200);
     let took = refused_within(0, "api_key_revoked").await;
     assert!(
-        took < std::time::Duration::from_secs(1),
+        took < std::time::Duration::from_secs(2),
         "node 0 took {took:?}"
     );
     for n in nodes {
@@ -766,7 +766,7 @@ async fn a_revoked_or_expired_operator_is_refused_at_once(engine: Engine) {
         "{v}"
     );
 
-    let soon = st.clock.now().plus(std::time::Duration::from_millis(300));
+    let soon = st.clock.now().plus(std::time::Duration::from_secs(3));
     let (_, short) = admin::create_operator(
         st.store.as_ref(),
         &Actor::cli(),
@@ -779,7 +779,10 @@ async fn a_revoked_or_expired_operator_is_refused_at_once(engine: Engine) {
     .expect("operator");
     let (status, _) = send(&app, "GET", "/api/admin/v1/audit", &short, None).await;
     assert_eq!(status, 200);
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    // Past its expiry (a generous one: the first call must land before it on a busy machine).
+    while st.clock.now() <= soon {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let (status, v) = send(&app, "GET", "/api/admin/v1/audit", &short, None).await;
     assert_eq!(
         (status, v["error"]["code"].clone()),
@@ -859,7 +862,7 @@ async fn usage_equals_the_ledger_for_any_range_and_grouping(engine: Engine) {
         .post_json(
             "/api/v1/generations",
             &ka,
-            &common::kling("still running [sandbox:slow=60]", json!({"duration": "3"})),
+            &common::kling("still running [sandbox:slow=600]", json!({"duration": "3"})),
         )
         .await;
     for (key, id) in &ids {

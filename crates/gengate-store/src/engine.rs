@@ -545,11 +545,16 @@ macro_rules! impl_store {
 
             async fn set_account_suspended(&self, id: &AccountId, suspended: bool) -> StoreResult<bool> {
                 let mut tx = self.writer.begin().await?;
-                let r = sqlx::query("UPDATE accounts SET suspended = $2 WHERE id = $1")
+                // Only a real change counts (and moves the epoch): of two racing
+                // suspensions, one reports it.
+                let r = sqlx::query("UPDATE accounts SET suspended = $2 WHERE id = $1 AND suspended <> $2")
                     .bind(id.as_str())
                     .bind(suspended)
                     .execute(&mut *tx)
                     .await?;
+                if r.rows_affected() == 0 {
+                    return Ok(false);
+                }
                 sqlx::query("UPDATE auth_epoch SET value = value + 1 WHERE id = 1").execute(&mut *tx).await?;
                 tx.commit().await?;
                 Ok(r.rows_affected() == 1)

@@ -322,7 +322,7 @@ pub trait Store: WebhookStore + OperatorStore + Send + Sync + 'static {
     /// Switches an account between sandbox and live; false when it does not exist.
     async fn set_account_sandbox(&self, id: &AccountId, sandbox: bool) -> StoreResult<bool>;
     /// Suspends or resumes; bumps the auth epoch in the same transaction. False when
-    /// the account does not exist.
+    /// the account does not exist or already was so.
     async fn set_account_suspended(&self, id: &AccountId, suspended: bool) -> StoreResult<bool>;
     /// Tells every node's key cache that a cached record may be wrong now.
     async fn bump_auth_epoch(&self) -> StoreResult<()>;

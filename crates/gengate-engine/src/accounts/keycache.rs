@@ -19,6 +19,9 @@ pub struct KeyCache {
     ttl: Duration,
     capacity: usize,
     entries: Mutex<HashMap<String, (Instant, Arc<ApiKeyRecord>)>>,
+    /// Moved by every `clear`: a record read before a clear is not kept after it, or
+    /// a revocation that raced the read would be forgotten until the TTL.
+    generation: std::sync::atomic::AtomicU64,
     /// When this node last wrote each key's `last_used_at` (see [`KeyCache::due_for_touch`]).
     touched: Mutex<HashMap<ApiKeyId, Instant>>,
 }
@@ -35,6 +38,7 @@ impl KeyCache {
             ttl,
             capacity: capacity.max(1),
             entries: Mutex::new(HashMap::new()),
+            generation: std::sync::atomic::AtomicU64::new(0),
             touched: Mutex::new(HashMap::new()),
         }
     }
@@ -71,7 +75,10 @@ impl KeyCache {
     /// Drops every cached record: some key or account changed somewhere (the
     /// auth epoch moved, or this node made the change).
     pub fn clear(&self) {
-        self.lock().clear();
+        let mut entries = self.lock();
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        entries.clear();
     }
 
     /// The record for `prefix`: from the cache when fetched less than the TTL
@@ -92,6 +99,7 @@ impl KeyCache {
         if let Some(hit) = self.fresh(prefix, now) {
             return Ok(Some(hit));
         }
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
         let Some(record) = load().await? else {
             // Drop a stale entry so a deleted key does not linger.
             self.lock().remove(prefix);
@@ -99,6 +107,12 @@ impl KeyCache {
         };
         let record = Arc::new(record);
         let mut entries = self.lock();
+        // Cleared while we read: the record may predate the change that cleared the
+        // cache. Answer this request with it (it was read after the request arrived) but
+        // keep nothing.
+        if self.generation.load(std::sync::atomic::Ordering::SeqCst) != generation {
+            return Ok(Some(record));
+        }
         if entries.len() >= self.capacity && !entries.contains_key(prefix) {
             let ttl = self.ttl;
             entries.retain(|_, (at, _)| now.saturating_duration_since(*at) < ttl);
@@ -133,6 +147,29 @@ impl KeyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_record_read_across_a_clear_is_not_kept() {
+        let cache = KeyCache::new(Duration::from_secs(60), 10);
+        let t0 = Instant::now();
+        // The clear lands while the store read is in flight.
+        let got = cache
+            .get_or_load("gg_live_aaaa", t0, || async {
+                cache.clear();
+                Ok(Some(record("gg_live_aaaa")))
+            })
+            .await
+            .expect("load");
+        assert!(got.is_some(), "the request that read it is answered");
+        assert_eq!(cache.len(), 0, "but the record is not kept");
+        cache
+            .get_or_load("gg_live_aaaa", t0, || async {
+                Ok(Some(record("gg_live_aaaa")))
+            })
+            .await
+            .expect("load");
+        assert_eq!(cache.len(), 1, "a read with no clear in between is kept");
+    }
     use gengate_core::Timestamp;
     use gengate_core::ids::AccountId;
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -223,7 +223,7 @@ pub async fn bootstrap_operator(
     if !store.list_operators().await?.is_empty() {
         return Ok(None);
     }
-    let (_, secret) = create_operator(
+    match create_operator(
         store,
         &Actor::cli(),
         "admin",
@@ -231,8 +231,15 @@ pub async fn bootstrap_operator(
         None,
         now,
     )
-    .await?;
-    Ok(Some(secret))
+    .await
+    {
+        Ok((_, secret)) => Ok(Some(secret)),
+        // Nodes starting together on a fresh database: another one made it first.
+        Err(AdminError::Invalid(_)) if store.find_operator_by_name("admin").await?.is_some() => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 // --- The audit log ---
@@ -382,11 +389,9 @@ pub async fn change_credits(
     if !v.is_empty() {
         return Err(AdminError::Invalid(v));
     }
-    let before = store
-        .get_account(account)
-        .await?
-        .ok_or(AdminError::NotFound("account"))?
-        .balance;
+    if store.get_account(account).await?.is_none() {
+        return Err(AdminError::NotFound("account"));
+    }
     let after = match store
         .change_credits(account, kind, amount, reason, now)
         .await
@@ -407,7 +412,9 @@ pub async fn change_credits(
         action,
         account.as_str(),
         Some(account),
-        Some(json!({"balance": before.get()})),
+        // The balance just before this row: another change (a task's reserve) can land
+        // between a read and the write, never inside the write.
+        Some(json!({"balance": after.get() - amount})),
         Some(json!({"balance": after.get(), "amount": amount, "reason": reason})),
         now,
     )
@@ -452,17 +459,20 @@ pub async fn update_account(
         .get_account(account)
         .await?
         .ok_or(AdminError::NotFound("account"))?;
+    let mut changed = false;
     if let Some(s) = suspended.filter(|s| *s != before.suspended) {
-        store.set_account_suspended(account, s).await?;
+        // False when a racing call made the same change first: it audits it.
+        changed |= store.set_account_suspended(account, s).await?;
     }
     if let Some(s) = sandbox.filter(|s| *s != before.sandbox) {
         accounts::set_sandbox(store, account, s).await?;
+        changed = true;
     }
     let after = store
         .get_account(account)
         .await?
         .ok_or(AdminError::NotFound("account"))?;
-    if (after.suspended, after.sandbox) != (before.suspended, before.sandbox) {
+    if changed {
         let state = |a: &Account| json!({"status": if a.suspended { "suspended" } else { "active" }, "sandbox": a.sandbox});
         record(
             store,
@@ -517,10 +527,13 @@ pub async fn revoke_key(
         .get_api_key(key)
         .await?
         .ok_or(AdminError::NotFound("key"))?;
-    if found.revoked_at.is_some() {
-        return Ok(found);
+    // Audited only when this call revoked it: of two racing revocations, one line.
+    if found.revoked_at.is_some() || !store.revoke_api_key(key, now).await? {
+        return store
+            .get_api_key(key)
+            .await?
+            .ok_or(AdminError::NotFound("key"));
     }
-    store.revoke_api_key(key, now).await?;
     record(
         store,
         actor,

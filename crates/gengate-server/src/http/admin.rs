@@ -1016,12 +1016,35 @@ pub async fn usage(
     // Streamed: a bounded channel between the database cursor and the socket, so a
     // year of hourly rows is never held at once. A database error mid-way ends the
     // body early (the status line has gone out), which a CSV reader sees as truncation.
+    // Each stream holds a database connection while the client reads: a few at once,
+    // and a client that stops reading for STALL loses its stream (and the connection).
+    static STREAMS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+    const STALL: std::time::Duration = std::time::Duration::from_secs(30);
+    let Ok(permit) = STREAMS.try_acquire() else {
+        return Err(ApiError {
+            retry_after_secs: Some(5),
+            ..ApiError::new(
+                ErrorCode::ServerBusy,
+                "four CSV usage reports are streaming already; retry shortly (JSON answers are not limited)",
+            )
+        });
+    };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(32);
     let store = st.engine.store.clone();
     tokio::spawn(async move {
+        let _permit = permit;
+        let send = |chunk| {
+            let tx = tx.clone();
+            async move {
+                matches!(
+                    tokio::time::timeout(STALL, tx.send(chunk)).await,
+                    Ok(Ok(()))
+                )
+            }
+        };
         use futures_util::StreamExt;
         let header: Vec<String> = USAGE_CSV_HEADER.iter().map(|h| (*h).to_owned()).collect();
-        if tx.send(csv_record(&header)).await.is_err() {
+        if !send(csv_record(&header)).await {
             return;
         }
         let mut rows = store.usage(&query);
@@ -1042,7 +1065,7 @@ pub async fn usage(
                 }
             };
             let failed = chunk.is_err();
-            if tx.send(chunk).await.is_err() || failed {
+            if !send(chunk).await || failed {
                 return;
             }
         }
