@@ -185,6 +185,7 @@ impl Operator {
             amount,
             reason,
             Self::now(),
+            None,
         )
         .await?)
     }

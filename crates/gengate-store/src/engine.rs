@@ -571,13 +571,11 @@ macro_rules! impl_store {
                     .fetch(&self.reader);
                 Box::pin(rows.map(move |r| {
                     let r = r?;
-                    let grp: Option<String> = r.try_get("grp")?;
-                    let grp = grp.unwrap_or_default();
                     let group = if bucketed {
-                        let ms: i64 = grp.parse().map_err(|e| corrupt("usage bucket", e))?;
-                        Timestamp::from_millis(ms).rfc3339()
+                        let ms: Option<i64> = r.try_get("grp")?;
+                        Timestamp::from_millis(ms.unwrap_or_default()).rfc3339()
                     } else {
-                        grp
+                        r.try_get::<Option<String>, _>("grp")?.unwrap_or_default()
                     };
                     Ok($crate::usage::UsageRow {
                         group,
@@ -640,6 +638,86 @@ macro_rules! impl_store {
                     .execute(&self.writer)
                     .await?;
                 Ok(())
+            }
+
+            async fn change_credits_audited(
+                &self,
+                account: &AccountId,
+                kind: LedgerKind,
+                delta: i64,
+                reason: &str,
+                now: Timestamp,
+                audit: &$crate::operators::NewAudit,
+                idem: Option<$crate::CreditsIdem<'_>>,
+            ) -> Result<Credits, CreateTaskError> {
+                if !matches!(kind, LedgerKind::Grant | LedgerKind::Adjust) || (kind == LedgerKind::Grant && delta <= 0) {
+                    return Err(StoreError::Internal(format!("{} of {delta} is not an operator change", kind.as_str())).into());
+                }
+                let mut tx = self.writer.begin().await.map_err(StoreError::from)?;
+                let row = sqlx::query("UPDATE accounts SET balance = balance + $1 WHERE id = $2 AND balance + $1 >= 0 RETURNING balance")
+                    .bind(delta)
+                    .bind(account.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(StoreError::from)?;
+                let Some(row) = row else {
+                    let bal: Option<i64> = sqlx::query_scalar("SELECT balance FROM accounts WHERE id = $1")
+                        .bind(account.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(StoreError::from)?;
+                    return match bal {
+                        None => Err(StoreError::NotFound(format!("account {account}")).into()),
+                        Some(b) => Err(CreateTaskError::InsufficientCredits {
+                            balance: credits(b, "balance")?,
+                            price: Credits::new(delta.saturating_neg()).unwrap_or_default(),
+                        }),
+                    };
+                };
+                let balance: i64 = row.try_get("balance").map_err(StoreError::from)?;
+                sqlx::query(
+                    "INSERT INTO ledger_entries (account_id, kind, amount, balance_after, task_id, reason, created_at) VALUES ($1, $2, $3, $4, NULL, $5, $6)",
+                )
+                .bind(account.as_str())
+                .bind(kind.as_str())
+                .bind(delta)
+                .bind(balance)
+                .bind(reason)
+                .bind(now.as_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from)?;
+                sqlx::query(
+                    "INSERT INTO audit_log (id, at, actor, action, target, account_id, before_json, after_json, request_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(gengate_core::ids::AuditId::generate().as_str())
+                .bind(audit.at.as_millis())
+                .bind(&audit.actor)
+                .bind(&audit.action)
+                .bind(&audit.target)
+                .bind(audit.account_id.as_ref().map(|a| a.as_str().to_owned()))
+                .bind(json_text(&serde_json::json!({"balance": balance - delta})))
+                .bind(json_text(&serde_json::json!({"balance": balance, "amount": delta, "reason": reason})))
+                .bind(audit.request_id.as_deref())
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from)?;
+                let balance = credits(balance, "balance")?;
+                if let Some(i) = idem {
+                    complete_idem(
+                        &mut tx,
+                        &IdemCompletion {
+                            scope: i.scope.clone(),
+                            token: i.token.to_owned(),
+                            response: (i.response)(balance),
+                            expires_at: i.expires_at,
+                        },
+                    )
+                    .await?;
+                }
+                tx.commit().await.map_err(StoreError::from)?;
+                Ok(balance)
             }
 
             async fn change_credits(

@@ -247,6 +247,16 @@ pub struct IdemCompletion {
     pub expires_at: Timestamp,
 }
 
+/// The idempotency key of an operator's credit change, completed with the answer
+/// `response` builds from the new balance.
+#[derive(Clone, Copy)]
+pub struct CreditsIdem<'a> {
+    pub scope: &'a IdemScope,
+    pub token: &'a str,
+    pub expires_at: Timestamp,
+    pub response: &'a (dyn Fn(Credits) -> StoredResponse + Send + Sync),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CreateTaskError {
     #[error("insufficient credits: balance {balance}, price {price}")]
@@ -350,6 +360,22 @@ pub trait Store: WebhookStore + OperatorStore + Send + Sync + 'static {
         delta: i64,
         reason: &str,
         now: Timestamp,
+    ) -> Result<Credits, CreateTaskError>;
+    /// `change_credits` with its audit line and (when the request has one) the
+    /// completion of its idempotency key, all in the one transaction: a crash cannot
+    /// leave a change without its line, or a change a retry would apply again. The store
+    /// fills the line's `before`/`after` (`{"balance": …}`, plus amount and reason) and
+    /// builds the stored answer from the new balance.
+    #[allow(clippy::too_many_arguments)]
+    async fn change_credits_audited(
+        &self,
+        account: &AccountId,
+        kind: LedgerKind,
+        delta: i64,
+        reason: &str,
+        now: Timestamp,
+        audit: &operators::NewAudit,
+        idem: Option<CreditsIdem<'_>>,
     ) -> Result<Credits, CreateTaskError>;
     async fn balance(&self, account: &AccountId) -> StoreResult<Credits>;
     async fn ledger(&self, account: &AccountId) -> StoreResult<Vec<LedgerEntry>>;

@@ -79,9 +79,11 @@ pub(crate) fn usage_sql(g: UsageGroupBy) -> String {
     let (tg, lg) = match g {
         UsageGroupBy::Day | UsageGroupBy::Hour => {
             let ms = g.bucket_ms().unwrap_or(86_400_000);
+            // Floor, not truncation (`/` and `%` truncate toward zero in both
+            // engines): a time before 1970 falls in its own bucket.
             (
-                format!("CAST((t.created_at / {ms}) * {ms} AS TEXT)"),
-                format!("CAST((l.created_at / {ms}) * {ms} AS TEXT)"),
+                format!("(t.created_at - (((t.created_at % {ms}) + {ms}) % {ms}))"),
+                format!("(l.created_at - (((l.created_at % {ms}) + {ms}) % {ms}))"),
             )
         }
         UsageGroupBy::Account => ("t.account_id".into(), "l.account_id".into()),
@@ -89,8 +91,7 @@ pub(crate) fn usage_sql(g: UsageGroupBy) -> String {
         UsageGroupBy::Model => ("t.model".into(), "t.model".into()),
         UsageGroupBy::Status => ("t.status".into(), "t.status".into()),
     };
-    // Time buckets are ms since the epoch as text: 13 digits until 2286, so text order
-    // is time order.
+    // Time buckets stay integers (ms since the epoch), so they order as times.
     format!(
         "SELECT grp, CAST(SUM(tasks) AS BIGINT) AS tasks, CAST(SUM(succeeded) AS BIGINT) AS succeeded, \
                 CAST(SUM(failed) AS BIGINT) AS failed, CAST(SUM(charged) AS BIGINT) AS charged, \

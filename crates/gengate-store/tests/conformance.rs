@@ -85,7 +85,142 @@ both_engines!(
     concurrent_creates_across_accounts_keep_each_ledger_in_order,
     a_woken_job_is_due_now_and_never_later,
     operators_and_the_audit_log_round_trip,
+    an_operators_credit_change_its_audit_line_and_its_answer_commit_together,
 );
+
+async fn an_operators_credit_change_its_audit_line_and_its_answer_commit_together(db: Db) {
+    use gengate_store::operators::{AuditFilter, NewAudit};
+    let s = &db.store;
+    let a = s.create_account("acme", t(0)).await.unwrap();
+    let scope = IdemScope {
+        account_id: gengate_core::ids::AccountId::from_trusted("op_test".into()),
+        method: "POST".into(),
+        path: format!("/api/admin/v1/accounts/{}/credits", a.id),
+        key: "grant-1".into(),
+    };
+    let keep = Duration::from_secs(86_400);
+    let h = holder("n1", "b1", "tok");
+    assert_eq!(
+        s.idempotency_begin(&scope, "fp", &h, t(0), Duration::from_secs(60), keep)
+            .await
+            .unwrap(),
+        IdemBegin::Started
+    );
+    let line = NewAudit {
+        at: t(1),
+        actor: "alice".into(),
+        action: "credits.grant".into(),
+        target: a.id.to_string(),
+        account_id: Some(a.id.clone()),
+        before: None,
+        after: None,
+        request_id: Some("req_1".into()),
+    };
+    let answer = |b: Credits| StoredResponse {
+        status: 200,
+        headers: vec![],
+        body: format!("{{\"balance\":{}}}", b.get()),
+    };
+    let idem = |token: &'static str| gengate_store::CreditsIdem {
+        scope: &scope,
+        token,
+        expires_at: t(0).plus(keep),
+        response: &answer,
+    };
+    // The hold is not ours (taken over): nothing at all is written.
+    let err = s
+        .change_credits_audited(
+            &a.id,
+            LedgerKind::Grant,
+            500,
+            "invoice",
+            t(1),
+            &line,
+            Some(idem("not-ours")),
+        )
+        .await;
+    assert!(err.is_err());
+    assert_eq!(s.balance(&a.id).await.unwrap().get(), 0);
+    assert!(s.ledger(&a.id).await.unwrap().is_empty());
+    assert!(
+        s.audit_page(&AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .0
+        .is_empty()
+    );
+    // Ours: the change, its line and the stored answer, together.
+    let b = s
+        .change_credits_audited(
+            &a.id,
+            LedgerKind::Grant,
+            500,
+            "invoice",
+            t(1),
+            &line,
+            Some(idem("tok")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(b.get(), 500);
+    let (lines, _) = s
+        .audit_page(&AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].before, Some(serde_json::json!({"balance": 0})));
+    assert_eq!(
+        lines[0].after,
+        Some(serde_json::json!({"balance": 500, "amount": 500, "reason": "invoice"}))
+    );
+    assert_eq!(
+        s.idempotency_begin(
+            &scope,
+            "fp",
+            &holder("n2", "b2", "tok2"),
+            t(2),
+            Duration::from_secs(60),
+            keep
+        )
+        .await
+        .unwrap(),
+        IdemBegin::Replay(answer(b))
+    );
+    // Below zero: refused, nothing written.
+    let refused = s
+        .change_credits_audited(
+            &a.id,
+            LedgerKind::Adjust,
+            -501,
+            "too much",
+            t(3),
+            &line,
+            None,
+        )
+        .await;
+    assert!(matches!(
+        refused,
+        Err(CreateTaskError::InsufficientCredits { .. })
+    ));
+    assert_eq!(
+        s.audit_page(&AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .0
+        .len(),
+        1
+    );
+    assert_eq!(s.balance(&a.id).await.unwrap().get(), 500);
+}
 
 async fn operators_and_the_audit_log_round_trip(db: Db) {
     use gengate_core::operator::{self, OperatorRole};

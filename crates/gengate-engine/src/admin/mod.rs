@@ -358,6 +358,7 @@ pub async fn change_credits(
     amount: i64,
     reason: &str,
     now: Timestamp,
+    idem: Option<gengate_store::CreditsIdem<'_>>,
 ) -> Result<Credits, AdminError> {
     actor.may_write()?;
     let mut v = ValidationErrors::default();
@@ -392,34 +393,31 @@ pub async fn change_credits(
     if store.get_account(account).await?.is_none() {
         return Err(AdminError::NotFound("account"));
     }
-    let after = match store
-        .change_credits(account, kind, amount, reason, now)
-        .await
-    {
-        Err(CreateTaskError::InsufficientCredits { balance, .. }) => {
-            return Err(AdminError::InsufficientCredits { balance, amount });
-        }
-        other => other?,
-    };
     let action = if kind == LedgerKind::Grant {
         "credits.grant"
     } else {
         "credits.adjust"
     };
-    record(
-        store,
-        actor,
-        action,
-        account.as_str(),
-        Some(account),
-        // The balance just before this row: another change (a task's reserve) can land
-        // between a read and the write, never inside the write.
-        Some(json!({"balance": after.get() - amount})),
-        Some(json!({"balance": after.get(), "amount": amount, "reason": reason})),
-        now,
-    )
-    .await?;
-    Ok(after)
+    // The change, its audit line and the idempotency answer commit together.
+    let line = NewAudit {
+        at: now,
+        actor: actor.name.clone(),
+        action: action.to_owned(),
+        target: account.as_str().to_owned(),
+        account_id: Some(account.clone()),
+        before: None,
+        after: None,
+        request_id: actor.request_id.clone(),
+    };
+    match store
+        .change_credits_audited(account, kind, amount, reason, now, &line, idem)
+        .await
+    {
+        Err(CreateTaskError::InsufficientCredits { balance, .. }) => {
+            Err(AdminError::InsufficientCredits { balance, amount })
+        }
+        other => Ok(other?),
+    }
 }
 
 /// A key for the account, made by an operator (the secret, shown once).

@@ -715,6 +715,24 @@ pub async fn change_credits(
         Begun::Replay(r) => return Ok(r),
         Begun::Proceed(h) => h,
     };
+    let now = st.engine.clock.now();
+    let answer = |balance: gengate_core::Credits| BalanceChange {
+        account: account.id.clone(),
+        balance: balance.get(),
+    };
+    // Stored for replays inside the change's own transaction (the store builds it from
+    // the new balance): a crash after the commit cannot let a retry grant again.
+    let stored = |balance: gengate_core::Credits| gengate_store::StoredResponse {
+        status: StatusCode::OK.as_u16(),
+        headers: Vec::new(),
+        body: serde_json::to_string(&answer(balance)).unwrap_or_default(),
+    };
+    let idem = hold.as_ref().map(|h| gengate_store::CreditsIdem {
+        scope: &h.scope,
+        token: &h.token,
+        expires_at: now.plus(st.engine.config.idempotency_keep),
+        response: &stored,
+    });
     let outcome = admin::change_credits(
         st.engine.store.as_ref(),
         &actor,
@@ -722,16 +740,15 @@ pub async fn change_credits(
         kind.unwrap_or(LedgerKind::Grant),
         amount,
         reason.as_deref().unwrap_or_default(),
-        st.engine.clock.now(),
+        now,
+        idem,
     )
     .await
-    .map(|balance| BalanceChange {
-        account: account.id.clone(),
-        balance: balance.get(),
-    })
     .map_err(ApiError::from);
-    let change = settle(&st, hold, outcome, StatusCode::OK).await?;
-    Ok(Json(change).into_response())
+    let balance =
+        gengate_engine::generations::idempotency::release_on_error(&st.engine, hold, outcome)
+            .await?;
+    Ok(Json(answer(balance)).into_response())
 }
 
 /// The account's ledger, newest first (the same rows as its public ledger).
