@@ -166,6 +166,55 @@ macro_rules! impl_store {
         /// the create's transaction; an error when our hold on the key lapsed
         /// and someone else took it (the caller rolls back rather than answer
         /// twice).
+        /// An operator's grant or adjustment inside `tx`: the balance moves (never below
+        /// zero) and its ledger row is written; the new balance.
+        async fn operator_change(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            account: &AccountId,
+            kind: LedgerKind,
+            delta: i64,
+            reason: &str,
+            now: Timestamp,
+        ) -> Result<i64, CreateTaskError> {
+            if !matches!(kind, LedgerKind::Grant | LedgerKind::Adjust) || (kind == LedgerKind::Grant && delta <= 0) {
+                return Err(StoreError::Internal(format!("{} of {delta} is not an operator change", kind.as_str())).into());
+            }
+            let row = sqlx::query("UPDATE accounts SET balance = balance + $1 WHERE id = $2 AND balance + $1 >= 0 RETURNING balance")
+                .bind(delta)
+                .bind(account.as_str())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(StoreError::from)?;
+            let Some(row) = row else {
+                let bal: Option<i64> = sqlx::query_scalar("SELECT balance FROM accounts WHERE id = $1")
+                    .bind(account.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(StoreError::from)?;
+                return match bal {
+                    None => Err(StoreError::NotFound(format!("account {account}")).into()),
+                    Some(b) => Err(CreateTaskError::InsufficientCredits {
+                        balance: credits(b, "balance")?,
+                        price: Credits::new(delta.saturating_neg()).unwrap_or_default(),
+                    }),
+                };
+            };
+            let balance: i64 = row.try_get("balance").map_err(StoreError::from)?;
+            sqlx::query(
+                "INSERT INTO ledger_entries (account_id, kind, amount, balance_after, task_id, reason, created_at) VALUES ($1, $2, $3, $4, NULL, $5, $6)",
+            )
+            .bind(account.as_str())
+            .bind(kind.as_str())
+            .bind(delta)
+            .bind(balance)
+            .bind(reason)
+            .bind(now.as_millis())
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::from)?;
+            Ok(balance)
+        }
+
         async fn complete_idem(conn: &mut <$db as sqlx::Database>::Connection, c: &IdemCompletion) -> Result<(), CreateTaskError> {
             let done = sqlx::query(
                 "UPDATE idempotency_keys SET state = 'completed', locked_until = NULL, response_status = $5, response_headers = $6, \
@@ -650,43 +699,8 @@ macro_rules! impl_store {
                 audit: &$crate::operators::NewAudit,
                 idem: Option<$crate::CreditsIdem<'_>>,
             ) -> Result<Credits, CreateTaskError> {
-                if !matches!(kind, LedgerKind::Grant | LedgerKind::Adjust) || (kind == LedgerKind::Grant && delta <= 0) {
-                    return Err(StoreError::Internal(format!("{} of {delta} is not an operator change", kind.as_str())).into());
-                }
                 let mut tx = self.writer.begin().await.map_err(StoreError::from)?;
-                let row = sqlx::query("UPDATE accounts SET balance = balance + $1 WHERE id = $2 AND balance + $1 >= 0 RETURNING balance")
-                    .bind(delta)
-                    .bind(account.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(StoreError::from)?;
-                let Some(row) = row else {
-                    let bal: Option<i64> = sqlx::query_scalar("SELECT balance FROM accounts WHERE id = $1")
-                        .bind(account.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(StoreError::from)?;
-                    return match bal {
-                        None => Err(StoreError::NotFound(format!("account {account}")).into()),
-                        Some(b) => Err(CreateTaskError::InsufficientCredits {
-                            balance: credits(b, "balance")?,
-                            price: Credits::new(delta.saturating_neg()).unwrap_or_default(),
-                        }),
-                    };
-                };
-                let balance: i64 = row.try_get("balance").map_err(StoreError::from)?;
-                sqlx::query(
-                    "INSERT INTO ledger_entries (account_id, kind, amount, balance_after, task_id, reason, created_at) VALUES ($1, $2, $3, $4, NULL, $5, $6)",
-                )
-                .bind(account.as_str())
-                .bind(kind.as_str())
-                .bind(delta)
-                .bind(balance)
-                .bind(reason)
-                .bind(now.as_millis())
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from)?;
+                let balance = operator_change(&mut tx, account, kind, delta, reason, now).await?;
                 sqlx::query(
                     "INSERT INTO audit_log (id, at, actor, action, target, account_id, before_json, after_json, request_id) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -728,43 +742,8 @@ macro_rules! impl_store {
                 reason: &str,
                 now: Timestamp,
             ) -> Result<Credits, CreateTaskError> {
-                if !matches!(kind, LedgerKind::Grant | LedgerKind::Adjust) || (kind == LedgerKind::Grant && delta <= 0) {
-                    return Err(StoreError::Internal(format!("{} of {delta} is not an operator change", kind.as_str())).into());
-                }
                 let mut tx = self.writer.begin().await.map_err(StoreError::from)?;
-                let row = sqlx::query("UPDATE accounts SET balance = balance + $1 WHERE id = $2 AND balance + $1 >= 0 RETURNING balance")
-                    .bind(delta)
-                    .bind(account.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(StoreError::from)?;
-                let Some(row) = row else {
-                    let bal: Option<i64> = sqlx::query_scalar("SELECT balance FROM accounts WHERE id = $1")
-                        .bind(account.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(StoreError::from)?;
-                    return match bal {
-                        None => Err(StoreError::NotFound(format!("account {account}")).into()),
-                        Some(b) => Err(CreateTaskError::InsufficientCredits {
-                            balance: credits(b, "balance")?,
-                            price: Credits::new(delta.saturating_neg()).unwrap_or_default(),
-                        }),
-                    };
-                };
-                let balance: i64 = row.try_get("balance").map_err(StoreError::from)?;
-                sqlx::query(
-                    "INSERT INTO ledger_entries (account_id, kind, amount, balance_after, task_id, reason, created_at) VALUES ($1, $2, $3, $4, NULL, $5, $6)",
-                )
-                .bind(account.as_str())
-                .bind(kind.as_str())
-                .bind(delta)
-                .bind(balance)
-                .bind(reason)
-                .bind(now.as_millis())
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from)?;
+                let balance = operator_change(&mut tx, account, kind, delta, reason, now).await?;
                 tx.commit().await.map_err(StoreError::from)?;
                 Ok(credits(balance, "balance")?)
             }
