@@ -242,6 +242,38 @@ pub struct AdminAccountList {
     pub has_more: bool,
 }
 
+/// An optional RFC 3339 time parameter (empty is absent).
+fn time_param(
+    q: &HashMap<String, String>,
+    name: &str,
+    errs: &mut ValidationErrors,
+) -> Option<Timestamp> {
+    let raw = q.get(name).filter(|s| !s.is_empty())?;
+    let t = Timestamp::parse_rfc3339(raw);
+    if t.is_none() {
+        errs.push(
+            name,
+            FieldIssue::InvalidFormat,
+            format!("{name} is an RFC 3339 time"),
+        );
+    }
+    t
+}
+
+/// The optional `account` parameter: an account id (empty is absent).
+fn account_param(q: &HashMap<String, String>, errs: &mut ValidationErrors) -> Option<AccountId> {
+    let raw = q.get("account").filter(|s| !s.is_empty())?;
+    let a = AccountId::parse(raw);
+    if a.is_none() {
+        errs.push(
+            "account",
+            FieldIssue::InvalidFormat,
+            "account is an account id (acct_…)",
+        );
+    }
+    a
+}
+
 fn thirty_days_ago(st: &AppState) -> Timestamp {
     st.engine
         .clock
@@ -839,20 +871,7 @@ pub async fn list_audit(
             seq
         }
     };
-    let account = match q.get("account").filter(|s| !s.is_empty()) {
-        None => None,
-        Some(s) => match AccountId::parse(s) {
-            Some(a) => Some(a),
-            None => {
-                errs.push(
-                    "account",
-                    FieldIssue::InvalidFormat,
-                    "account is an account id (acct_…)",
-                );
-                None
-            }
-        },
-    };
+    let account = account_param(&q, &mut errs);
     errs.into_result()?;
     let nonempty = |k: &str| q.get(k).filter(|s| !s.is_empty()).cloned();
     let (entries, has_more) = admin::audit_page(
@@ -956,20 +975,8 @@ pub async fn usage(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let mut errs = ValidationErrors::new();
-    let time = |name: &str, errs: &mut ValidationErrors| -> Option<Timestamp> {
-        let raw = q.get(name).filter(|s| !s.is_empty())?;
-        let t = Timestamp::parse_rfc3339(raw);
-        if t.is_none() {
-            errs.push(
-                name,
-                FieldIssue::InvalidFormat,
-                format!("{name} is an RFC 3339 time"),
-            );
-        }
-        t
-    };
-    let to = time("to", &mut errs).unwrap_or_else(|| st.engine.clock.now());
-    let from = time("from", &mut errs)
+    let to = time_param(&q, "to", &mut errs).unwrap_or_else(|| st.engine.clock.now());
+    let from = time_param(&q, "from", &mut errs)
         .unwrap_or_else(|| to.minus(std::time::Duration::from_secs(30 * 86_400)));
     if from >= to {
         errs.push("from", FieldIssue::OutOfRange, "from must be before to");
@@ -984,20 +991,7 @@ pub async fn usage(
         );
     }
     let include_sandbox = bool_param(&q, "include_sandbox", &mut errs).unwrap_or(false);
-    let account = match q.get("account").filter(|s| !s.is_empty()) {
-        None => None,
-        Some(s) => {
-            let a = AccountId::parse(s);
-            if a.is_none() {
-                errs.push(
-                    "account",
-                    FieldIssue::InvalidFormat,
-                    "account is an account id (acct_…)",
-                );
-            }
-            a
-        }
-    };
+    let account = account_param(&q, &mut errs);
     let csv = match q.get("format").map(String::as_str) {
         None | Some("") => headers
             .get(header::ACCEPT)
@@ -1186,32 +1180,7 @@ pub async fn list_generations(
     let mut errs = ValidationErrors::new();
     let limit = gengate_core::paging::limit(q.get("limit").map(String::as_str), &mut errs);
     let text = |k: &str| q.get(k).filter(|s| !s.is_empty()).cloned();
-    let time = |k: &str, errs: &mut ValidationErrors| {
-        let raw = q.get(k).filter(|s| !s.is_empty())?;
-        let t = Timestamp::parse_rfc3339(raw);
-        if t.is_none() {
-            errs.push(
-                k,
-                FieldIssue::InvalidFormat,
-                format!("{k} is an RFC 3339 time"),
-            );
-        }
-        t
-    };
-    let account = match text("account") {
-        None => None,
-        Some(s) => {
-            let a = AccountId::parse(&s);
-            if a.is_none() {
-                errs.push(
-                    "account",
-                    FieldIssue::InvalidFormat,
-                    "account is an account id (acct_…)",
-                );
-            }
-            a
-        }
-    };
+    let account = account_param(&q, &mut errs);
     let status = match text("status") {
         None => None,
         Some(s) => {
@@ -1226,8 +1195,8 @@ pub async fn list_generations(
             parsed
         }
     };
-    let created_after = time("created_after", &mut errs);
-    let created_before = time("created_before", &mut errs);
+    let created_after = time_param(&q, "created_after", &mut errs);
+    let created_before = time_param(&q, "created_before", &mut errs);
     let starting_after = match text("starting_after") {
         None => None,
         Some(s) => {
