@@ -2,8 +2,8 @@
 //! `GENGATE_OPERATOR_KEY` set, `accounts`, `keys`, `credits` and `audit-log` call the
 //! admin API at `GENGATE_URL` (default `http://127.0.0.1:8080`) instead of opening the
 //! database. Their output is the same as on the database. What the admin API does not
-//! offer (spend limits and rate overrides on keys, `credits audit`, `operators`) says
-//! so and changes nothing.
+//! offer (keys created with rate overrides or a spend limit, `credits audit`,
+//! `operators`) says so and changes nothing.
 
 use super::{AccountsCmd, AuditLogArgs, Command, CreditsArgs, CreditsCmd, KeysCmd};
 use anyhow::{Context, bail};
@@ -280,7 +280,29 @@ async fn keys(r: &Remote, c: &KeysCmd) -> anyhow::Result<()> {
             r.call("DELETE", &format!("/keys/{key_id}"), None).await?;
             println!("revoked {key_id}");
         }
-        KeysCmd::Limit { .. } => return database_only("`keys limit`"),
+        KeysCmd::Limit {
+            key_id,
+            spend_limit,
+            spend_window,
+            clear,
+            ..
+        } => {
+            let body = match (spend_limit, clear) {
+                (_, true) | (None, _) => json!({"spend_limit": null}),
+                (Some(l), false) => json!({"spend_limit": {"limit": l, "window": spend_window}}),
+            };
+            let k = r
+                .call("PATCH", &format!("/keys/{key_id}"), Some(body))
+                .await?;
+            match k["spend_limit"].as_object() {
+                Some(l) => println!(
+                    "{key_id}: spend limit {} ({} spent)",
+                    l.get("limit").unwrap_or(&Value::Null),
+                    l.get("spent").unwrap_or(&Value::Null)
+                ),
+                None => println!("{key_id}: no spend limit"),
+            }
+        }
     }
     Ok(())
 }

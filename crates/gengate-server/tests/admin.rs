@@ -343,6 +343,43 @@ async fn operators_make_and_revoke_an_accounts_keys(engine: Engine) {
         "{listed}"
     );
     let key_id = made["id"].as_str().expect("id");
+    // A spend limit on it, then none; each change audited.
+    let limit_path = format!("/api/admin/v1/keys/{key_id}");
+    let (s, v) = send(
+        &app,
+        "PATCH",
+        &limit_path,
+        &op,
+        Some(json!({"spend_limit": {"limit": 200, "window": "24h"}})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["spend_limit"]["limit"].clone()),
+        (200, json!(200)),
+        "{v}"
+    );
+    let (s, v) = send(
+        &app,
+        "PATCH",
+        &limit_path,
+        &op,
+        Some(json!({"spend_limit": {"limit": 0}, "x": 1})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["details"].as_array().map(Vec::len)),
+        (400, Some(2)),
+        "{v}"
+    );
+    let (s, v) = send(
+        &app,
+        "PATCH",
+        &limit_path,
+        &op,
+        Some(json!({"spend_limit": null})),
+    )
+    .await;
+    assert_eq!((s, v["spend_limit"].clone()), (200, Value::Null), "{v}");
     let (s, v) = send(
         &app,
         "DELETE",
@@ -382,7 +419,10 @@ async fn operators_make_and_revoke_an_accounts_keys(engine: Engine) {
         .iter()
         .map(|e| e["action"].as_str().unwrap_or(""))
         .collect();
-    assert_eq!(actions, ["key.revoke", "key.create"]);
+    assert_eq!(
+        actions,
+        ["key.revoke", "key.limit", "key.limit", "key.create"]
+    );
 }
 
 async fn operator(app: &TestApp, name: &str, role: OperatorRole) -> String {
@@ -1405,6 +1445,22 @@ async fn the_operator_commands_run_against_a_remote_server(engine: Engine) {
         .to_owned();
     let (s, v) = send(&app, "GET", "/api/v1/credits", &secret, None).await;
     assert_eq!((s, v["current_credits"].clone()), (200, json!(350)));
+    let key_id = out
+        .lines()
+        .next()
+        .and_then(|l| l.split('\t').next())
+        .expect("key id")
+        .to_owned();
+    let (ok, out, err) = run(&[
+        "keys",
+        "limit",
+        &key_id,
+        "--spend-limit",
+        "100",
+        "--spend-window",
+        "24h",
+    ]);
+    assert!(ok && out.contains("spend limit 100"), "{out}{err}");
     let (ok, out, _) = run(&["accounts", "list"]);
     assert!(ok && out.contains("remote-acme"), "{out}");
     let (ok, out, _) = run(&["audit-log", "--actor", "remote-ops"]);

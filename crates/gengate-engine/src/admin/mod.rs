@@ -548,3 +548,42 @@ pub async fn revoke_key(
         .await?
         .ok_or(AdminError::NotFound("key"))
 }
+
+/// Sets (or with `None` clears) any key's spend limit; it applies from the next create.
+pub async fn set_key_limit(
+    store: &dyn Store,
+    actor: &Actor,
+    key: &gengate_core::ids::ApiKeyId,
+    limit: Option<gengate_core::spend::SpendLimit>,
+    now: Timestamp,
+) -> Result<gengate_store::ApiKeyRecord, AdminError> {
+    actor.may_write()?;
+    let before = store
+        .get_api_key(key)
+        .await?
+        .ok_or(AdminError::NotFound("key"))?;
+    accounts::set_spend_limit(store, key, limit).await?;
+    let state = |l: Option<gengate_core::spend::SpendLimit>| {
+        l.map_or(
+            serde_json::Value::Null,
+            |l| json!({"limit": l.limit.get(), "window_ms": l.window_ms()}),
+        )
+    };
+    if before.spend_limit != limit {
+        record(
+            store,
+            actor,
+            "key.limit",
+            key.as_str(),
+            Some(&before.account_id),
+            Some(json!({"spend_limit": state(before.spend_limit)})),
+            Some(json!({"spend_limit": state(limit)})),
+            now,
+        )
+        .await?;
+    }
+    store
+        .get_api_key(key)
+        .await?
+        .ok_or(AdminError::NotFound("key"))
+}

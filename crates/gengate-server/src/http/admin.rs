@@ -65,7 +65,7 @@ pub fn routes(state: &AppState) -> axum::Router<AppState> {
         .routes(routes!(list_accounts, create_account))
         .routes(routes!(get_account, update_account))
         .routes(routes!(list_keys, create_key))
-        .routes(routes!(revoke_key))
+        .routes(routes!(revoke_key, update_key))
         .routes(routes!(change_credits))
         .routes(routes!(account_transactions))
         .routes(routes!(list_audit))
@@ -690,6 +690,33 @@ pub async fn revoke_key(
         admin::revoke_key(st.engine.store.as_ref(), &actor, &id, st.engine.clock.now()).await?;
     st.engine.keys.clear();
     Ok(Json(gengate_engine::accounts::keys::KeyView::of(&record)))
+}
+
+/// Sets or clears any key's spend limit (`{"spend_limit": {"limit": N, "window": "24h"} | null}`,
+/// as `PATCH /api/v1/keys/{key_id}`); it applies from the key's next create.
+#[utoipa::path(patch, path = "/api/admin/v1/keys/{key_id}", tag = "keys", security(("operator" = [])),
+    params(("key_id" = String, Path)),
+    request_body(content = Object, description = "{spend_limit: {limit, window?} | null}"),
+    responses((status = 200, body = gengate_engine::accounts::keys::KeyView), (status = 400, body = ErrorEnvelope),
+              (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
+pub async fn update_key(
+    State(st): State<AppState>,
+    OperatorAuth(actor): OperatorAuth,
+    Path(key_id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<gengate_engine::accounts::keys::KeyView>, ApiError> {
+    let id =
+        gengate_core::ids::ApiKeyId::parse(&key_id).ok_or_else(|| ApiError::not_found("key"))?;
+    let limit = super::keys::parse_patch(&body)?;
+    let now = st.engine.clock.now();
+    let record = admin::set_key_limit(st.engine.store.as_ref(), &actor, &id, limit, now).await?;
+    let mut view = gengate_engine::accounts::keys::KeyView::of(&record);
+    if let (Some(state), Some(_)) = (view.spend_limit.as_mut(), record.spend_limit) {
+        state.spent = gengate_engine::accounts::key_spent(st.engine.store.as_ref(), &record, now)
+            .await?
+            .get();
+    }
+    Ok(Json(view))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -124,7 +124,7 @@ pub struct SpendLimitInput {
 }
 
 /// `{"spend_limit": {"limit": N, "window": "24h"} | null}`, every problem named.
-fn parse_patch(
+pub fn parse_patch(
     body: &serde_json::Value,
 ) -> Result<Option<gengate_core::spend::SpendLimit>, ValidationErrors> {
     let mut errs = ValidationErrors::new();
