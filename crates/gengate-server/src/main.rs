@@ -315,8 +315,12 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn operator(command: Command) -> anyhow::Result<()> {
-    // With an operator key in the environment, the operator commands go to the admin API.
-    if let Some(r) = remote::Remote::from_env()
+    // With an operator key in the environment, the operator commands go to the admin API,
+    // unless the command line names a database itself: then that database, as asked.
+    let names_database =
+        std::env::args().any(|a| a.starts_with("--database-url") || a.starts_with("--data-dir"));
+    if !names_database
+        && let Some(r) = remote::Remote::from_env()
         && let Some(result) = remote::run(&r, &command).await
     {
         return result;

@@ -1,7 +1,7 @@
 //! The operator commands against a running server (issue 22): with
-//! `GENGATE_OPERATOR_KEY` set, `accounts`, `keys`, `credits` and `audit-log` call the
-//! admin API at `GENGATE_URL` (default `http://127.0.0.1:8080`) instead of opening the
-//! database. Their output is the same as on the database. What the admin API does not
+//! `GENGATE_OPERATOR_KEY` set (and no `--database-url`/`--data-dir` on the command
+//! line), `accounts`, `keys`, `credits` and `audit-log` call the admin API at
+//! `GENGATE_URL` (default `http://127.0.0.1:8080`) instead of opening the database. Their output is the same as on the database. What the admin API does not
 //! offer (keys created with rate overrides or a spend limit, `credits audit`,
 //! `operators`) says so and changes nothing.
 

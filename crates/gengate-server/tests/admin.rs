@@ -1471,6 +1471,19 @@ async fn the_operator_commands_run_against_a_remote_server(engine: Engine) {
             && out.contains("key.create"),
         "{out}"
     );
+    // A database named on the command line wins over the key in the environment.
+    let (ok, out, err) = run(&[
+        "accounts",
+        "list",
+        "--database-url",
+        &app.database_url,
+        "--data-dir",
+        app.data_dir.to_str().expect("utf-8 path"),
+    ]);
+    assert!(
+        ok && out.contains("remote-acme") && !out.contains("\tactive\t"),
+        "straight from the database: {out}{err}"
+    );
     // What the admin API does not offer says so and changes nothing.
     let (ok, _, err) = run(&["credits", "audit"]);
     assert!(!ok && err.contains("database only"), "{err}");
