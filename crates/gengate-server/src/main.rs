@@ -670,13 +670,15 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             };
             for e in Operator::open(&db).await?.audit_log(&filter).await? {
                 println!(
-                    "{}\t{}\t{}\t{}\tbefore {}\tafter {}",
-                    e.at.rfc3339(),
-                    e.actor,
-                    e.action,
-                    e.target,
-                    e.before.map_or("-".to_owned(), |v| v.to_string()),
-                    e.after.map_or("-".to_owned(), |v| v.to_string())
+                    "{}",
+                    audit_line(
+                        &e.at.rfc3339(),
+                        &e.actor,
+                        &e.action,
+                        &e.target,
+                        e.before.as_ref(),
+                        e.after.as_ref()
+                    )
                 );
             }
             Ok(())
@@ -711,6 +713,26 @@ async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     running.shutdown().await;
     Ok(())
+}
+
+/// One audit-log line as `gengate audit-log` prints it, from the database or the API.
+fn audit_line(
+    at: &str,
+    actor: &str,
+    action: &str,
+    target: &str,
+    before: Option<&serde_json::Value>,
+    after: Option<&serde_json::Value>,
+) -> String {
+    let json = |v: Option<&serde_json::Value>| {
+        v.filter(|v| !v.is_null())
+            .map_or("-".to_owned(), |v| v.to_string())
+    };
+    format!(
+        "{at}\t{actor}\t{action}\t{target}\tbefore {}\tafter {}",
+        json(before),
+        json(after)
+    )
 }
 
 /// What the operator reads first: where the server is, the key on a first

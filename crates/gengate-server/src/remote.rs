@@ -369,22 +369,17 @@ async fn audit_log(r: &Remote, a: &AuditLogArgs) -> anyhow::Result<()> {
     }
     let v = r.call("GET", &path, None).await?;
     for e in v["data"].as_array().into_iter().flatten() {
+        let text = |k: &str| e[k].as_str().unwrap_or("");
         println!(
-            "{}\t{}\t{}\t{}\tbefore {}\tafter {}",
-            e["at"].as_str().unwrap_or(""),
-            e["actor"].as_str().unwrap_or(""),
-            e["action"].as_str().unwrap_or(""),
-            e["target"].as_str().unwrap_or(""),
-            if e["before"].is_null() {
-                "-".to_owned()
-            } else {
-                e["before"].to_string()
-            },
-            if e["after"].is_null() {
-                "-".to_owned()
-            } else {
-                e["after"].to_string()
-            }
+            "{}",
+            super::audit_line(
+                text("at"),
+                text("actor"),
+                text("action"),
+                text("target"),
+                e.get("before"),
+                e.get("after")
+            )
         );
     }
     Ok(())

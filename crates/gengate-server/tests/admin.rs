@@ -188,7 +188,7 @@ async fn changes_through_one_node_hold_on_every_node_postgres() {
 
 async fn a_suspended_accounts_keys_are_refused_and_its_running_task_settles(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let op = operator(&app, "ops", OperatorRole::Admin).await;
+    let op = app.operator("ops", OperatorRole::Admin).await;
     let (acct, key) = app.account("customer", 500).await;
     // A task that is still running when the account is suspended.
     let task = app
@@ -309,7 +309,7 @@ async fn a_suspended_accounts_keys_are_refused_and_its_running_task_settles(engi
 
 async fn operators_make_and_revoke_an_accounts_keys(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let op = operator(&app, "ops", OperatorRole::Admin).await;
+    let op = app.operator("ops", OperatorRole::Admin).await;
     let (acct, _) = app.account("customer", 100).await;
     let (s, made) = send(
         &app,
@@ -425,21 +425,6 @@ async fn operators_make_and_revoke_an_accounts_keys(engine: Engine) {
     );
 }
 
-async fn operator(app: &TestApp, name: &str, role: OperatorRole) -> String {
-    let st = &app.running.engine;
-    admin::create_operator(
-        st.store.as_ref(),
-        &Actor::cli(),
-        name,
-        role,
-        None,
-        st.clock.now(),
-    )
-    .await
-    .expect("operator")
-    .1
-}
-
 async fn send(
     app: &TestApp,
     method: &str,
@@ -509,7 +494,7 @@ async fn only_operator_keys_open_the_admin_api_and_nothing_changes_otherwise(eng
         }
     }
     // An operator key owns no account: the public API refuses it.
-    let op = operator(&app, "ops", OperatorRole::Admin).await;
+    let op = app.operator("ops", OperatorRole::Admin).await;
     let (status, v) = send(&app, "GET", "/api/v1/credits", &op, None).await;
     assert_eq!(status, 401, "{v}");
     assert_eq!(app.balance(&acct).await, 100);
@@ -542,7 +527,7 @@ async fn only_operator_keys_open_the_admin_api_and_nothing_changes_otherwise(eng
 async fn a_viewer_reads_and_every_write_it_tries_is_refused_unchanged(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let (acct, _) = app.account("customer", 100).await;
-    let viewer = operator(&app, "watcher", OperatorRole::Viewer).await;
+    let viewer = app.operator("watcher", OperatorRole::Viewer).await;
     let (status, v) = send(&app, "GET", "/api/admin/v1/accounts", &viewer, None).await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["data"][0]["name"], "customer");
@@ -596,7 +581,7 @@ async fn a_viewer_reads_and_every_write_it_tries_is_refused_unchanged(engine: En
 
 async fn accounts_and_credits_are_run_by_the_admin_api_and_audited(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let op = operator(&app, "alice", OperatorRole::Admin).await;
+    let op = app.operator("alice", OperatorRole::Admin).await;
 
     // Create with initial credits: a grant row with the reason.
     let (status, acct) = send(
@@ -792,7 +777,7 @@ async fn accounts_and_credits_are_run_by_the_admin_api_and_audited(engine: Engin
 
 async fn a_revoked_or_expired_operator_is_refused_at_once(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let op = operator(&app, "bob", OperatorRole::Admin).await;
+    let op = app.operator("bob", OperatorRole::Admin).await;
     let (status, _) = send(&app, "GET", "/api/admin/v1/accounts", &op, None).await;
     assert_eq!(status, 200);
     let st = &app.running.engine;
@@ -837,7 +822,7 @@ async fn a_revoked_or_expired_operator_is_refused_at_once(engine: Engine) {
 async fn usage_equals_the_ledger_for_any_range_and_grouping(engine: Engine) {
     use gengate_core::credits::LedgerKind;
     let app = TestApp::spawn(engine).await;
-    let op = operator(&app, "ops", OperatorRole::Admin).await;
+    let op = app.operator("ops", OperatorRole::Admin).await;
     let (a, ka) = app.account("alpha", 2000).await;
     let (b, kb) = app.account("beta", 2000).await;
     let (_, s) = send(
@@ -1107,7 +1092,7 @@ async fn usage_equals_the_ledger_for_any_range_and_grouping(engine: Engine) {
 
 async fn tasks_are_found_across_accounts_with_their_whole_story(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let op = operator(&app, "ops", OperatorRole::Viewer).await;
+    let op = app.operator("ops", OperatorRole::Viewer).await;
     let (a, ka) = app.account("alpha", 1000).await;
     let (b, kb) = app.account("beta", 1000).await;
     let mut made = Vec::new();
@@ -1299,8 +1284,8 @@ async fn tasks_are_found_across_accounts_with_their_whole_story(engine: Engine) 
 
 async fn admin_posts_are_idempotent_under_an_idempotency_key(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let op = operator(&app, "ops", OperatorRole::Admin).await;
-    let other = operator(&app, "ops2", OperatorRole::Admin).await;
+    let op = app.operator("ops", OperatorRole::Admin).await;
+    let other = app.operator("ops2", OperatorRole::Admin).await;
     let post = |key: &str, idem: &str, path: String, body: Value| {
         let req = app
             .http
@@ -1391,7 +1376,7 @@ async fn admin_posts_are_idempotent_under_an_idempotency_key(engine: Engine) {
 /// go through the admin API of a running server (the real binary, no database flags).
 async fn the_operator_commands_run_against_a_remote_server(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let op = operator(&app, "remote-ops", OperatorRole::Admin).await;
+    let op = app.operator("remote-ops", OperatorRole::Admin).await;
     let work = tempfile::tempdir().expect("tempdir");
     let run = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_gengate"))

@@ -46,16 +46,9 @@ async fn every_node_shows_an_unhealthy_account_the_same(engine: Engine) {
     .await
     .expect("second node");
     let st = &app.running.engine;
-    let (_, op) = gengate_engine::admin::create_operator(
-        st.store.as_ref(),
-        &gengate_engine::admin::Actor::cli(),
-        "ops",
-        gengate_core::operator::OperatorRole::Viewer,
-        None,
-        st.clock.now(),
-    )
-    .await
-    .expect("operator");
+    let op = app
+        .operator("ops", gengate_core::operator::OperatorRole::Viewer)
+        .await;
     let (_, key) = app.account("pool", 10_000).await;
     for i in 0..4 {
         submit(&app, &key, &format!("cluster task {i}")).await;
@@ -300,17 +293,9 @@ async fn ten_tasks_use_both_accounts_within_their_slots_each_submitted_once(engi
     eprintln!("POOL per account {per:?}; 1303s at b: {refused_b}");
 
     // The admin API finds each account's tasks by the upstream account they went to.
-    let st = &app.running.engine;
-    let (_, op) = gengate_engine::admin::create_operator(
-        st.store.as_ref(),
-        &gengate_engine::admin::Actor::cli(),
-        "ops",
-        gengate_core::operator::OperatorRole::Viewer,
-        None,
-        st.clock.now(),
-    )
-    .await
-    .expect("operator");
+    let op = app
+        .operator("ops", gengate_core::operator::OperatorRole::Viewer)
+        .await;
     for (name, _) in fakes {
         let list = app
             .get_json(

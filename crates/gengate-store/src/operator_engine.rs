@@ -81,17 +81,22 @@ macro_rules! impl_operator_store {
                 async fn account_activity(
                     &self,
                     since: Timestamp,
+                    account: Option<&AccountId>,
                 ) -> StoreResult<std::collections::HashMap<AccountId, AccountActivity>> {
+                    let account = account.map(|a| a.as_str().to_owned());
                     let mut out: std::collections::HashMap<AccountId, AccountActivity> = Default::default();
                     let later = |a: Option<Timestamp>, b: Option<i64>| match (a, b.map(Timestamp::from_millis)) {
                         (Some(x), Some(y)) => Some(x.max(y)),
                         (x, y) => x.or(y),
                     };
+                    // Only the window's tasks (the created_at index): a key's last use
+                    // already covers any older task, which was made with a key.
                     let rows = sqlx::query(
-                        "SELECT account_id, CAST(SUM(CASE WHEN created_at >= $1 THEN 1 ELSE 0 END) AS BIGINT) AS recent, \
-                                MAX(created_at) AS last FROM tasks GROUP BY account_id",
+                        "SELECT account_id, CAST(COUNT(*) AS BIGINT) AS recent, MAX(created_at) AS last FROM tasks \
+                         WHERE created_at >= $1 AND (CAST($2 AS TEXT) IS NULL OR account_id = $2) GROUP BY account_id",
                     )
                     .bind(since.as_millis())
+                    .bind(account.clone())
                     .fetch_all(&self.reader)
                     .await?;
                     for r in &rows {
@@ -101,17 +106,23 @@ macro_rules! impl_operator_store {
                     }
                     let rows = sqlx::query(
                         "SELECT account_id, CAST(SUM(-amount) AS BIGINT) AS net FROM ledger_entries \
-                         WHERE kind IN ('reserve', 'refund') AND created_at >= $1 GROUP BY account_id",
+                         WHERE kind IN ('reserve', 'refund') AND created_at >= $1 \
+                           AND (CAST($2 AS TEXT) IS NULL OR account_id = $2) GROUP BY account_id",
                     )
                     .bind(since.as_millis())
+                    .bind(account.clone())
                     .fetch_all(&self.reader)
                     .await?;
                     for r in &rows {
                         out.entry(AccountId::from_trusted(r.try_get("account_id")?)).or_default().credits =
                             r.try_get::<Option<i64>, _>("net")?.unwrap_or(0);
                     }
-                    let rows = sqlx::query("SELECT account_id, MAX(last_used_at) AS last FROM api_keys GROUP BY account_id")
-                        .fetch_all(&self.reader)
+                    let rows = sqlx::query(
+                        "SELECT account_id, MAX(last_used_at) AS last FROM api_keys \
+                         WHERE CAST($1 AS TEXT) IS NULL OR account_id = $1 GROUP BY account_id",
+                    )
+                    .bind(account)
+                    .fetch_all(&self.reader)
                         .await?;
                     for r in &rows {
                         let e = out.entry(AccountId::from_trusted(r.try_get("account_id")?)).or_default();

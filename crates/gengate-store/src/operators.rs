@@ -112,8 +112,8 @@ pub struct NodeReport {
 }
 
 /// An account's recent use: tasks created and credits consumed (reserves minus refunds,
-/// as usage counts them) since a time, and its last activity (a task created or a key
-/// used, whenever).
+/// as usage counts them) since a time, and its last activity (a key used, to the
+/// minute, or a task created since that time).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccountActivity {
     pub tasks: i64,
@@ -123,10 +123,12 @@ pub struct AccountActivity {
 
 #[async_trait]
 pub trait OperatorStore: Send + Sync {
-    /// Every account with any activity, by id.
+    /// Every account with any activity (or only `account`), by id. Reads the window's
+    /// tasks and ledger rows by their time index, never the whole history.
     async fn account_activity(
         &self,
         since: Timestamp,
+        account: Option<&AccountId>,
     ) -> StoreResult<std::collections::HashMap<AccountId, AccountActivity>>;
     /// Replaces the node's report.
     async fn report_node(&self, r: &NodeReport) -> StoreResult<()>;

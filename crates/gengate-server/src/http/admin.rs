@@ -190,7 +190,8 @@ pub struct AdminAccount {
     pub status: &'static str,
     #[schema(value_type = String)]
     pub created_at: Timestamp,
-    /// The last task created or key used, whenever; null if never.
+    /// The last use of one of its keys (to the minute) or task created in the last 30
+    /// days; null if none.
     #[schema(value_type = Option<String>)]
     pub last_activity: Option<Timestamp>,
     /// Tasks created in the last 30 days.
@@ -213,7 +214,7 @@ impl AdminAccount {
         let activity = st
             .engine
             .store
-            .account_activity(thirty_days_ago(st))
+            .account_activity(thirty_days_ago(st), Some(&a.id))
             .await?;
         Ok(Self::of(a).with(activity.get(&a.id)))
     }
@@ -365,7 +366,7 @@ pub async fn list_accounts(
     let activity = st
         .engine
         .store
-        .account_activity(thirty_days_ago(&st))
+        .account_activity(thirty_days_ago(&st), None)
         .await?;
     let page: Vec<AdminAccount> = matching
         .iter()

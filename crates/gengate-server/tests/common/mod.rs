@@ -101,6 +101,23 @@ impl TestApp {
     }
 
     /// A new account with `credits` and a key with every scope.
+    /// An operator of the admin API and its key (made as the command line makes one).
+    #[allow(dead_code)] // not every test file drives the admin API
+    pub async fn operator(&self, name: &str, role: gengate_core::operator::OperatorRole) -> String {
+        let st = &self.running.engine;
+        gengate_engine::admin::create_operator(
+            st.store.as_ref(),
+            &gengate_engine::admin::Actor::cli(),
+            name,
+            role,
+            None,
+            st.clock.now(),
+        )
+        .await
+        .expect("operator")
+        .1
+    }
+
     pub async fn account(&self, name: &str, credits: i64) -> (AccountId, String) {
         let st = &self.running.engine;
         let a = gengate_engine::accounts::create_account(
