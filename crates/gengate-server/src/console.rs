@@ -47,6 +47,7 @@ pub static ASSETS: &[Asset] = assets![
     ("js/api.js", JS),
     ("js/dom.js", JS),
     ("js/text.js", JS),
+    ("js/forms.js", JS),
     ("js/pages/signin.js", JS),
     ("js/pages/playground.js", JS),
     ("js/pages/task_view.js", JS),
@@ -55,6 +56,26 @@ pub static ASSETS: &[Asset] = assets![
     ("js/pages/keys.js", JS),
     ("js/pages/webhooks.js", JS),
     ("js/pages/docs.js", JS),
+    // The operator console (issue 22), served at /admin/; it shares dom.js, api.js,
+    // forms.js and the task player with the account console.
+    ("admin/index.html", "text/html; charset=utf-8"),
+    ("admin/admin.css", "text/css; charset=utf-8"),
+    ("admin/js/main.js", JS),
+    ("admin/js/client.js", JS),
+    ("admin/js/ui.js", JS),
+    ("admin/js/charts.js", JS),
+    ("admin/js/pages/signin.js", JS),
+    ("admin/js/pages/overview.js", JS),
+    ("admin/js/pages/accounts.js", JS),
+    ("admin/js/pages/account.js", JS),
+    ("admin/js/pages/tasks.js", JS),
+    ("admin/js/pages/usage.js", JS),
+    ("admin/js/pages/audit.js", JS),
+    ("admin/js/pages/providers.js", JS),
+    // uPlot 1.6.32 (MIT), as published on npm: charts for the operator console.
+    ("admin/vendor/uPlot.iife.min.js", JS),
+    ("admin/vendor/uPlot.min.css", "text/css; charset=utf-8"),
+    ("admin/vendor/uPlot.LICENSE", "text/plain; charset=utf-8"),
 ];
 
 /// The console's pages: each answers `index.html`, whose router draws the page.
@@ -85,16 +106,27 @@ fn etags() -> &'static [String] {
     })
 }
 
+/// The operator console's pages answer `admin/index.html`; its router draws the page
+/// (and its own not-found page for a path it does not know).
+pub const ADMIN_PAGES: [&str; 3] = ["/admin", "/admin/", "/admin/{*rest}"];
+
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     let mut r = Router::new().route("/console/{*path}", get(asset));
     for p in PAGES {
         r = r.route(p, get(page));
+    }
+    for p in ADMIN_PAGES {
+        r = r.route(p, get(admin_page));
     }
     r
 }
 
 async fn page(headers: HeaderMap) -> Response {
     serve("index.html", &headers)
+}
+
+async fn admin_page(headers: HeaderMap) -> Response {
+    serve("admin/index.html", &headers)
 }
 
 async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
@@ -159,7 +191,7 @@ fn secure(h: &mut HeaderMap) {
 pub fn first_load_bytes() -> usize {
     ASSETS
         .iter()
-        .filter(|a| a.path != "favicon.svg")
+        .filter(|a| a.path != "favicon.svg" && !a.path.starts_with("admin/"))
         .map(|a| a.bytes.len())
         .sum()
 }
@@ -189,20 +221,58 @@ mod tests {
         let mut listed: Vec<String> = ASSETS.iter().map(|a| a.path.to_owned()).collect();
         listed.sort();
         assert_eq!(on_disk, listed);
-        let index = std::str::from_utf8(ASSETS[0].bytes).expect("utf-8");
-        for a in ASSETS
-            .iter()
-            .filter(|a| a.path.ends_with(".js") && a.path != "js/main.js")
-        {
-            assert!(
-                index.contains(&format!(
-                    "rel=\"modulepreload\" href=\"/console/{}\"",
-                    a.path
-                )),
-                "{} is not preloaded by index.html",
-                a.path
-            );
+        // Each console preloads every module it imports, so its first load is one
+        // round of parallel requests, not a waterfall of imports.
+        let text = |path: &str| {
+            let a = ASSETS.iter().find(|a| a.path == path).expect("listed");
+            std::str::from_utf8(a.bytes).expect("utf-8")
+        };
+        for (index, main) in [
+            ("index.html", "js/main.js"),
+            ("admin/index.html", "admin/js/main.js"),
+        ] {
+            let html = text(index);
+            let mut seen = std::collections::BTreeSet::new();
+            let mut todo = vec![main.to_owned()];
+            while let Some(m) = todo.pop() {
+                for dep in imports(&m, text(&m)) {
+                    if seen.insert(dep.clone()) {
+                        todo.push(dep);
+                    }
+                }
+            }
+            assert!(seen.len() > 3, "{index}: found only {seen:?}");
+            for dep in seen {
+                assert!(
+                    html.contains(&format!("rel=\"modulepreload\" href=\"/console/{dep}\"")),
+                    "{dep} is imported but not preloaded by {index}"
+                );
+            }
         }
+    }
+
+    /// The modules `path` imports (`from "./x.js"`), as paths under `console/`.
+    fn imports(path: &str, source: &str) -> Vec<String> {
+        let dir: Vec<&str> =
+            path.split('/').collect::<Vec<_>>()[..path.split('/').count() - 1].to_vec();
+        source
+            .split("from \"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .map(|spec| {
+                let mut parts: Vec<&str> = dir.clone();
+                for seg in spec.split('/') {
+                    match seg {
+                        "." => {}
+                        ".." => {
+                            parts.pop();
+                        }
+                        s => parts.push(s),
+                    }
+                }
+                parts.join("/")
+            })
+            .collect()
     }
 
     #[test]
@@ -211,6 +281,10 @@ mod tests {
             let text = String::from_utf8_lossy(a.bytes);
             assert!(!text.contains("innerHTML"), "{} uses innerHTML", a.path);
             assert!(!text.contains("eval("), "{} uses eval", a.path);
+            // The vendored library names its home page in its banner comment.
+            if a.path.contains("vendor/") {
+                continue;
+            }
             for origin in ["https://", "http://", "//cdn"] {
                 if a.path.ends_with(".js") || a.path.ends_with(".css") || a.path.ends_with(".html")
                 {
@@ -226,6 +300,37 @@ mod tests {
         assert_eq!(index.matches("<script").count(), 1);
         assert!(index.contains("<script type=\"module\" src=\"/console/js/main.js\"></script>"));
         assert!(!index.contains("style="));
+        let admin = ASSETS
+            .iter()
+            .find(|a| a.path == "admin/index.html")
+            .map(|a| String::from_utf8_lossy(a.bytes))
+            .expect("admin index");
+        // uPlot (a classic script, deferred, so it runs before the module) and the app.
+        assert_eq!(admin.matches("<script").count(), 2);
+        assert!(
+            admin.contains(
+                "<script src=\"/console/admin/vendor/uPlot.iife.min.js\" defer></script>"
+            )
+        );
+        assert!(
+            admin.contains("<script type=\"module\" src=\"/console/admin/js/main.js\"></script>")
+        );
+        assert!(!admin.contains("style="));
+        // The vendored library neither evaluates strings nor writes markup.
+        let uplot = ASSETS
+            .iter()
+            .find(|a| a.path == "admin/vendor/uPlot.iife.min.js")
+            .map(|a| String::from_utf8_lossy(a.bytes))
+            .expect("uPlot");
+        for bad in [
+            "eval(",
+            "new Function",
+            "innerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+        ] {
+            assert!(!uplot.contains(bad), "uPlot uses {bad}");
+        }
     }
 
     #[test]

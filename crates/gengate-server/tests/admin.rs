@@ -19,6 +19,7 @@ on_both_engines!(
     tasks_are_found_across_accounts_with_their_whole_story,
     admin_posts_are_idempotent_under_an_idempotency_key,
     the_operator_commands_run_against_a_remote_server,
+    the_overview_counts_open_tasks_and_times_results,
 );
 
 /// Grants, suspension and key revocation made through one node hold on the other at
@@ -1494,4 +1495,79 @@ async fn the_operator_commands_run_against_a_remote_server(engine: Engine) {
             .len(),
         1
     );
+}
+
+async fn the_overview_counts_open_tasks_and_times_results(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let op = app.operator("ops", OperatorRole::Viewer).await;
+    let (me_status, me) = send(&app, "GET", "/api/admin/v1/me", &op, None).await;
+    assert_eq!(me_status, 200);
+    assert_eq!(
+        (me["name"].as_str(), me["role"].as_str()),
+        (Some("ops"), Some("viewer"))
+    );
+    let (_, key) = app.account("alpha", 1000).await;
+    for prompt in ["one", "two"] {
+        let t = app
+            .post_json(
+                "/api/v1/generations",
+                &key,
+                &common::kling(prompt, json!({"duration": "3"})),
+            )
+            .await;
+        app.wait_terminal(&key, t["id"].as_str().expect("id"), 90)
+            .await;
+    }
+    let slow = app
+        .post_json(
+            "/api/v1/generations",
+            &key,
+            &common::kling("slow [sandbox:slow=30]", json!({"duration": "3"})),
+        )
+        .await;
+    let (status, o) = send(&app, "GET", "/api/admin/v1/overview?hours=6", &op, None).await;
+    assert_eq!(status, 200, "{o}");
+    assert_eq!(o["object"], "overview");
+    assert_eq!(
+        o["queued"].as_i64().unwrap_or(0) + o["processing"].as_i64().unwrap_or(0),
+        1,
+        "{o}"
+    );
+    assert_eq!(o["sampled"], 2, "{o}");
+    let p50 = o["latency"]["p50_ms"].as_i64().expect("p50");
+    assert!(
+        p50 > 0 && p50 <= o["latency"]["p95_ms"].as_i64().expect("p95"),
+        "{o}"
+    );
+    assert_eq!(o["by_provider"][0]["provider"], "sandbox");
+    let points = o["open_tasks"].as_array().expect("open_tasks");
+    assert_eq!(points.len(), 7, "six hour starts and now: {o}");
+    assert_eq!(points.last().map(|p| p["open"].clone()), Some(json!(1)));
+    assert_eq!(points[0]["open"], 0, "nothing was open six hours ago: {o}");
+    // The story shows what the caller asked for.
+    let (_, story) = send(
+        &app,
+        "GET",
+        &format!(
+            "/api/admin/v1/generations/{}",
+            slow["id"].as_str().expect("id")
+        ),
+        &op,
+        None,
+    )
+    .await;
+    assert_eq!(story["prompt"], "slow [sandbox:slow=30]");
+    assert_eq!(story["params"]["duration"], "3");
+    for bad in ["0", "169", "x"] {
+        let (status, e) = send(
+            &app,
+            "GET",
+            &format!("/api/admin/v1/overview?hours={bad}"),
+            &op,
+            None,
+        )
+        .await;
+        assert_eq!(status, 400, "{bad}");
+        assert_eq!(e["error"]["details"][0]["field"], "hours");
+    }
 }

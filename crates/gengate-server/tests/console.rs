@@ -7,35 +7,11 @@
 //! the working tree modified).
 //!
 //! Needs `python3 -m pip install playwright` and Debian's `chromium` (no
-//! browser download). Without them: a failure when `CI=true` (`.ci/run`
-//! installs both), otherwise a loud skip.
+//! browser download); see `common/browser.rs`.
 
 mod common;
 
-use common::{Engine, TestApp};
-use std::path::PathBuf;
-use std::process::Command;
-
-fn chromium() -> String {
-    std::env::var("GENGATE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned())
-}
-
-/// None when the browser and Playwright are there; else why not.
-fn missing_tools() -> Option<String> {
-    if !std::path::Path::new(&chromium()).exists() {
-        return Some(format!(
-            "no Chromium at {} (apt-get install chromium)",
-            chromium()
-        ));
-    }
-    let ok = Command::new("python3")
-        .args(["-c", "import playwright.sync_api"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    (!ok).then(|| {
-        "the Python playwright package is missing (python3 -m pip install playwright)".to_owned()
-    })
-}
+use common::{Engine, TestApp, browser};
 
 /// Answers 200 to every request: the webhook endpoint the test delivers to.
 async fn receiver() -> String {
@@ -62,46 +38,25 @@ async fn receiver() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_console_works_in_a_real_browser() {
-    if let Some(why) = missing_tools() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("CI=true and the browser test cannot run: {why}");
-        }
-        eprintln!(
-            "\n\n=== SKIPPED the console browser test: {why} ===\n=== (.ci/run installs it; CI fails without it) ===\n"
-        );
+    if !browser::available("console browser test") {
         return;
     }
     let app = TestApp::spawn_with(Engine::Sqlite, &["--webhook-allow-insecure"]).await;
     let (_, key) = app.account("console", 1000).await;
     let hook = receiver().await;
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let shots = if std::env::var_os("GENGATE_UPDATE_SCREENSHOTS").is_some_and(|v| v == "1") {
-        manifest.join("../../docs/console")
-    } else {
-        manifest.join("../../target/console-screenshots")
-    };
-    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let shots = browser::shots_dir("console");
     let work = tempfile::tempdir().expect("tempdir");
-    let script = manifest.join("tests/console/browser.py");
-    let base = app.base.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .arg(script)
-            .args([&base, &key, &hook])
-            .arg(work.path())
-            .arg(&shots)
-            .env("GENGATE_CHROMIUM", chromium())
-            .output()
-            .expect("python3 runs")
-    })
-    .await
-    .expect("join");
-    assert!(
-        out.status.success(),
-        "browser checks failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    browser::run(
+        "console/browser.py",
+        vec![
+            app.base.clone(),
+            key,
+            hook,
+            work.path().display().to_string(),
+            shots.display().to_string(),
+        ],
+    )
+    .await;
     app.assert_ledger_balances().await;
 }
 

@@ -131,6 +131,63 @@ macro_rules! impl_operator_store {
                     Ok(out)
                 }
 
+                async fn open_tasks(&self) -> StoreResult<OpenTasks> {
+                    // The open-deadline partial index holds exactly these rows.
+                    let rows = sqlx::query(
+                        "SELECT status, CAST(COUNT(*) AS BIGINT) AS n FROM tasks \
+                         WHERE status IN ('queued', 'processing') GROUP BY status",
+                    )
+                    .fetch_all(&self.reader)
+                    .await?;
+                    let mut out = OpenTasks::default();
+                    for r in &rows {
+                        let n: i64 = r.try_get("n")?;
+                        match r.try_get::<String, _>("status")?.as_str() {
+                            "queued" => out.queued = n,
+                            _ => out.processing = n,
+                        }
+                    }
+                    Ok(out)
+                }
+
+                async fn recent_successes(&self, since: Timestamp, limit: u32) -> StoreResult<Vec<FinishedTask>> {
+                    let rows = sqlx::query(
+                        "SELECT provider, created_at, updated_at FROM tasks \
+                         WHERE updated_at >= $1 AND status = 'succeeded' ORDER BY updated_at DESC LIMIT $2",
+                    )
+                    .bind(since.as_millis())
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.reader)
+                    .await?;
+                    rows.iter()
+                        .map(|r| {
+                            Ok(FinishedTask {
+                                provider: r.try_get("provider")?,
+                                created_at: Timestamp::from_millis(r.try_get("created_at")?),
+                                ended_at: Timestamp::from_millis(r.try_get("updated_at")?),
+                            })
+                        })
+                        .collect()
+                }
+
+                async fn hourly_flow(&self, since: Timestamp) -> StoreResult<Vec<(i64, i64, i64)>> {
+                    let rows = sqlx::query(
+                        "SELECT h, CAST(SUM(c) AS BIGINT) AS created, CAST(SUM(e) AS BIGINT) AS ended FROM ( \
+                           SELECT created_at - (created_at % 3600000) AS h, CAST(1 AS BIGINT) AS c, CAST(0 AS BIGINT) AS e \
+                             FROM tasks WHERE created_at >= $1 \
+                           UNION ALL \
+                           SELECT updated_at - (updated_at % 3600000), CAST(0 AS BIGINT), CAST(1 AS BIGINT) \
+                             FROM tasks WHERE updated_at >= $1 AND status IN ('succeeded', 'failed') \
+                         ) f GROUP BY h ORDER BY h",
+                    )
+                    .bind(since.as_millis())
+                    .fetch_all(&self.reader)
+                    .await?;
+                    rows.iter()
+                        .map(|r| Ok((r.try_get("h")?, r.try_get("created")?, r.try_get("ended")?)))
+                        .collect()
+                }
+
                 async fn report_node(&self, n: &NodeReport) -> StoreResult<()> {
                     sqlx::query(
                         "INSERT INTO node_reports (node, role, boot, reported_at, report) VALUES ($1, $2, $3, $4, $5) \

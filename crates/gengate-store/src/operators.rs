@@ -101,6 +101,21 @@ pub struct TaskEvent {
     pub deliveries: Vec<(String, String, i64)>,
 }
 
+/// Tasks waiting and running now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenTasks {
+    pub queued: i64,
+    pub processing: i64,
+}
+
+/// A task that ended: which provider ran it, when it was created and when it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedTask {
+    pub provider: String,
+    pub created_at: Timestamp,
+    pub ended_at: Timestamp,
+}
+
 /// What a node last reported: its role and its providers as it sees them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeReport {
@@ -139,6 +154,18 @@ pub trait OperatorStore: Send + Sync {
         &self,
         id: &gengate_core::ids::ApiKeyId,
     ) -> StoreResult<Option<crate::ApiKeyRecord>>;
+    /// How many tasks are `queued` and `processing` now, across accounts.
+    async fn open_tasks(&self) -> StoreResult<OpenTasks>;
+    /// The most recent `limit` tasks that succeeded at or after `since`, newest first:
+    /// their provider, creation and end times (by the `updated_at` index).
+    async fn recent_successes(
+        &self,
+        since: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<FinishedTask>>;
+    /// Per UTC hour since `since` (its start in ms, oldest first): tasks created in it,
+    /// and tasks that ended (succeeded or failed) in it, by their `updated_at`.
+    async fn hourly_flow(&self, since: Timestamp) -> StoreResult<Vec<(i64, i64, i64)>>;
     /// `NotFound` when `starting_after` is not a task.
     async fn admin_tasks(&self, q: &AdminTaskQuery) -> StoreResult<(Vec<AdminTask>, bool)>;
     async fn admin_task(&self, id: &gengate_core::ids::TaskId) -> StoreResult<Option<AdminTask>>;

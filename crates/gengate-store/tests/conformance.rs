@@ -86,7 +86,65 @@ both_engines!(
     a_woken_job_is_due_now_and_never_later,
     operators_and_the_audit_log_round_trip,
     an_operators_credit_change_its_audit_line_and_its_answer_commit_together,
+    the_overview_counts_open_tasks_and_reads_recent_successes,
 );
+
+async fn the_overview_counts_open_tasks_and_reads_recent_successes(db: Db) {
+    use gengate_store::operators::OpenTasks;
+    let s = &db.store;
+    let a = s.create_account("a", t(0)).await.unwrap();
+    s.change_credits(&a.id, LedgerKind::Grant, 1000, "g", t(1))
+        .await
+        .unwrap();
+    assert_eq!(s.open_tasks().await.unwrap(), OpenTasks::default());
+    let result = StoredResult { media: vec![] };
+    let mut ids = vec![];
+    for i in 0..5 {
+        ids.push(
+            s.create_task(&new_task(&a.id, 10, t(10 + i)), None)
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    // 0, 1, 2 succeed at 100, 200, 300; 3 runs; 4 waits.
+    for (i, id) in ids.iter().enumerate().take(4) {
+        s.mark_processing(id, t(50)).await.unwrap();
+        if i < 3 {
+            s.succeed_task(id, &result, t(100 * (i as i64 + 1)))
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(
+        s.open_tasks().await.unwrap(),
+        OpenTasks {
+            queued: 1,
+            processing: 1
+        }
+    );
+    let recent = s.recent_successes(t(150), 10).await.unwrap();
+    assert_eq!(
+        recent
+            .iter()
+            .map(|f| (f.created_at, f.ended_at))
+            .collect::<Vec<_>>(),
+        vec![(t(12), t(300)), (t(11), t(200))]
+    );
+    assert!(recent.iter().all(|f| f.provider == "sandbox"));
+    assert_eq!(s.recent_successes(t(0), 1).await.unwrap().len(), 1);
+    // All in one hour: five created, three ended.
+    let hour = |ms: i64| ms - ms % 3_600_000;
+    let flow = s.hourly_flow(t(0)).await.unwrap();
+    let mut want = vec![(hour(t(10).as_millis()), 5, 0)];
+    if hour(t(300).as_millis()) == want[0].0 {
+        want[0].2 = 3;
+    } else {
+        want.push((hour(t(300).as_millis()), 0, 3));
+    }
+    assert_eq!(flow, want);
+    assert!(s.hourly_flow(t(1000)).await.unwrap().is_empty());
+}
 
 async fn an_operators_credit_change_its_audit_line_and_its_answer_commit_together(db: Db) {
     use gengate_store::operators::{AuditFilter, NewAudit};

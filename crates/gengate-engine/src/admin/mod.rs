@@ -7,6 +7,7 @@
 //! `webhooks`.
 
 pub mod cluster;
+pub mod overview;
 
 use crate::accounts::{self, IssuedKey};
 use gengate_core::credits::LedgerKind;

@@ -1,13 +1,6 @@
-// The console is a client of the public API only: every call goes to this
-// origin's /api/v1 with the signed-in key in the Authorization header.
-
-const KEY = "gengate.apiKey";
-
-export const session = {
-  key() { return sessionStorage.getItem(KEY); },
-  set(k) { sessionStorage.setItem(KEY, k); },
-  clear() { sessionStorage.removeItem(KEY); },
-};
+// A client of one of this origin's APIs: the account console calls /api/v1 with an
+// account API key, the operator console /api/admin/v1 with an operator key. Each key
+// lives in sessionStorage under its own name (this tab, until it closes or signs out).
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -20,43 +13,59 @@ export class ApiError extends Error {
   }
 }
 
-let onUnauthorized = () => {};
-export function setUnauthorizedHandler(f) { onUnauthorized = f; }
-
-export async function api(method, path, { body, headers = {}, signal } = {}) {
-  const h = { ...headers };
-  const key = session.key();
-  if (key) h.Authorization = `Bearer ${key}`;
-  let payload;
-  if (body !== undefined) {
-    h["Content-Type"] = "application/json";
-    payload = JSON.stringify(body);
-  }
-  let resp;
-  try {
-    resp = await fetch(`/api/v1${path}`, { method, headers: h, body: payload, signal, cache: "no-store" });
-  } catch (e) {
-    if (e.name === "AbortError") throw e;
-    throw new ApiError(0, { error: { code: "network_error", message: "the server cannot be reached" } });
-  }
-  const text = await resp.text();
-  let json = null;
-  try { json = text ? JSON.parse(text) : null; } catch { json = null; }
-  if (!resp.ok) {
-    const err = new ApiError(resp.status, json);
-    if (resp.status === 401 && key) onUnauthorized(err);
-    throw err;
-  }
-  return json;
-}
-
-export const get = (path, opts) => api("GET", path, opts);
-export const post = (path, body, opts = {}) => api("POST", path, { ...opts, body });
-
 /** A fresh Idempotency-Key: a retried click never creates twice. */
 export function idemKey() {
   return crypto.randomUUID();
 }
+
+/** The client of the API under `base`, signed in with the key kept under `storageKey`. */
+export function makeClient(base, storageKey) {
+  const session = {
+    key() { return sessionStorage.getItem(storageKey); },
+    set(k) { sessionStorage.setItem(storageKey, k); },
+    clear() { sessionStorage.removeItem(storageKey); },
+  };
+  let onUnauthorized = () => {};
+  const call = async (method, path, { body, headers = {}, signal, raw = false } = {}) => {
+    const h = { ...headers };
+    const key = session.key();
+    if (key) h.Authorization = `Bearer ${key}`;
+    let payload;
+    if (body !== undefined) {
+      h["Content-Type"] = "application/json";
+      payload = JSON.stringify(body);
+    }
+    let resp;
+    try {
+      resp = await fetch(`${base}${path}`, { method, headers: h, body: payload, signal, cache: "no-store" });
+    } catch (e) {
+      if (e.name === "AbortError") throw e;
+      throw new ApiError(0, { error: { code: "network_error", message: "the server cannot be reached" } });
+    }
+    if (raw && resp.ok) return resp;
+    const text = await resp.text();
+    let json = null;
+    try { json = text ? JSON.parse(text) : null; } catch { json = null; }
+    if (!resp.ok) {
+      const err = new ApiError(resp.status, json);
+      if (resp.status === 401 && key) onUnauthorized(err);
+      throw err;
+    }
+    return json;
+  };
+  return {
+    session,
+    api: call,
+    get: (path, opts) => call("GET", path, opts),
+    post: (path, body, opts = {}) => call("POST", path, { ...opts, body }),
+    patch: (path, body, opts = {}) => call("PATCH", path, { ...opts, body }),
+    del: (path, opts) => call("DELETE", path, opts),
+    setUnauthorizedHandler(f) { onUnauthorized = f; },
+  };
+}
+
+const account = makeClient("/api/v1", "gengate.apiKey");
+export const { session, api, get, post, setUnauthorizedHandler } = account;
 
 /** Multipart upload with progress (fetch cannot report upload progress). */
 export function upload(form, onProgress) {

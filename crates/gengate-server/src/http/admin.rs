@@ -35,7 +35,7 @@ use utoipa_axum::routes;
     modifiers(&OperatorSecurity),
     components(schemas(ErrorEnvelope)),
     components(schemas(gengate_engine::accounts::keys::KeyView)),
-    tags((name = "accounts"), (name = "keys"), (name = "generations"), (name = "usage"), (name = "providers"), (name = "audit"))
+    tags((name = "accounts"), (name = "keys"), (name = "generations"), (name = "usage"), (name = "overview"), (name = "providers"), (name = "audit"))
 )]
 pub struct AdminDoc;
 
@@ -72,6 +72,8 @@ pub fn routes(state: &AppState) -> axum::Router<AppState> {
         .routes(routes!(usage))
         .routes(routes!(list_generations))
         .routes(routes!(cluster))
+        .routes(routes!(overview))
+        .routes(routes!(whoami))
         .routes(routes!(get_generation))
         .split_for_parts();
     let doc = std::sync::Arc::new(doc);
@@ -1303,6 +1305,11 @@ pub struct AdminGenerationDetail {
     /// What the API user sees (`GET /api/v1/generations/{id}`), links signed now.
     #[schema(value_type = Object)]
     pub public: Value,
+    /// The prompt as the caller sent it.
+    pub prompt: String,
+    /// The parameters as the task runs them (defaults filled in).
+    #[schema(value_type = Object)]
+    pub params: Value,
     /// The provider's saved state (for Kling: phase, account, task id, times).
     pub upstream: Option<Value>,
     pub credits_charged: i64,
@@ -1376,6 +1383,8 @@ pub async fn get_generation(
     Ok(Json(AdminGenerationDetail {
         summary: AdminGeneration::of(&t),
         public,
+        prompt: t.task.prompt.as_str().to_owned(),
+        params: t.task.params.clone().into_value(),
         upstream: t.upstream.clone(),
         credits_charged: reserved - refunded,
         credits_refunded: refunded,
@@ -1415,4 +1424,60 @@ pub async fn cluster(
     _op: OperatorAuth,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(st.engine.cluster().await?))
+}
+
+/// Tasks waiting and running now, and create-to-result times (p50/p95) per hour and per
+/// provider over the last `hours` (default 24, at most 168), from the window's newest
+/// 10,000 successes.
+#[utoipa::path(get, path = "/api/admin/v1/overview", tag = "overview", security(("operator" = [])),
+    params(("hours" = Option<u32>, Query, minimum = 1, maximum = 168, description = "the window, 1..=168, default 24")),
+    responses((status = 200, description = "{object: overview, queued, processing, window_hours, sampled, latency: {tasks, p50_ms, p95_ms} | null, hourly: [{hour, tasks, p50_ms, p95_ms}], by_provider: [{provider, tasks, p50_ms, p95_ms}]}", body = Object),
+              (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope)))]
+pub async fn overview(
+    State(st): State<AppState>,
+    _op: OperatorAuth,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let hours = match q.get("hours").map(String::as_str) {
+        None | Some("") => 24,
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(h @ 1..=168) => h,
+            _ => {
+                return Err(ValidationErrors::single(
+                    "hours",
+                    FieldIssue::OutOfRange,
+                    "hours is a whole number from 1 to 168",
+                )
+                .into());
+            }
+        },
+    };
+    let o =
+        admin::overview::overview(st.engine.store.as_ref(), st.engine.clock.now(), hours).await?;
+    let mut v = serde_json::to_value(&o).map_err(ApiError::internal)?;
+    if let Some(m) = v.as_object_mut() {
+        m.insert("object".into(), Value::from("overview"));
+    }
+    Ok(Json(v))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OperatorMe {
+    #[schema(example = "operator")]
+    pub object: &'static str,
+    pub name: String,
+    /// `admin` or `viewer`.
+    #[schema(example = "viewer")]
+    pub role: &'static str,
+}
+
+/// The operator the key belongs to, and its role (the console shows a viewer no write controls).
+#[utoipa::path(get, path = "/api/admin/v1/me", tag = "overview", security(("operator" = [])),
+    responses((status = 200, body = OperatorMe), (status = 401, body = ErrorEnvelope)))]
+pub async fn whoami(op: OperatorAuth) -> Json<OperatorMe> {
+    Json(OperatorMe {
+        object: "operator",
+        name: op.0.name.clone(),
+        role: op.0.role.as_str(),
+    })
 }

@@ -2,6 +2,7 @@
 //! SQLite file or a fresh PostgreSQL database, and talk HTTP to it.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod proxy;
 pub mod services;
 

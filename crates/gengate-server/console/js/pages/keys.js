@@ -3,7 +3,7 @@
 
 import { h, mount, field, fmtTime, errorBox, copyButton } from "../dom.js";
 import { get, post, api, idemKey, session } from "../api.js";
-import { showApiError } from "./playground.js";
+import { showApiError } from "../forms.js";
 
 const SCOPES = ["models:read", "generations:create", "generations:read", "files:create", "files:read",
   "credits:read", "webhooks:manage", "keys:manage"];

@@ -3,9 +3,10 @@
 // console change. Generate creates a task, then long-polls it to the end.
 
 import { h, mount, field, fmtBytes, fmtCredits, errorBox, uid } from "../dom.js";
-import { get, post, upload, idemKey, sameOrigin, ApiError } from "../api.js";
+import { get, post, upload, idemKey, sameOrigin } from "../api.js";
 import { countChars } from "../text.js";
 import { resultPlayer, statusBadge, followTask } from "./task_view.js";
+import { showApiError } from "../forms.js";
 
 export async function playgroundPage(main, { account }) {
   mount(main, h("h1", {}, "Playground"), h("p", { role: "status" }, "Loading the model catalog…"));
@@ -71,36 +72,6 @@ export async function playgroundPage(main, { account }) {
     account.refresh();
     runTask(out, task, account);
   });
-}
-
-/** Puts each `validation_failed` detail next to its field; the rest above the button. */
-export function showApiError(err, form, formError) {
-  const rest = [];
-  if (err instanceof ApiError && err.details.length) {
-    let first = null;
-    for (const d of err.details) {
-      const f = fieldFor(form, d.field);
-      if (f) {
-        f.showError(d.message);
-        first = first || f;
-      } else rest.push(d);
-    }
-    if (first) first.querySelector("input, select, textarea")?.focus();
-  }
-  if (!(err instanceof ApiError) || !err.details.length || rest.length) {
-    formError.replaceChildren(errorBox(err),
-      rest.length ? h("ul", {}, rest.map((d) => h("li", {}, `${d.field}: ${d.message}`))) : null);
-  }
-}
-
-function fieldFor(form, name) {
-  // params.referenceMediaItems[1].url → the reference images field.
-  const candidates = [name, name.replace(/\[\d+\].*$/, ""), name.replace(/\..*$/, "")];
-  for (const c of candidates) {
-    const f = [...form.querySelectorAll(".field[data-field]")].find((x) => x.dataset.field === c);
-    if (f) return f;
-  }
-  return null;
 }
 
 function buildModelForm(m, container) {

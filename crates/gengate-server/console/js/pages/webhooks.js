@@ -3,7 +3,7 @@
 
 import { h, mount, field, fmtTime, errorBox, copyButton } from "../dom.js";
 import { get, post, api, idemKey } from "../api.js";
-import { showApiError } from "./playground.js";
+import { showApiError } from "../forms.js";
 
 const EVENT_TYPES = ["generation.succeeded", "generation.failed"];
 
