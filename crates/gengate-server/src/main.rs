@@ -63,6 +63,20 @@ enum Command {
     Dev(DevCmd),
 }
 
+/// Where an operator command runs: with an operator key, through a running server's
+/// admin API; without one, on the database (`--database-url`/`--data-dir`).
+#[derive(clap::Args, Clone, Default)]
+pub struct RemoteArgs {
+    /// The server whose admin API to call with the operator key [default: GENGATE_URL,
+    /// else http://127.0.0.1:8080].
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// An operator key (gg_op_…): run this command through the admin API at --url
+    /// instead of on the database.
+    #[arg(long, env = "GENGATE_OPERATOR_KEY", hide_env_values = true)]
+    operator_key: Option<String>,
+}
+
 /// `gengate dev …` (issue 5).
 #[derive(Subcommand)]
 enum DevCmd {
@@ -112,6 +126,8 @@ enum AccountsCmd {
         sandbox: bool,
         #[command(flatten)]
         db: DatabaseArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Change an existing account.
     Set {
@@ -124,10 +140,14 @@ enum AccountsCmd {
         sandbox: bool,
         #[command(flatten)]
         db: DatabaseArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     List {
         #[command(flatten)]
         db: DatabaseArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
 }
 
@@ -144,16 +164,22 @@ enum OperatorsCmd {
         expires_at: Option<String>,
         #[command(flatten)]
         db: DatabaseArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     List {
         #[command(flatten)]
         db: DatabaseArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Revoke an operator's key: refused at once on every node.
     Revoke {
         name: String,
         #[command(flatten)]
         db: DatabaseArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
 }
 
@@ -169,6 +195,8 @@ struct AuditLogArgs {
     limit: u32,
     #[command(flatten)]
     db: DatabaseArgs,
+    #[command(flatten)]
+    remote: RemoteArgs,
 }
 
 #[derive(Subcommand)]
@@ -202,6 +230,8 @@ enum KeysCmd {
         spend_window: Option<String>,
         #[command(flatten)]
         db: DatabaseArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Set or clear a key's spend limit.
     Limit {
@@ -217,17 +247,23 @@ enum KeysCmd {
         clear: bool,
         #[command(flatten)]
         db: DatabaseArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     List {
         #[arg(long)]
         account: Option<String>,
         #[command(flatten)]
         db: DatabaseArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     Revoke {
         key_id: String,
         #[command(flatten)]
         db: DatabaseArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
 }
 
@@ -255,6 +291,8 @@ enum CreditsCmd {
         reason: String,
         #[command(flatten)]
         db: DatabaseArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Correct a balance up or down (an `adjust` ledger row); never below zero.
     Adjust {
@@ -266,6 +304,8 @@ enum CreditsCmd {
         reason: String,
         #[command(flatten)]
         db: DatabaseArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Balance and ledger of an account.
     Show {
@@ -273,11 +313,15 @@ enum CreditsCmd {
         account: String,
         #[command(flatten)]
         db: DatabaseArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Check that every balance equals the sum of its ledger.
     Audit {
         #[command(flatten)]
         db: DatabaseArgs,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
 }
 
@@ -314,16 +358,60 @@ async fn main() -> anyhow::Result<()> {
     std::process::exit(code)
 }
 
+/// The operator command's `--url`/`--operator-key`, if it is an operator command.
+fn remote_args(command: &Command) -> Option<&RemoteArgs> {
+    Some(match command {
+        Command::Accounts(
+            AccountsCmd::Create { remote, .. }
+            | AccountsCmd::Set { remote, .. }
+            | AccountsCmd::List { remote, .. },
+        )
+        | Command::Operators(
+            OperatorsCmd::Create { remote, .. }
+            | OperatorsCmd::List { remote, .. }
+            | OperatorsCmd::Revoke { remote, .. },
+        )
+        | Command::AuditLog(AuditLogArgs { remote, .. })
+        | Command::Keys(
+            KeysCmd::Create { remote, .. }
+            | KeysCmd::Limit { remote, .. }
+            | KeysCmd::List { remote, .. }
+            | KeysCmd::Revoke { remote, .. },
+        )
+        | Command::Credits(CreditsArgs {
+            op:
+                Some(
+                    CreditsCmd::Grant { remote, .. }
+                    | CreditsCmd::Adjust { remote, .. }
+                    | CreditsCmd::Show { remote, .. }
+                    | CreditsCmd::Audit { remote, .. },
+                ),
+            ..
+        }) => remote,
+        _ => return None,
+    })
+}
+
 async fn operator(command: Command) -> anyhow::Result<()> {
-    // With an operator key in the environment, the operator commands go to the admin API,
-    // unless the command line names a database itself: then that database, as asked.
+    // With an operator key (--operator-key or GENGATE_OPERATOR_KEY), the operator commands
+    // go to the admin API, unless the command line names a database itself: then that
+    // database, as asked.
     let names_database =
         std::env::args().any(|a| a.starts_with("--database-url") || a.starts_with("--data-dir"));
-    if !names_database
-        && let Some(r) = remote::Remote::from_env()
-        && let Some(result) = remote::run(&r, &command).await
-    {
-        return result;
+    if let Some(args) = remote_args(&command) {
+        let key = args.operator_key.clone().filter(|k| !k.trim().is_empty());
+        if args.url.is_some() && key.is_none() && !names_database {
+            bail!(
+                "--url runs the command through the admin API, which needs an operator key: \
+                 give --operator-key gg_op_… (or GENGATE_OPERATOR_KEY)"
+            );
+        }
+        if !names_database && let Some(key) = key {
+            let r = remote::Remote::new(args.url.clone(), key);
+            if let Some(result) = remote::run(&r, &command).await {
+                return result;
+            }
+        }
     }
     match command {
         Command::Generate(_)
@@ -385,6 +473,7 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             credits,
             sandbox,
             db,
+            ..
         }) => {
             let a = Operator::open(&db)
                 .await?
@@ -399,7 +488,9 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Accounts(AccountsCmd::Set { name, sandbox, db }) => {
+        Command::Accounts(AccountsCmd::Set {
+            name, sandbox, db, ..
+        }) => {
             Operator::open(&db)
                 .await?
                 .set_sandbox(&name, sandbox)
@@ -414,7 +505,7 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Accounts(AccountsCmd::List { db }) => {
+        Command::Accounts(AccountsCmd::List { db, .. }) => {
             for a in Operator::open(&db).await?.list_accounts().await? {
                 println!(
                     "{}\t{}\t{} credits\t{}\tcreated {}",
@@ -438,6 +529,7 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             spend_limit,
             spend_window,
             db,
+            ..
         }) => {
             let op = Operator::open(&db).await?;
             let account = op.account_id(&account).await?;
@@ -491,7 +583,7 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             println!("(the secret is shown once; gengate keeps only its hash)");
             Ok(())
         }
-        Command::Keys(KeysCmd::List { account, db }) => {
+        Command::Keys(KeysCmd::List { account, db, .. }) => {
             let op = Operator::open(&db).await?;
             let account = match account {
                 Some(a) => Some(op.account_id(&a).await?),
@@ -531,6 +623,7 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             spend_window,
             clear,
             db,
+            ..
         }) => {
             let op = Operator::open(&db).await?;
             let id = ApiKeyId::parse(&key_id)
@@ -548,7 +641,7 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Keys(KeysCmd::Revoke { key_id, db }) => {
+        Command::Keys(KeysCmd::Revoke { key_id, db, .. }) => {
             let op = Operator::open(&db).await?;
             let id = ApiKeyId::parse(&key_id)
                 .with_context(|| format!("{key_id:?} is not a key id (key_…)"))?;
@@ -563,6 +656,7 @@ async fn operator(command: Command) -> anyhow::Result<()> {
                     amount,
                     reason,
                     db,
+                    ..
                 }),
             ..
         }) => {
@@ -580,6 +674,7 @@ async fn operator(command: Command) -> anyhow::Result<()> {
                     delta,
                     reason,
                     db,
+                    ..
                 }),
             ..
         }) => {
@@ -591,7 +686,7 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Credits(CreditsArgs {
-            op: Some(CreditsCmd::Show { account, db }),
+            op: Some(CreditsCmd::Show { account, db, .. }),
             ..
         }) => {
             let (balance, ledger) = Operator::open(&db).await?.statement(&account).await?;
@@ -614,6 +709,7 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             role,
             expires_at,
             db,
+            ..
         }) => {
             let role = gengate_core::operator::OperatorRole::parse(&role)
                 .with_context(|| format!("{role:?} is not a role (admin or viewer)"))?;
@@ -632,7 +728,7 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             println!("operator key (shown once; it works only on /api/admin/v1/):\n{secret}");
             Ok(())
         }
-        Command::Operators(OperatorsCmd::List { db }) => {
+        Command::Operators(OperatorsCmd::List { db, .. }) => {
             for o in Operator::open(&db).await?.list_operators().await? {
                 let state = match (o.revoked_at, o.expires_at) {
                     (Some(t), _) => format!("revoked {}", t.rfc3339()),
@@ -651,7 +747,7 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Operators(OperatorsCmd::Revoke { name, db }) => {
+        Command::Operators(OperatorsCmd::Revoke { name, db, .. }) => {
             Operator::open(&db).await?.revoke_operator(&name).await?;
             println!("operator {name} revoked: its key is refused from now on");
             Ok(())
@@ -661,6 +757,7 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             action,
             limit,
             db,
+            ..
         }) => {
             let filter = gengate_store::operators::AuditFilter {
                 actor,
@@ -684,7 +781,7 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Credits(CreditsArgs {
-            op: Some(CreditsCmd::Audit { db }),
+            op: Some(CreditsCmd::Audit { db, .. }),
             ..
         }) => {
             let bad = Operator::open(&db).await?.audit().await?;
@@ -746,7 +843,8 @@ fn banner(cfg: &ServeConfig, running: &gengate_server::app::Running) -> String {
         .map(|k| {
             format!(
                 "\nFirst start: created operator \"admin\" (role admin). Its operator key is shown only this once:\n\n    {k}\n\n\
-                 It works only on the admin API ({base}/api/admin/v1/, described at {base}/api/admin/v1/openapi.json):\n\n\
+                 Operator console: open {base}/admin in a browser and sign in with that key.\n\
+                 It works only there and on the admin API ({base}/api/admin/v1/, described at {base}/api/admin/v1/openapi.json):\n\n\
                  curl -sS {base}/api/admin/v1/accounts -H 'Authorization: Bearer {k}'\n"
             )
         })
@@ -754,7 +852,7 @@ fn banner(cfg: &ServeConfig, running: &gengate_server::app::Running) -> String {
     let Some(key) = &running.bootstrap else {
         return operator
             + &format!(
-                "gengate is listening on {base} (web console: {base}/ · API docs: {base}/docs)\n\
+                "gengate is listening on {base} (web console: {base}/ · operator console: {base}/admin · API docs: {base}/docs)\n\
              Try it: GENGATE_URL={base} GENGATE_API_KEY=<your key> {} generate \"A lighthouse at dusk\" --out lighthouse.mp4",
                 self_command()
             );

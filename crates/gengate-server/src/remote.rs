@@ -1,7 +1,8 @@
-//! The operator commands against a running server (issue 22): with
-//! `GENGATE_OPERATOR_KEY` set (and no `--database-url`/`--data-dir` on the command
-//! line), `accounts`, `keys`, `credits` and `audit-log` call the admin API at
-//! `GENGATE_URL` (default `http://127.0.0.1:8080`) instead of opening the database. Their output is the same as on the database. What the admin API does not
+//! The operator commands against a running server (issue 22): with an operator key
+//! (`--operator-key` or `GENGATE_OPERATOR_KEY`; and no `--database-url`/`--data-dir` on
+//! the command line), `accounts`, `keys`, `credits` and `audit-log` call the admin API
+//! at `--url` (else `GENGATE_URL`, else `http://127.0.0.1:8080`) instead of opening the
+//! database. Their output is the same as on the database. What the admin API does not
 //! offer (keys created with rate overrides or a spend limit, `credits audit`,
 //! `operators`) says so and changes nothing.
 
@@ -16,20 +17,17 @@ pub struct Remote {
 }
 
 impl Remote {
-    /// The remote target when `GENGATE_OPERATOR_KEY` is set.
-    pub fn from_env() -> Option<Self> {
-        let key = std::env::var("GENGATE_OPERATOR_KEY")
-            .ok()
-            .filter(|k| !k.is_empty())?;
-        let base = std::env::var("GENGATE_URL")
-            .ok()
+    /// The server at `url` (else `GENGATE_URL`, else the default port on this machine).
+    pub fn new(url: Option<String>, key: String) -> Self {
+        let base = url
+            .or_else(|| std::env::var("GENGATE_URL").ok())
             .filter(|u| !u.is_empty())
             .unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
-        Some(Self {
+        Self {
             base: base.trim_end_matches('/').to_owned(),
-            key,
+            key: key.trim().to_owned(),
             http: reqwest::Client::new(),
-        })
+        }
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
@@ -145,7 +143,7 @@ fn account_line(a: &Value) -> String {
 
 fn database_only(what: &str) -> anyhow::Result<()> {
     bail!(
-        "{what} works on the database only, not through the admin API: unset GENGATE_OPERATOR_KEY and give --database-url or --data-dir"
+        "{what} works on the database only, not through the admin API: drop the operator key (--operator-key, GENGATE_OPERATOR_KEY) and give --database-url or --data-dir"
     )
 }
 

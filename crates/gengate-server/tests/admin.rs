@@ -1495,6 +1495,45 @@ async fn the_operator_commands_run_against_a_remote_server(engine: Engine) {
             .len(),
         1
     );
+    // The same through --url and --operator-key, with nothing in the environment.
+    let bare = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gengate"))
+            .args(args)
+            .current_dir(work.path())
+            .env_remove("GENGATE_DATABASE_URL")
+            .env_remove("GENGATE_OPERATOR_KEY")
+            .env_remove("GENGATE_URL")
+            .output()
+            .expect("gengate runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = bare(&[
+        "credits",
+        "grant",
+        "--account",
+        "remote-acme",
+        "7",
+        "--reason",
+        "by flags",
+        "--url",
+        &app.base,
+        "--operator-key",
+        &op,
+    ]);
+    assert!(ok && out.trim() == "balance 357", "{out}{err}");
+    let (ok, out, _) = bare(&["audit-log", "--url", &app.base, "--operator-key", &op]);
+    assert!(ok && out.contains("by flags"), "{out}");
+    // --url without a key refuses, rather than quietly opening a local database.
+    let (ok, _, err) = bare(&["accounts", "list", "--url", &app.base]);
+    assert!(!ok && err.contains("operator key"), "{err}");
+    assert!(
+        !work.path().join("gengate-data").exists(),
+        "nothing was created locally"
+    );
 }
 
 async fn the_overview_counts_open_tasks_and_times_results(engine: Engine) {
