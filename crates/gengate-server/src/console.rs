@@ -48,6 +48,7 @@ pub static ASSETS: &[Asset] = assets![
     ("js/dom.js", JS),
     ("js/text.js", JS),
     ("js/forms.js", JS),
+    ("js/signin_form.js", JS),
     ("js/pages/signin.js", JS),
     ("js/pages/playground.js", JS),
     ("js/pages/task_view.js", JS),

@@ -75,27 +75,7 @@ async fn console_files_are_served_with_strict_headers_and_etags() {
         "/docs",
         "/console/js/main.js",
     ] {
-        let r = app.http.get(app.url(path)).send().await.expect("GET");
-        assert_eq!(r.status(), 200, "{path}");
-        let h = r.headers();
-        let csp = h["content-security-policy"].to_str().unwrap();
-        assert!(
-            csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
-            "{csp}"
-        );
-        assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"));
-        assert_eq!(h["x-content-type-options"], "nosniff");
-        assert_eq!(h["x-frame-options"], "DENY");
-        assert_eq!(h["referrer-policy"], "no-referrer");
-        let etag = h["etag"].to_str().unwrap().to_owned();
-        let again = app
-            .http
-            .get(app.url(path))
-            .header("if-none-match", &etag)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(again.status(), 304, "{path}");
+        browser::assert_served_strictly(&app, path).await;
     }
     let r = app
         .http

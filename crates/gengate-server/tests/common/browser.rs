@@ -77,3 +77,34 @@ pub async fn run(script: &str, args: Vec<String>) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// GETs a console page or file: 200 with the strict security headers, then 304 for
+/// its ETag. Answers the body.
+pub async fn assert_served_strictly(app: &super::TestApp, path: &str) -> String {
+    let r = app.http.get(app.url(path)).send().await.expect("GET");
+    assert_eq!(r.status(), 200, "{path}");
+    let h = r.headers();
+    let csp = h["content-security-policy"].to_str().expect("csp");
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(
+        csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe"),
+        "{csp}"
+    );
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    let etag = h["etag"].to_str().expect("etag").to_owned();
+    let body = r.text().await.expect("body");
+    let again = app
+        .http
+        .get(app.url(path))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(again.status(), 304, "{path}");
+    body
+}
