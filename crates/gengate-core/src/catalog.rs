@@ -128,8 +128,13 @@ pub struct Model {
     pub display_name: String,
     pub category: Category,
     pub runtime: String,
+    /// The price with every param at its default (for `FIXED`, the price).
     pub base_credits: Credits,
+    /// `FIXED` (always `base_credits`) or `RULES` (see `pricing`).
     pub billing_type: String,
+    /// How a `RULES` model's price follows the request (docs/PRICING.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<crate::pricing::PriceRules>,
     pub supported_modes: Vec<String>,
     pub max_prompt_length: u32,
     pub supported_api_inputs: Vec<String>,
@@ -255,7 +260,7 @@ fn check_model(m: &Model) -> Result<(), String> {
     if m.internal.deadline_seconds == 0 {
         return Err("deadline_seconds must be positive".into());
     }
-    Ok(())
+    crate::pricing::check(m)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod kling;
 pub mod operator;
 pub mod paging;
 pub mod params;
+pub mod pricing;
 pub mod scope;
 pub mod spend;
 pub mod text;

@@ -26,7 +26,6 @@ use crate::webhooks::Webhooks;
 use anyhow::Context;
 use gengate_core::Timestamp;
 use gengate_core::apikey::request::CreateKey;
-use gengate_core::catalog::Catalog;
 use gengate_core::clock::SharedClock;
 use gengate_core::generation::{CreateGeneration, Generation, Task, TaskReference};
 use gengate_core::ids::{AccountId, ApiKeyId, TaskId};
@@ -68,7 +67,8 @@ impl std::ops::Deref for Engine {
 /// modules and to tests that inspect the store; the outside calls methods.
 pub struct EngineInner {
     pub store: DynStore,
-    pub catalog: Arc<Catalog>,
+    /// The catalog now (`current()`), re-read on SIGHUP from `--catalog FILE`.
+    pub catalog: Arc<crate::catalog::CatalogSource>,
     pub clock: SharedClock,
     pub limiter: Arc<dyn Limiter>,
     pub keys: Arc<KeyCache>,
@@ -163,14 +163,7 @@ impl Engine {
         public_base_url: String,
         connectors: &dyn Connectors,
     ) -> anyhow::Result<Engine> {
-        let catalog = match &args.catalog {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading catalog {}", p.display()))?;
-                Catalog::from_json(&text)?
-            }
-            None => Catalog::builtin()?,
-        };
+        let catalog = crate::catalog::CatalogSource::load(args.catalog.clone())?;
         std::fs::create_dir_all(&args.db.data_dir)
             .with_context(|| format!("creating data dir {}", args.db.data_dir.display()))?;
         let store = args.db.open().await?;
@@ -521,7 +514,11 @@ impl Engine {
         up: crate::files::Upload,
         hold: Option<IdemHold>,
     ) -> Result<crate::files::FileObject, crate::files::FilesError> {
-        let outcome = match self.files.create(&self.catalog, account, up).await {
+        let outcome = match self
+            .files
+            .create(&self.catalog.current(), account, up)
+            .await
+        {
             Ok(rec) => Ok(self.files.object(&rec)),
             Err(e) => Err(e),
         };

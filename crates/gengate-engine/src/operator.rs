@@ -77,6 +77,27 @@ impl Operator {
         .await?)
     }
 
+    /// Switches sandbox/live and sets the price adjustment (either may be left as is),
+    /// audited as the command line.
+    pub async fn update_account(
+        &self,
+        name: &str,
+        sandbox: Option<bool>,
+        price_adjustment: Option<i32>,
+    ) -> anyhow::Result<gengate_store::Account> {
+        let acc = self.account_id(name).await?;
+        Ok(crate::admin::update_account(
+            self.store.as_ref(),
+            &crate::admin::Actor::cli(),
+            &acc,
+            None,
+            sandbox,
+            price_adjustment,
+            Self::now(),
+        )
+        .await?)
+    }
+
     pub async fn set_sandbox(&self, name: &str, sandbox: bool) -> anyhow::Result<()> {
         let acc = self.account_id(name).await?;
         let was = self

@@ -117,7 +117,7 @@ async fn create(
     key: &ApiKeyId,
     prompt: &str,
 ) -> Result<Task, GenerationError> {
-    let req = parse_create_request(&e.catalog, &request(e, prompt)).expect("valid request");
+    let req = parse_create_request(&e.catalog.current(), &request(e, prompt)).expect("valid request");
     e.create_generation(acc, key, req, Vec::new(), None)
         .await
         .map(|(t, _)| t)
@@ -359,7 +359,7 @@ async fn one_idempotency_key_makes_one_task(db: Db) {
             {
                 IdemStart::Proceed(hold) => {
                     assert!(hold.is_some(), "a key was sent");
-                    let req = parse_create_request(&e.catalog, &body).expect("valid");
+                    let req = parse_create_request(&e.catalog.current(), &body).expect("valid");
                     let (task, _) = e
                         .create_generation(&acc, &key, req, Vec::new(), hold)
                         .await

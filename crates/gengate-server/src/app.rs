@@ -129,6 +129,7 @@ pub async fn start_with_clock(cfg: &ServeConfig, clock: SharedClock) -> anyhow::
         tokio::spawn(crate::server::serve(listener, router, limits, stop_rx))
     };
     let background = state.engine.start_background();
+    tokio::spawn(reload_catalog_on_sighup(state.engine.clone()));
     Ok(Running {
         addr,
         engine: state.engine.clone(),
@@ -138,4 +139,28 @@ pub async fn start_with_clock(cfg: &ServeConfig, clock: SharedClock) -> anyhow::
         http,
         background,
     })
+}
+
+/// `kill -HUP` re-reads `--catalog FILE` (issue 23): the new catalog replaces the old
+/// one whole, or, when the file is unreadable or any model in it is invalid, the old one
+/// stays and the log says why. Tasks keep the price they were created with.
+async fn reload_catalog_on_sighup(engine: gengate_engine::Engine) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP: the catalog is read at start only");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match engine.catalog.reload() {
+                Ok(models) => tracing::info!(?models, "SIGHUP: catalog reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: catalog NOT reloaded, the previous one stays")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = engine;
 }

@@ -137,7 +137,11 @@ enum AccountsCmd {
         /// matching one.
         #[arg(long, num_args = 0..=1, default_missing_value = "true",
               value_parser = clap::builder::BoolishValueParser::new())]
-        sandbox: bool,
+        sandbox: Option<bool>,
+        /// Scale every price for this account by this many percent (-20: a wholesale
+        /// customer pays 80 %; 15: a reseller's margin; 0: list prices). New tasks only.
+        #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-99..=1000))]
+        price_adjustment: Option<i32>,
         #[command(flatten)]
         db: DatabaseArgs,
         #[command(flatten)]
@@ -489,20 +493,22 @@ async fn operator(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Accounts(AccountsCmd::Set {
-            name, sandbox, db, ..
+            name,
+            sandbox,
+            price_adjustment,
+            db,
+            ..
         }) => {
-            Operator::open(&db)
+            if sandbox.is_none() && price_adjustment.is_none() {
+                bail!(
+                    "nothing to set: give --sandbox true|false and/or --price-adjustment PERCENT"
+                );
+            }
+            let a = Operator::open(&db)
                 .await?
-                .set_sandbox(&name, sandbox)
+                .update_account(&name, sandbox, price_adjustment)
                 .await?;
-            println!(
-                "{name} is now {}",
-                if sandbox {
-                    "a sandbox account: its tasks run on the sandbox provider"
-                } else {
-                    "live: its tasks run on each model's configured provider"
-                }
-            );
+            println!("{}", account_set_line(&name, a.sandbox, a.price_adjustment));
             Ok(())
         }
         Command::Accounts(AccountsCmd::List { db, .. }) => {
@@ -857,7 +863,8 @@ fn banner(cfg: &ServeConfig, running: &gengate_server::app::Running) -> String {
                 self_command()
             );
     };
-    let provider = match running.engine.catalog.get("kling-3-0") {
+    let catalog = running.engine.catalog.current();
+    let provider = match catalog.get("kling-3-0") {
         Some(model) => running.engine.providers.provider_for(model),
         None => "sandbox".to_owned(),
     };
@@ -914,4 +921,21 @@ fn self_command() -> String {
     } else {
         shown
     }
+}
+
+/// What `accounts set` prints, the same on the database and through the admin API.
+pub(crate) fn account_set_line(name: &str, sandbox: bool, price_adjustment: i32) -> String {
+    format!(
+        "{name} is now {}; prices {}",
+        if sandbox {
+            "a sandbox account: its tasks run on the sandbox provider"
+        } else {
+            "live: its tasks run on each model's configured provider"
+        },
+        if price_adjustment == 0 {
+            "at list".to_owned()
+        } else {
+            format!("at list {price_adjustment:+}%")
+        }
+    )
 }

@@ -176,21 +176,35 @@ async fn accounts(r: &Remote, c: &AccountsCmd) -> anyhow::Result<()> {
                 .await?;
             println!("{}", account_line(&a));
         }
-        AccountsCmd::Set { name, sandbox, .. } => {
+        AccountsCmd::Set {
+            name,
+            sandbox,
+            price_adjustment,
+            ..
+        } => {
+            if sandbox.is_none() && price_adjustment.is_none() {
+                bail!(
+                    "nothing to set: give --sandbox true|false and/or --price-adjustment PERCENT"
+                );
+            }
             let id = r.account_id(name).await?;
-            r.call(
-                "PATCH",
-                &format!("/accounts/{id}"),
-                Some(json!({"sandbox": sandbox})),
-            )
-            .await?;
+            let a = r
+                .call(
+                    "PATCH",
+                    &format!("/accounts/{id}"),
+                    Some(json!({"sandbox": sandbox, "price_adjustment": price_adjustment})),
+                )
+                .await?;
             println!(
-                "{name} is now {}",
-                if *sandbox {
-                    "a sandbox account"
-                } else {
-                    "live"
-                }
+                "{}",
+                super::account_set_line(
+                    name,
+                    a["sandbox"].as_bool().unwrap_or(false),
+                    a["price_adjustment"]
+                        .as_i64()
+                        .and_then(|p| i32::try_from(p).ok())
+                        .unwrap_or(0)
+                )
             );
         }
         AccountsCmd::List { .. } => {

@@ -7,7 +7,8 @@ pub(crate) const KEY_COLS: &str = "id, account_id, name, visible_prefix, key_has
 /// What a key read returns: its columns and its spend limit.
 pub(crate) const KEY_READ: &str = "id, account_id, name, visible_prefix, key_hash, scopes, rate_create, rate_read, rate_upload, created_at, expires_at, revoked_at, last_used_at, spend_limit, spend_window_ms, \
      (SELECT suspended FROM accounts WHERE accounts.id = api_keys.account_id) AS account_suspended";
-pub(crate) const ACCOUNT_COLS: &str = "id, name, balance, created_at, sandbox, suspended";
+pub(crate) const ACCOUNT_COLS: &str =
+    "id, name, balance, created_at, sandbox, suspended, price_adjustment";
 
 /// The point reads: one text for sqlx and for SQLite's point reader
 /// (`sqlite_read.rs`), built once rather than on every status read. (SQLite
@@ -102,6 +103,7 @@ pub(crate) struct AccountColumns {
     pub created_at: i64,
     pub sandbox: bool,
     pub suspended: bool,
+    pub price_adjustment: i32,
 }
 
 impl AccountColumns {
@@ -113,6 +115,7 @@ impl AccountColumns {
             created_at: gengate_core::Timestamp::from_millis(self.created_at),
             sandbox: self.sandbox,
             suspended: self.suspended,
+            price_adjustment: self.price_adjustment,
         })
     }
 }
@@ -295,6 +298,7 @@ macro_rules! impl_store {
                 .bind(&t.provider)
                 .bind(t.now.as_millis())
                 .bind(t.deadline_at.as_millis())
+                .bind(t.price_version.as_deref())
         }
 
         /// One create in its own transaction.
@@ -650,6 +654,15 @@ macro_rules! impl_store {
                 let r = sqlx::query("UPDATE accounts SET sandbox = $2 WHERE id = $1")
                     .bind(id.as_str())
                     .bind(sandbox)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn set_price_adjustment(&self, id: &AccountId, percent: i32) -> StoreResult<bool> {
+                let r = sqlx::query("UPDATE accounts SET price_adjustment = $2 WHERE id = $1")
+                    .bind(id.as_str())
+                    .bind(percent)
                     .execute(&self.writer)
                     .await?;
                 Ok(r.rows_affected() == 1)

@@ -91,6 +91,8 @@ pub struct Account {
     pub sandbox: bool,
     /// Its keys are refused on every call; its running tasks finish and settle.
     pub suspended: bool,
+    /// Its prices are the list prices scaled by this many percent (-99 .. 1000).
+    pub price_adjustment: i32,
 }
 
 /// Per-key request budgets in requests per minute; `None` uses the server default.
@@ -205,6 +207,8 @@ pub struct NewTask {
     pub params: NormalizedParams,
     pub references: Vec<TaskReference>,
     pub price: Credits,
+    /// The version of the model's price the task was priced with (`pricing::price_version`).
+    pub price_version: Option<String>,
     pub client_request_id: Option<ClientRequestId>,
     pub provider: String,
     pub now: Timestamp,
@@ -331,6 +335,8 @@ pub trait Store: WebhookStore + OperatorStore + Send + Sync + 'static {
     async fn revoke_api_key(&self, id: &ApiKeyId, now: Timestamp) -> StoreResult<bool>;
     /// Switches an account between sandbox and live; false when it does not exist.
     async fn set_account_sandbox(&self, id: &AccountId, sandbox: bool) -> StoreResult<bool>;
+    /// Sets the account's price adjustment (percent, -99 ..= 1000); false when no such account.
+    async fn set_price_adjustment(&self, id: &AccountId, percent: i32) -> StoreResult<bool>;
     /// Suspends or resumes; bumps the auth epoch in the same transaction. False when
     /// the account does not exist or already was so.
     async fn set_account_suspended(&self, id: &AccountId, suspended: bool) -> StoreResult<bool>;

@@ -93,18 +93,18 @@ async fn create_rows(
     let sql = format!(
         "WITH debit AS ( \
            UPDATE accounts SET balance = balance - $7 WHERE id = $2 AND balance >= $7 \
-             AND ($14 OR NOT EXISTS (SELECT 1 FROM api_keys WHERE id = $13 AND spend_limit IS NOT NULL)) RETURNING balance \
+             AND ($15 OR NOT EXISTS (SELECT 1 FROM api_keys WHERE id = $14 AND spend_limit IS NOT NULL)) RETURNING balance \
          ), task AS ( \
            INSERT INTO tasks (id, account_id, model, status, prompt, params, reference_files, reserved_credits, final_credits, \
-             client_request_id, result, error, provider, upstream, created_at, updated_at, deadline_at, api_key_id) \
-           SELECT $1, $2, $3, 'queued', $4, $5, $6, $7, 0, $8, NULL, NULL, $9, NULL, $10, $10, $11, $13 FROM debit \
+             client_request_id, result, error, provider, upstream, created_at, updated_at, deadline_at, price_version, api_key_id) \
+           SELECT $1, $2, $3, 'queued', $4, $5, $6, $7, 0, $8, NULL, NULL, $9, NULL, $10, $10, $11, $12, $14 FROM debit \
            RETURNING {TASK_COLS} \
          ), job AS ( \
            INSERT INTO jobs (task_id, provider, run_at, lease_owner, lease_until, attempts, created_at) \
            SELECT id, $9, $10, NULL, NULL, 0, $10 FROM task \
          ), ledger AS ( \
            INSERT INTO ledger_entries (account_id, kind, amount, balance_after, task_id, reason, created_at) \
-           SELECT $2, 'reserve', -$7, balance, $1, $12, $10 FROM debit \
+           SELECT $2, 'reserve', -$7, balance, $1, $13, $10 FROM debit \
          ) \
          SELECT {TASK_COLS} FROM task"
     );

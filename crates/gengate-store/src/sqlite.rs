@@ -156,8 +156,8 @@ async fn create_rows(
     let balance_after = debit(&mut *conn, t, key).await?;
     let sql = format!(
         "INSERT INTO tasks (id, account_id, model, status, prompt, params, reference_files, reserved_credits, final_credits, \
-         client_request_id, result, error, provider, upstream, created_at, updated_at, deadline_at, api_key_id) \
-         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, 0, $8, NULL, NULL, $9, NULL, $10, $10, $11, $12) RETURNING {TASK_COLS}"
+         client_request_id, result, error, provider, upstream, created_at, updated_at, deadline_at, price_version, api_key_id) \
+         VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, 0, $8, NULL, NULL, $9, NULL, $10, $10, $11, $12, $13) RETURNING {TASK_COLS}"
     );
     let row = bind_new_task(sqlx::query(AssertSqlSafe(sql)), t)
         .bind(key.map(|k| k.as_str().to_owned()))
@@ -316,7 +316,7 @@ async fn batch_in_one_tx(
 
     let mut q = sqlx::QueryBuilder::<Sqlite>::new(
         "INSERT INTO tasks (id, account_id, model, status, prompt, params, reference_files, reserved_credits, final_credits, \
-         client_request_id, result, error, provider, upstream, created_at, updated_at, deadline_at, api_key_id) ",
+         client_request_id, result, error, provider, upstream, created_at, updated_at, deadline_at, price_version, api_key_id) ",
     );
     q.push_values(&covered, |mut b, (c, _)| {
         let t = &c.task;
@@ -337,6 +337,7 @@ async fn batch_in_one_tx(
             .push_bind(t.now.as_millis())
             .push_bind(t.now.as_millis())
             .push_bind(t.deadline_at.as_millis())
+            .push_bind(t.price_version.as_deref())
             .push_bind(c.key.as_ref().map(|k| k.as_str().to_owned()));
     });
     // No RETURNING: each row would be one more hand-off from the writer's

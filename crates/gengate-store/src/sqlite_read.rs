@@ -140,6 +140,7 @@ impl PointReader {
                 created_at: r.get(3)?,
                 sandbox: r.get(4)?,
                 suspended: r.get(5)?,
+                price_adjustment: r.get(6)?,
             })
         })?;
         Some(cols.map(AccountColumns::into_account).transpose())
@@ -187,6 +188,7 @@ mod tests {
                 params: NormalizedParams::from_stored(serde_json::json!({"duration": "5"})),
                 references: vec![],
                 price: Credits::new(90).unwrap(),
+                price_version: None,
                 client_request_id: Some(gengate_core::generation::ClientRequestId::from_stored(
                     format!("c{n}"),
                 )),

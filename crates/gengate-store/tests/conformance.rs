@@ -55,6 +55,7 @@ fn new_task(account: &gengate_core::ids::AccountId, price: i64, now: Timestamp) 
         params: NormalizedParams::from_stored(serde_json::json!({"duration": "5", "mode": "pro"})),
         references: vec![],
         price: Credits::new(price).unwrap(),
+        price_version: Some("p-test".into()),
         client_request_id: None,
         provider: "sandbox".into(),
         now,

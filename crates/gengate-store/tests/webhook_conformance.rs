@@ -59,6 +59,7 @@ async fn failed_task(
                 params: NormalizedParams::from_stored(serde_json::json!({})),
                 references: vec![],
                 price: Credits::new(90).unwrap(),
+                price_version: None,
                 client_request_id: None,
                 provider: "sandbox".into(),
                 now: at,

@@ -451,9 +451,24 @@ pub async fn update_account(
     account: &AccountId,
     suspended: Option<bool>,
     sandbox: Option<bool>,
+    price_adjustment: Option<i32>,
     now: Timestamp,
 ) -> Result<Account, AdminError> {
     actor.may_write()?;
+    if let Some(p) = price_adjustment
+        && !(gengate_core::pricing::MIN_ADJUSTMENT..=gengate_core::pricing::MAX_ADJUSTMENT)
+            .contains(&p)
+    {
+        return Err(AdminError::Invalid(ValidationErrors::single(
+            "price_adjustment",
+            FieldIssue::OutOfRange,
+            format!(
+                "price_adjustment is a whole percent from {} to {}",
+                gengate_core::pricing::MIN_ADJUSTMENT,
+                gengate_core::pricing::MAX_ADJUSTMENT
+            ),
+        )));
+    }
     let before = store
         .get_account(account)
         .await?
@@ -467,12 +482,18 @@ pub async fn update_account(
         accounts::set_sandbox(store, account, s).await?;
         changed = true;
     }
+    if let Some(p) = price_adjustment.filter(|p| *p != before.price_adjustment) {
+        changed |= store.set_price_adjustment(account, p).await?;
+    }
     let after = store
         .get_account(account)
         .await?
         .ok_or(AdminError::NotFound("account"))?;
     if changed {
-        let state = |a: &Account| json!({"status": if a.suspended { "suspended" } else { "active" }, "sandbox": a.sandbox});
+        let state = |a: &Account| {
+            json!({"status": if a.suspended { "suspended" } else { "active" }, "sandbox": a.sandbox,
+                   "price_adjustment": a.price_adjustment})
+        };
         record(
             store,
             actor,

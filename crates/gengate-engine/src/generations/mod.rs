@@ -18,6 +18,7 @@ pub mod idempotency;
 
 use crate::Engine;
 use crate::providers::health::Availability;
+use gengate_core::Credits;
 use gengate_core::error::{FieldIssue, ValidationErrors};
 use gengate_core::generation::{
     ClientRequestId, CreateGeneration, Generation, Task, TaskReference, TaskStatus,
@@ -75,6 +76,23 @@ pub async fn resolve_references(
     errs.into_result().map(|_| out)
 }
 
+/// What a create with this request would cost this account now, and its balance after
+/// it (negative: the create would be refused with `insufficient_credits`). Charges
+/// nothing and holds nothing.
+pub async fn quote(
+    st: &Engine,
+    account: &AccountId,
+    req: &CreateGeneration,
+) -> Result<(gengate_core::pricing::Quote, i64), GenerationError> {
+    let row = st.store.get_account(account).await?;
+    let (adjustment, balance) = row
+        .as_ref()
+        .map_or((0, 0), |a| (a.price_adjustment, a.balance.get()));
+    let q = gengate_core::pricing::quote(&req.model, &req.params, adjustment);
+    let after = balance - q.credits;
+    Ok((q, after))
+}
+
 /// Debits and creates the task. `idem` is the caller's hold on its
 /// idempotency key (scope and hold token); the stored answer is written in the same transaction.
 pub async fn create(
@@ -89,11 +107,15 @@ pub async fn create(
     // A sandbox account's tasks run on the sandbox whatever the model's
     // route: the flag as it is now (an operator's switch applies to tasks
     // created after it).
-    let sandbox = st
-        .store
-        .get_account(account)
-        .await?
-        .is_some_and(|a| a.sandbox);
+    let row = st.store.get_account(account).await?;
+    let sandbox = row.as_ref().is_some_and(|a| a.sandbox);
+    // The price is fixed here, from the model as this request parsed it and the
+    // account's adjustment now: a later price change applies to later tasks only.
+    let quote = gengate_core::pricing::quote(
+        &req.model,
+        &req.params,
+        row.as_ref().map_or(0, |a| a.price_adjustment),
+    );
     let provider = st.providers.provider_for_account(&req.model, sandbox);
     // A provider known to refuse work would only hold the credits until the
     // task fails: refuse before anything is charged.
@@ -117,7 +139,8 @@ pub async fn create(
         prompt: req.prompt,
         params: req.params,
         references,
-        price: req.model.base_credits,
+        price: Credits::new(quote.credits).unwrap_or(Credits::ZERO),
+        price_version: Some(quote.price_version),
         client_request_id: req.client_request_id,
         provider,
         now,

@@ -174,7 +174,8 @@ impl Runner {
             tracing::error!(task = %task.id, provider = %job.provider, "no such provider on this node");
             return Ok(());
         };
-        let Some(model) = st.catalog.get(&task.model) else {
+        let catalog = st.catalog.current();
+        let Some(model) = catalog.get(&task.model) else {
             fail(
                 st,
                 &task.id,

@@ -13,7 +13,6 @@ use crate::infra::connectors::Connectors;
 use crate::infra::signing::MediaLinks;
 use bytes::Bytes;
 use gengate_core::Timestamp;
-use gengate_core::catalog::Catalog;
 use gengate_core::clock::SharedClock;
 use gengate_core::error::{ErrorCode, FieldIssue, ValidationErrors};
 use gengate_core::generation::{Generation, Task, TaskStatus, parse_create_request};
@@ -204,7 +203,7 @@ pub struct Webhooks {
     store: DynStore,
     clock: SharedClock,
     links: Arc<MediaLinks>,
-    catalog: Arc<Catalog>,
+    catalog: Arc<crate::catalog::CatalogSource>,
     deliverer: Arc<dyn Deliver>,
     pub settings: WebhookSettings,
     /// Poked when tasks end on this node so deliveries go out at once.
@@ -216,7 +215,7 @@ impl Webhooks {
         store: DynStore,
         clock: SharedClock,
         links: Arc<MediaLinks>,
-        catalog: Arc<Catalog>,
+        catalog: Arc<crate::catalog::CatalogSource>,
         settings: WebhookSettings,
         wakeup: Arc<Notify>,
         connectors: &dyn Connectors,
@@ -468,35 +467,33 @@ impl Webhooks {
     /// A test event carries a generation-shaped example (so receivers can
     /// exercise their parser) that is plainly not a real task.
     fn sample_generation(&self, e: &EventRecord) -> serde_json::Value {
-        let model = self
-            .catalog
+        let catalog = self.catalog.current();
+        let model = catalog
             .models()
             .first()
             .map(|m| m.id.clone())
             .unwrap_or_else(|| "kling-3-0".to_owned());
         let body = serde_json::json!({"model": model, "prompt": "webhook test event"});
-        let task = parse_create_request(&self.catalog, &body)
-            .ok()
-            .map(|req| Task {
-                id: TaskId::from_trusted(format!(
-                    "task_test_{}",
-                    e.id.as_str().trim_start_matches("evt_")
-                )),
-                account_id: e.account_id.clone(),
-                model: req.model.id.clone(),
-                status: TaskStatus::Queued,
-                prompt: req.prompt,
-                params: req.params,
-                references: vec![],
-                reserved_credits: gengate_core::Credits::ZERO,
-                final_credits: gengate_core::Credits::ZERO,
-                client_request_id: None,
-                result: None,
-                error: None,
-                created_at: e.created_at,
-                updated_at: e.created_at,
-                deadline_at: e.created_at,
-            });
+        let task = parse_create_request(&catalog, &body).ok().map(|req| Task {
+            id: TaskId::from_trusted(format!(
+                "task_test_{}",
+                e.id.as_str().trim_start_matches("evt_")
+            )),
+            account_id: e.account_id.clone(),
+            model: req.model.id.clone(),
+            status: TaskStatus::Queued,
+            prompt: req.prompt,
+            params: req.params,
+            references: vec![],
+            reserved_credits: gengate_core::Credits::ZERO,
+            final_credits: gengate_core::Credits::ZERO,
+            client_request_id: None,
+            result: None,
+            error: None,
+            created_at: e.created_at,
+            updated_at: e.created_at,
+            deadline_at: e.created_at,
+        });
         match task {
             Some(t) => serde_json::to_value(Generation::from_task(&t, self.links.as_ref()))
                 .unwrap_or_default(),

@@ -200,6 +200,8 @@ pub struct AdminAccount {
     pub tasks_30d: i64,
     /// Credits consumed in the last 30 days (reserves minus refunds, as usage counts them).
     pub credits_30d: i64,
+    /// Its prices are the list prices scaled by this many percent (-99 .. 1000; 0 = list).
+    pub price_adjustment: i32,
 }
 
 impl AdminAccount {
@@ -233,6 +235,7 @@ impl AdminAccount {
             last_activity: None,
             tasks_30d: 0,
             credits_30d: 0,
+            price_adjustment: a.price_adjustment,
         }
     }
 }
@@ -547,10 +550,11 @@ pub async fn get_account(
     ))
 }
 
-/// Suspends or resumes the account, or switches it between sandbox and live.
+/// Suspends or resumes the account, switches it between sandbox and live, or sets its
+/// price adjustment (percent on every list price, -99 .. 1000; new tasks only).
 #[utoipa::path(patch, path = "/api/admin/v1/accounts/{id}", tag = "accounts", security(("operator" = [])),
     params(("id" = String, Path)),
-    request_body(content = Object, description = "{status?: active|suspended, sandbox?}"),
+    request_body(content = Object, description = "{status?: active|suspended, sandbox?, price_adjustment?}"),
     responses((status = 200, body = AdminAccount), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
               (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn update_account(
@@ -562,7 +566,7 @@ pub async fn update_account(
     let account = account_of(&st, &id).await?;
     let obj = object(&body)?;
     let mut errs = ValidationErrors::new();
-    unknown_fields(obj, &["status", "sandbox"], &mut errs);
+    unknown_fields(obj, &["status", "sandbox", "price_adjustment"], &mut errs);
     let suspended = match text_field(obj, "status", false, &mut errs).as_deref() {
         None => None,
         Some("active") => Some(false),
@@ -588,6 +592,20 @@ pub async fn update_account(
             None
         }
     };
+    let price_adjustment = match obj.get("price_adjustment") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_i64().and_then(|n| i32::try_from(n).ok()) {
+            Some(n) => Some(n),
+            None => {
+                errs.push(
+                    "price_adjustment",
+                    FieldIssue::InvalidType,
+                    "price_adjustment is a whole percent (e.g. -20 or 15)",
+                );
+                None
+            }
+        },
+    };
     errs.into_result()?;
     let after = admin::update_account(
         st.engine.store.as_ref(),
@@ -595,6 +613,7 @@ pub async fn update_account(
         &account.id,
         suspended,
         sandbox,
+        price_adjustment,
         st.engine.clock.now(),
     )
     .await?;

@@ -93,7 +93,7 @@ pub async fn upload_file(
     h.update(&up.bytes);
     let fingerprint_body = hex::encode(h.finalize());
     // Check before taking the idempotency key: a request that fails validation stores nothing.
-    FilesService::limits_for(&st.engine.catalog, &up.kind, up.model.as_deref())?;
+    FilesService::limits_for(&st.engine.catalog.current(), &up.kind, up.model.as_deref())?;
     let hold = match idempotency::begin(
         &st,
         &auth,
@@ -172,7 +172,8 @@ async fn read_form(st: &AppState, form: &mut Multipart) -> Result<Upload, ApiErr
                 let limit = kind
                     .as_deref()
                     .and_then(|k| {
-                        FilesService::limits_for(&st.engine.catalog, k, model.as_deref()).ok()
+                        FilesService::limits_for(&st.engine.catalog.current(), k, model.as_deref())
+                            .ok()
                     })
                     .map_or(MAX_UPLOAD_BYTES, |(max, _, _)| max);
                 let filename = field.file_name().map(str::to_owned);

@@ -87,7 +87,10 @@ pub async fn create_generation(
 ) -> Result<Response, ApiError> {
     let key = idempotency::parse_key(&headers);
     let prefer = super::prefer::wait(&headers);
-    let parsed = match (parse_create_request(&st.engine.catalog, &body), prefer) {
+    let parsed = match (
+        parse_create_request(&st.engine.catalog.current(), &body),
+        prefer,
+    ) {
         (Ok(r), Ok(w)) => Ok((r, w)),
         (Err(v), Ok(_)) | (Ok(_), Err(v)) => Err(v),
         (Err(mut v), Err(p)) => {
@@ -291,4 +294,57 @@ pub async fn cancel_generation(
         serde_json::to_string(&st.engine.view(&task)).map_err(ApiError::internal)
     };
     idempotency::respond(&st, &auth, key, &path, b"", StatusCode::OK, work).await
+}
+
+/// What a create with this body would cost.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct QuoteAnswer {
+    #[schema(example = "kling-3-0")]
+    pub model: String,
+    /// The price for this account, in whole credits: what a create reserves now.
+    pub credits: i64,
+    /// The lines the price is made of; they sum to `credits`.
+    pub breakdown: Vec<gengate_core::pricing::QuoteItem>,
+    /// `FIXED` or `RULES`.
+    #[schema(example = "FIXED")]
+    pub billing_type: String,
+    /// The balance after such a create; negative means it would be refused (`402 insufficient_credits`).
+    pub balance_after: i64,
+    /// The version of the model's price this quote used (a task records the version it was created with).
+    pub price_version: String,
+}
+
+/// The price of a generation, without creating it: the same body and the same
+/// validation as a create (`400 validation_failed` naming every bad field), never charges,
+/// never holds an `Idempotency-Key`. The price includes the account's price adjustment.
+#[utoipa::path(post, path = "/api/v1/generations/quote", tag = "generations", security(("bearer" = [])),
+    request_body(content = CreateGenerationBody, content_type = "application/json"),
+    responses(
+        (status = 200, body = QuoteAnswer),
+        (status = 400, description = "validation_failed", body = ErrorEnvelope),
+        (status = 401, description = "api_key_missing | api_key_invalid | api_key_revoked | api_key_expired", body = ErrorEnvelope),
+        (status = 403, description = "api_scope_denied (needs generations:create)", body = ErrorEnvelope),
+        (status = 429, description = "rate_limited", body = ErrorEnvelope),
+    ))]
+pub async fn quote_generation(
+    State(st): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> Result<Json<QuoteAnswer>, ApiError> {
+    let req = parse_create_request(&st.engine.catalog.current(), &body)?;
+    // References are checked as a create checks them, so a quote never accepts what a
+    // create would refuse.
+    st.engine
+        .resolve_references(&auth.account_id, &req.model, &req.references)
+        .await?;
+    let (q, balance_after) =
+        gengate_engine::generations::quote(&st.engine, &auth.account_id, &req).await?;
+    Ok(Json(QuoteAnswer {
+        model: req.model.id.clone(),
+        credits: q.credits,
+        breakdown: q.breakdown,
+        billing_type: req.model.billing_type.clone(),
+        balance_after,
+        price_version: q.price_version,
+    }))
 }

@@ -89,6 +89,14 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(generations::create_generation))
             .routes(routes!(generations::cancel_generation)),
     );
+    // A quote needs the create scope but costs a read: the playground asks for one as
+    // its form changes, and that must not spend the key's create budget.
+    let quote = guarded(
+        state,
+        Scope::GenerationsCreate,
+        RequestClass::Read,
+        OpenApiRouter::new().routes(routes!(generations::quote_generation)),
+    );
     let read = guarded(
         state,
         Scope::GenerationsRead,
@@ -147,6 +155,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     );
     let (router, mut doc) = public
         .merge(create)
+        .merge(quote)
         .merge(read)
         .merge(credits)
         .merge(upload)
@@ -154,7 +163,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(hooks)
         .merge(keys)
         .split_for_parts();
-    models::document_catalog(&mut doc, &state.engine.catalog);
+    models::document_catalog(&mut doc, &state.engine.catalog.current());
     openapi::complete(&mut doc);
     (router, doc)
 }

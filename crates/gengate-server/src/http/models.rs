@@ -18,7 +18,7 @@ pub struct ModelList {
 pub async fn list_models(State(st): State<AppState>) -> Json<ModelList> {
     Json(ModelList {
         object: "list",
-        data: st.engine.catalog.models().to_vec(),
+        data: st.engine.catalog.current().models().to_vec(),
     })
 }
 
@@ -32,6 +32,7 @@ pub async fn get_model(
 ) -> Result<Json<Model>, ApiError> {
     st.engine
         .catalog
+        .current()
         .get(&model_id)
         .cloned()
         .map(Json)
