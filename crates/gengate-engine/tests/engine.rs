@@ -117,7 +117,8 @@ async fn create(
     key: &ApiKeyId,
     prompt: &str,
 ) -> Result<Task, GenerationError> {
-    let req = parse_create_request(&e.catalog.current(), &request(e, prompt)).expect("valid request");
+    let req =
+        parse_create_request(&e.catalog.current(), &request(e, prompt)).expect("valid request");
     e.create_generation(acc, key, req, Vec::new(), None)
         .await
         .map(|(t, _)| t)

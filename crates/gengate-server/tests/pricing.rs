@@ -274,17 +274,51 @@ async fn a_catalog_edit_and_sighup_change_the_next_price_only() {
     }
     assert_eq!(price, 86, "the next quote has the new price");
     // A broken file is refused whole: the price stays.
-    std::fs::write(
-        &path,
-        catalog_with_rules(50).replace("\"credits\": 35", "\"credits\": -1"),
-    )
-    .expect("catalog");
+    let mut broken: Value = serde_json::from_str(&catalog_with_rules(50)).expect("json");
+    broken["models"][1]["pricing"]["surcharges"][0]["credits"] = json!(-1);
+    std::fs::write(&path, broken.to_string()).expect("catalog");
     hup();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let q = app
         .post_json("/api/v1/generations/quote", &key, &body)
         .await;
     assert_eq!(q["credits"], 86);
+    // The admin API reloads the same way, says why it refused, and audits a reload.
+    let op = app
+        .operator("pricer", gengate_core::operator::OperatorRole::Admin)
+        .await;
+    let reload = || {
+        app.http
+            .post(app.url("/api/admin/v1/catalog/reload"))
+            .bearer_auth(&op)
+            .send()
+    };
+    let r = reload().await.expect("reload");
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.expect("json");
+    assert_eq!(e["error"]["details"][0]["field"], "catalog", "{e}");
+    let why = e["error"]["details"][0]["message"].as_str().unwrap_or("");
+    assert!(
+        why.contains("kling-3-0-metered") && why.contains("pricing.surcharges[0].credits"),
+        "{why}"
+    );
+    std::fs::write(&path, catalog_with_rules(60)).expect("catalog");
+    assert_eq!(reload().await.expect("reload").status(), 200);
+    let q = app
+        .post_json("/api/v1/generations/quote", &key, &body)
+        .await;
+    assert_eq!(q["credits"], 96);
+    let audit: Value = app
+        .http
+        .get(app.url("/api/admin/v1/audit?action=catalog.reload"))
+        .bearer_auth(&op)
+        .send()
+        .await
+        .expect("audit")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(audit["data"].as_array().map(Vec::len), Some(1), "{audit}");
     // The old task settles at its old price.
     let id = old["id"].as_str().expect("id");
     let done = app.wait_terminal(&key, id, 90).await;

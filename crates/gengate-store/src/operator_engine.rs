@@ -68,6 +68,7 @@ macro_rules! impl_operator_store {
                     api_key_id: r.try_get("api_key_id")?,
                     provider: r.try_get("provider")?,
                     upstream: json_col(r, "upstream")?,
+                    price_version: r.try_get("price_version")?,
                 })
             }
 
@@ -255,7 +256,7 @@ macro_rules! impl_operator_store {
                         .as_ref()
                         .map(|a| format!("%{}%", like_literal(&format!("\"account\":{}", serde_json::Value::from(a.as_str())))));
                     let sql = format!(
-                        "SELECT {TASK_COLS}, api_key_id, provider, upstream FROM tasks \
+                        "SELECT {TASK_COLS}, api_key_id, provider, upstream, price_version FROM tasks \
                          WHERE (CAST($1 AS BIGINT) IS NULL OR seq < $1) \
                            AND (CAST($2 AS TEXT) IS NULL OR account_id = $2) \
                            AND (CAST($3 AS TEXT) IS NULL OR status = $3) \
@@ -285,7 +286,7 @@ macro_rules! impl_operator_store {
                 }
 
                 async fn admin_task(&self, id: &gengate_core::ids::TaskId) -> StoreResult<Option<AdminTask>> {
-                    let r = sqlx::query(AssertSqlSafe(format!("SELECT {TASK_COLS}, api_key_id, provider, upstream FROM tasks WHERE id = $1")))
+                    let r = sqlx::query(AssertSqlSafe(format!("SELECT {TASK_COLS}, api_key_id, provider, upstream, price_version FROM tasks WHERE id = $1")))
                         .bind(id.as_str())
                         .fetch_optional(&self.reader)
                         .await?;

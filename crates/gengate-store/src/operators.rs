@@ -90,6 +90,8 @@ pub struct AdminTask {
     pub api_key_id: Option<String>,
     pub provider: String,
     pub upstream: Option<serde_json::Value>,
+    /// The version of the model's price the task was created with (none before issue 23).
+    pub price_version: Option<String>,
 }
 
 /// A webhook event of a task, with each endpoint's delivery: (endpoint, status, attempts).

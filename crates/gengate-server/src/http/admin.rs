@@ -35,7 +35,7 @@ use utoipa_axum::routes;
     modifiers(&OperatorSecurity),
     components(schemas(ErrorEnvelope)),
     components(schemas(gengate_engine::accounts::keys::KeyView)),
-    tags((name = "accounts"), (name = "keys"), (name = "generations"), (name = "usage"), (name = "overview"), (name = "providers"), (name = "audit"))
+    tags((name = "accounts"), (name = "keys"), (name = "generations"), (name = "usage"), (name = "overview"), (name = "providers"), (name = "audit"), (name = "catalog"))
 )]
 pub struct AdminDoc;
 
@@ -74,6 +74,7 @@ pub fn routes(state: &AppState) -> axum::Router<AppState> {
         .routes(routes!(cluster))
         .routes(routes!(overview))
         .routes(routes!(whoami))
+        .routes(routes!(reload_catalog))
         .routes(routes!(get_generation))
         .split_for_parts();
     let doc = std::sync::Arc::new(doc);
@@ -1164,6 +1165,8 @@ pub struct AdminGeneration {
     /// The vendor's task id, once the vendor accepted it.
     pub upstream_task_id: Option<String>,
     pub credits_reserved: i64,
+    /// The version of the model's price it was created with (docs/PRICING.md).
+    pub price_version: Option<String>,
     /// The error code of a failed task.
     pub error: Option<String>,
     #[schema(value_type = String)]
@@ -1192,6 +1195,7 @@ impl AdminGeneration {
             upstream_account: up("account"),
             upstream_task_id: up("task_id"),
             credits_reserved: t.task.reserved_credits.get(),
+            price_version: t.price_version.clone(),
             error: t
                 .task
                 .error
@@ -1499,4 +1503,53 @@ pub async fn whoami(op: OperatorAuth) -> Json<OperatorMe> {
         name: op.0.name.clone(),
         role: op.0.role.as_str(),
     })
+}
+
+/// Re-reads this node's `--catalog FILE`, as SIGHUP does: the new catalog replaces the
+/// old one whole, or (a file that cannot be read, or any model in it invalid) nothing
+/// changes and the answer says why. New tasks get the new prices; tasks already created
+/// keep theirs. Each node reads its own file: call every node (or SIGHUP them).
+#[utoipa::path(post, path = "/api/admin/v1/catalog/reload", tag = "catalog", security(("operator" = [])),
+    responses((status = 200, description = "{object: catalog, models: [{id, billing_type, base_credits, price_version}]}", body = Object),
+              (status = 400, description = "validation_failed on `catalog`: the file was refused, the old catalog stays", body = ErrorEnvelope),
+              (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)))]
+pub async fn reload_catalog(
+    State(st): State<AppState>,
+    OperatorAuth(actor): OperatorAuth,
+) -> Result<Json<Value>, ApiError> {
+    let describe = |c: &gengate_core::catalog::Catalog| -> Value {
+        c.models()
+            .iter()
+            .map(|m| {
+                serde_json::json!({"id": m.id, "billing_type": m.billing_type, "base_credits": m.base_credits,
+                                   "price_version": gengate_core::pricing::price_version(m)})
+            })
+            .collect()
+    };
+    let before = describe(&st.engine.catalog.current());
+    if let Err(e) = st.engine.catalog.reload() {
+        tracing::error!(error = %e, operator = %actor.name, "catalog reload refused, the previous one stays");
+        return Err(ValidationErrors::single(
+            "catalog",
+            FieldIssue::InvalidFormat,
+            format!("not reloaded, the previous catalog stays: {e}"),
+        )
+        .into());
+    }
+    let after = describe(&st.engine.catalog.current());
+    admin::record(
+        st.engine.store.as_ref(),
+        &actor,
+        "catalog.reload",
+        "catalog",
+        None,
+        Some(before),
+        Some(after.clone()),
+        st.engine.clock.now(),
+    )
+    .await?;
+    tracing::info!(operator = %actor.name, "catalog reloaded through the admin API");
+    Ok(Json(
+        serde_json::json!({"object": "catalog", "models": after}),
+    ))
 }
