@@ -111,6 +111,14 @@ with sync_playwright() as p:
     expect(page.locator(".balance-figure")).to_have_text("500 credits")
     expect(page.locator("table[aria-label='Ledger'] tbody tr").first).to_contain_text("invoice 2026-118 paid")
 
+    # A wholesale price: -20 % on every list price, and a bad value named on its field.
+    page.get_by_label("Price adjustment, percent").fill("-150")
+    page.get_by_role("button", name="Set price adjustment").click()
+    expect(page.locator(".field[data-field='price_adjustment'] .field-error")).to_contain_text("-99")
+    page.get_by_label("Price adjustment, percent").fill("-20")
+    page.get_by_role("button", name="Set price adjustment").click()
+    expect(page.locator(".price-adjustment")).to_have_text("list -20 %")
+
     # A key on its behalf: the secret once.
     page.get_by_label("Key name").fill("globex prod")
     page.get_by_role("button", name="Create key").click()
@@ -138,7 +146,7 @@ with sync_playwright() as p:
     expect(page.locator("ol.timeline")).to_contain_text("charged")
     expect(page.locator("ol.timeline")).to_contain_text("succeeded")
     expect(page.locator(".prompt")).to_have_text("A red kite over the dunes")
-    expect(page.get_by_text("charged 90 credits")).to_be_visible()
+    expect(page.get_by_text("charged 72 credits")).to_be_visible()
     wait_until(page, "document.querySelector('video') && document.querySelector('video').readyState >= 1", timeout=60)
     duration = page.evaluate("document.querySelector('video').duration")
     assert abs(duration - 3.0) < 0.1, f"video duration {duration}, asked for 3"
@@ -148,7 +156,7 @@ with sync_playwright() as p:
     page.get_by_role("link", name="Usage", exact=True).click()
     page.get_by_label("Group by").select_option("account")
     row = page.locator("table.usage tbody tr", has_text=account_id)
-    expect(row).to_contain_text("90")
+    expect(row).to_contain_text("72")
     with page.expect_download() as dl:
         page.get_by_role("button", name="Download CSV").click()
     path = os.path.join(WORK, "usage.csv")
@@ -157,7 +165,7 @@ with sync_playwright() as p:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     mine = [r for r in rows if r["group"] == account_id]
-    assert len(mine) == 1 and mine[0]["credits_net"] == "90" and mine[0]["tasks"] == "1", rows
+    assert len(mine) == 1 and mine[0]["credits_net"] == "72" and mine[0]["tasks"] == "1", rows
     shown = page.locator("table.usage tbody tr").count()
     assert shown == len(rows), f"the table has {shown} rows, the CSV {len(rows)}"
     page.get_by_label("Group by").select_option("day")
@@ -181,7 +189,7 @@ with sync_playwright() as p:
     for action in ["account.create", "credits.grant", "key.create"]:
         expect(table).to_contain_text(action)
     page.get_by_label("Action").select_option("account.update")
-    expect(page.locator("table[aria-label='Audit log'] tbody tr")).to_have_count(2)
+    expect(page.locator("table[aria-label='Audit log'] tbody tr")).to_have_count(3)
     shot(page, "audit")
 
     # Providers: the sandbox is healthy; this node is live.
@@ -226,7 +234,7 @@ with sync_playwright() as p:
     expect(page.locator("table[aria-label='Accounts']")).to_contain_text(NAME)
     assert page.get_by_role("button", name="Create account").count() == 0
     page.get_by_role("link", name=NAME).click()
-    expect(page.locator(".balance-figure")).to_have_text("410 credits")
+    expect(page.locator(".balance-figure")).to_have_text("428 credits")
     expect(page.locator("table[aria-label='Keys']")).to_contain_text("globex prod")
     for control in ["Apply", "Suspend account", "Resume account", "Create key", "Switch to sandbox", "Switch to live"]:
         assert page.get_by_role("button", name=control).count() == 0, f"a viewer sees {control}"
@@ -237,7 +245,7 @@ with sync_playwright() as p:
                   {"amount": 1, "kind": "grant", "reason": "x"})
     assert denied["status"] == 403 and denied["body"]["error"]["code"] == "operator_role_denied", denied
     page.reload()
-    expect(page.locator(".balance-figure")).to_have_text("410 credits")
+    expect(page.locator(".balance-figure")).to_have_text("428 credits")
 
     browser.close()
 

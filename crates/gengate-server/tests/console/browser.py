@@ -95,7 +95,8 @@ with sync_playwright() as p:
     page.wait_for_timeout(300)
     page.remove_listener("requestfinished", on_loaded)
     api_calls = sorted(u for u, _ in loaded if u.startswith("/api/"))
-    assert api_calls == ["/api/v1/credits", "/api/v1/models"], api_calls
+    # The balance (the sign-in check), the catalog and the live quote of the form as it is.
+    assert api_calls == ["/api/v1/credits", "/api/v1/generations/quote", "/api/v1/models"], api_calls
     asset_bytes = sum(len(r.body()) for u, r in loaded if not u.startswith("/api/") and r and r.status == 200)
     print(f"first load: {asset_bytes} bytes of assets, API calls {api_calls}", file=sys.stderr)
     assert asset_bytes < 80_000, f"first load grew to {asset_bytes} bytes (README states ~65 KB)"
@@ -121,6 +122,12 @@ with sync_playwright() as p:
     page.get_by_label("Reference images (up to 2)").set_input_files(IMAGE)
     expect(page.locator("ul.refs .ok")).to_have_text("uploaded")
     expect(page.locator(".price")).to_contain_text("90 credits")
+    # The live quote follows the form: kling-3-0 is FIXED, so 15 s still costs 90.
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/generations/quote")) as quoted:
+        page.get_by_label("Duration").select_option("15")
+    assert quoted.value.json()["credits"] == 90, quoted.value.json()
+    expect(page.locator(".pg-price")).to_have_text("90 credits")
+    page.get_by_label("Duration").select_option("3")
     shot(page, "playground")
     page.get_by_role("button", name="Generate").click()
     video = page.locator("video")

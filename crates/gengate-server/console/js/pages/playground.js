@@ -31,21 +31,50 @@ export async function playgroundPage(main, { account }) {
   mount(form, modelField, dynamic, price, formError, generate);
 
   let state = null;
+  // The live quote (POST /generations/quote) for the form as it is: the model's rules and
+  // this account's price adjustment; until it answers (or when it cannot), the model's
+  // price at its defaults.
+  let quote = null;
+  let asked = 0;
   const showPrice = () => {
     const m = state && state.model;
     if (!m) return;
     const bal = account.balance;
+    const q = quote && quote.model === m.id ? quote : null;
+    const lines = q && q.breakdown.length > 1
+      ? h("details", { class: "breakdown" }, h("summary", {}, "How this price is made"),
+        h("ul", {}, q.breakdown.map((l) => h("li", {}, `${l.item}: ${l.credits > 0 ? "+" : ""}${l.credits}`))))
+      : null;
     price.replaceChildren(
-      h("span", {}, "Price: ", h("strong", {}, fmtCredits(m.base_credits))),
+      h("span", {}, "Price: ", h("strong", { class: "pg-price" }, fmtCredits(q ? q.credits : m.base_credits)),
+        q ? null : m.billing_type === "RULES" ? " (at the defaults)" : null),
       " · ",
-      h("span", {}, "Balance: ", h("strong", { class: "pg-balance" }, bal === null ? "…" : fmtCredits(bal))));
+      h("span", {}, "Balance: ", h("strong", { class: "pg-balance" }, bal === null ? "…" : fmtCredits(bal))),
+      lines);
   };
   account.listeners.add(showPrice);
+  const requote = async () => {
+    if (!state) return;
+    const mine = ++asked;
+    // The price does not depend on the prompt; a placeholder keeps an empty prompt from
+    // turning the quote into a validation error.
+    const body = { model: state.model.id, prompt: state.prompt.value.trim() ? state.prompt.value : "quote", params: state.params() };
+    try {
+      const q = await post("/generations/quote", body);
+      if (mine === asked) quote = q;
+    } catch {
+      if (mine === asked) quote = null;
+    }
+    if (mine === asked) showPrice();
+  };
+  form.addEventListener("change", requote);
 
   const build = () => {
     const m = models.find((x) => x.id === modelSelect.value) || models[0];
     state = buildModelForm(m, dynamic);
+    quote = null;
     showPrice();
+    requote();
   };
   modelSelect.addEventListener("change", build);
   build();

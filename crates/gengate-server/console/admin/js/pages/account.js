@@ -39,6 +39,7 @@ export async function accountPage(main, { isCurrent }, id) {
       h("dt", {}, "Balance"), h("dd", { class: "balance-figure" }, fmtCredits(a.balance)),
       h("dt", {}, "Status"), h("dd", {}, a.status === "suspended" ? "suspended: every call of its keys is refused (403 account_suspended); running tasks still finish" : "active"),
       h("dt", {}, "Kind"), h("dd", {}, a.sandbox ? "sandbox (tasks run on the sandbox provider)" : "live"),
+      h("dt", {}, "Prices"), h("dd", { class: "price-adjustment" }, a.price_adjustment ? `list ${a.price_adjustment > 0 ? "+" : ""}${a.price_adjustment} %` : "list prices"),
       h("dt", {}, "Tasks, 30 days"), h("dd", {}, num(a.tasks_30d)),
       h("dt", {}, "Credits consumed, 30 days"), h("dd", {}, num(a.credits_30d)),
       h("dt", {}, "Last activity"), h("dd", {}, fmtTime(a.last_activity)),
@@ -90,6 +91,24 @@ export async function accountPage(main, { isCurrent }, id) {
         mount(err, errorBox(e));
       }
     };
+    const pct = h("input", { type: "number", name: "price_adjustment", min: -99, max: 1000, step: 1, value: String(account.price_adjustment), inputmode: "numeric" });
+    const pctError = h("div", {});
+    const pctForm = h("form", { novalidate: true, "aria-label": "Price adjustment" },
+      field("Price adjustment, percent", pct, { field: "price_adjustment", hint: "On every list price for this account: −20 for a wholesale customer, 15 for a reseller's margin, 0 for list. New tasks only; prices round up to whole credits." }),
+      pctError,
+      h("button", { type: "submit", class: "secondary" }, "Set price adjustment"));
+    pctForm.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      pctError.replaceChildren();
+      for (const f of pctForm.querySelectorAll(".field")) f.clearError && f.clearError();
+      try {
+        const body = { price_adjustment: pct.value === "" ? null : Number(pct.value) };
+        show(await patch(path, body));
+        mount(notice, h("p", { class: "ok", role: "status" }, `Price adjustment set to ${body.price_adjustment} %.`));
+      } catch (err) {
+        showApiError(err, pctForm, pctError);
+      }
+    });
     return h("section", { class: "card", "aria-label": "Status" },
       h("h2", {}, "Status and kind"),
       h("div", { class: "buttons" },
@@ -99,7 +118,8 @@ export async function accountPage(main, { isCurrent }, id) {
         confirmButton(account.sandbox ? "Switch to live" : "Switch to sandbox",
           account.sandbox ? "Confirm switch to live" : "Confirm switch to sandbox",
           change({ sandbox: !account.sandbox }, account.sandbox ? "Now a live account." : "Now a sandbox account."), { danger: false })),
-      err);
+      err,
+      pctForm);
   };
 
   const ledgerTable = pagedTable(ledger, {
