@@ -20,18 +20,29 @@ pub const MAX_NAME_CHARS: usize = 100;
 pub enum EventType {
     GenerationSucceeded,
     GenerationFailed,
+    /// The account's balance fell below its `low_balance_threshold` (once per dip).
+    CreditsLow,
+    /// A key reached its spend limit (once per spend window).
+    KeySpendLimitReached,
     /// Sent by `POST /webhooks/{id}/test` to that endpoint only; never subscribed to.
     WebhookTest,
 }
 
 impl EventType {
     /// The types an endpoint may subscribe to.
-    pub const SUBSCRIBABLE: [EventType; 2] = [Self::GenerationSucceeded, Self::GenerationFailed];
+    pub const SUBSCRIBABLE: [EventType; 4] = [
+        Self::GenerationSucceeded,
+        Self::GenerationFailed,
+        Self::CreditsLow,
+        Self::KeySpendLimitReached,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::GenerationSucceeded => "generation.succeeded",
             Self::GenerationFailed => "generation.failed",
+            Self::CreditsLow => "credits.low",
+            Self::KeySpendLimitReached => "key.spend_limit_reached",
             Self::WebhookTest => "webhook.test",
         }
     }
@@ -40,6 +51,8 @@ impl EventType {
         [
             Self::GenerationSucceeded,
             Self::GenerationFailed,
+            Self::CreditsLow,
+            Self::KeySpendLimitReached,
             Self::WebhookTest,
         ]
         .into_iter()

@@ -31,6 +31,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod alerts;
 pub mod catalog;
 pub mod config;
 mod engine;

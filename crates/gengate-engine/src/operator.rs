@@ -93,6 +93,7 @@ impl Operator {
             None,
             sandbox,
             price_adjustment,
+            None,
             Self::now(),
         )
         .await?)

@@ -19,6 +19,7 @@ on_both_engines!(
     endpoints_are_managed_and_private_to_their_account,
     deliveries_verify_with_the_reference_implementation,
     a_delivery_cut_by_kill_9_is_sent_after_restart,
+    credits_low_and_spend_limit_events_go_out_once_each,
 );
 
 const FAST: [&str; 6] = [
@@ -906,4 +907,152 @@ async fn a_delivery_cut_by_kill_9_is_sent_after_restart(engine: Engine) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(rx.hits().len(), 2, "delivered again after a success");
     server.kill9();
+}
+
+/// `credits.low` once per dip below the threshold (again only after the balance was
+/// back above it), `key.spend_limit_reached` once per window, both signed and
+/// delivered like any event; the settings are the account's own.
+async fn credits_low_and_spend_limit_events_go_out_once_each(engine: Engine) {
+    let mut flags = fast_flags();
+    flags.push("--no-runner");
+    let app = TestApp::spawn_with(engine, &flags).await;
+    let (acct, key) = app.account("alerts", 1000).await;
+    let (recv, url) = Receiver::start(vec![]).await;
+    let (status, ep) = create_endpoint(&app, &key, json!({"name": "ops", "url": url})).await;
+    assert_eq!(status, StatusCode::CREATED, "{ep}");
+    // Bad settings are named and change nothing.
+    let r = app
+        .http
+        .patch(app.url("/api/v1/account"))
+        .bearer_auth(&key)
+        .json(&json!({"low_balance_threshold": -1, "colour": "red"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    let fields: Vec<&str> = e["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["field"].as_str())
+        .collect();
+    assert!(
+        fields.contains(&"low_balance_threshold") && fields.contains(&"colour"),
+        "{e}"
+    );
+    let r = app
+        .http
+        .patch(app.url("/api/v1/account"))
+        .bearer_auth(&key)
+        .json(&json!({"low_balance_threshold": 500}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let c = app.get_json("/api/v1/credits", &key).await;
+    assert_eq!(c["low_balance_threshold"], 500);
+    let create = |i: usize| {
+        app.post(
+            "/api/v1/generations",
+            &key,
+            &kling("alert", json!({"duration": "3"})),
+        )
+        .header("idempotency-key", format!("alert-{i}"))
+        .send()
+    };
+    // 1000 → 460 after six creates: one dip, one event, however many creates follow.
+    for i in 0..8 {
+        assert_eq!(create(i).await.unwrap().status(), 202);
+    }
+    let of_type = |t: &str| {
+        recv.hits()
+            .iter()
+            .filter(|h| serde_json::from_slice::<Value>(&h.body).is_ok_and(|v| v["type"] == t))
+            .count()
+    };
+    recv.wait_hits(1, 30).await;
+    let low: Vec<Value> = recv
+        .hits()
+        .iter()
+        .filter_map(|h| serde_json::from_slice::<Value>(&h.body).ok())
+        .filter(|v| v["type"] == "credits.low")
+        .collect();
+    assert_eq!(low.len(), 1);
+    assert_eq!(low[0]["data"]["balance"], 460, "{}", low[0]);
+    assert_eq!(low[0]["data"]["low_balance_threshold"], 500);
+    assert!(recv.hits()[0].headers.contains_key("webhook-signature"));
+    // Back above (a grant), then below again: a second event, after the re-arm.
+    app.running
+        .engine
+        .store
+        .change_credits(
+            &acct,
+            gengate_core::credits::LedgerKind::Grant,
+            1000,
+            "top up",
+            app.running.engine.clock.now(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(gengate_engine::alerts::SWEEP_EVERY * 2).await;
+    assert_eq!(of_type("credits.low"), 1, "no event for going back up");
+    for i in 8..20 {
+        assert_eq!(create(i).await.unwrap().status(), 202);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while of_type("credits.low") < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(of_type("credits.low"), 2, "one per dip");
+    // A key with a spend limit of two tasks: the third and fourth are refused, one event.
+    let k: Value = app
+        .post_json(
+            "/api/v1/keys",
+            &key,
+            &json!({"name": "batch", "scopes": ["generations:create"]}),
+        )
+        .await;
+    let (limited, limited_id) = (
+        k["secret"].as_str().unwrap().to_owned(),
+        k["id"].as_str().unwrap().to_owned(),
+    );
+    let r = app
+        .http
+        .patch(app.url(&format!("/api/v1/keys/{limited_id}")))
+        .bearer_auth(&key)
+        .json(&json!({"spend_limit": {"limit": 180}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for i in 0..4 {
+        let r = app
+            .post(
+                "/api/v1/generations",
+                &limited,
+                &kling("limited", json!({"duration": "3"})),
+            )
+            .header("idempotency-key", format!("limited-{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), if i < 2 { 202 } else { 402 });
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while of_type("key.spend_limit_reached") < 1 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(of_type("key.spend_limit_reached"), 1, "once per window");
+    let ev: Value = recv
+        .hits()
+        .iter()
+        .filter_map(|h| serde_json::from_slice::<Value>(&h.body).ok())
+        .find(|v| v["type"] == "key.spend_limit_reached")
+        .unwrap();
+    assert_eq!(ev["data"]["key_id"], limited_id.as_str());
+    assert_eq!(ev["data"]["spend_limit"], 180);
+    app.assert_ledger_balances().await;
 }

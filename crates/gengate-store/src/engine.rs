@@ -8,7 +8,7 @@ pub(crate) const KEY_COLS: &str = "id, account_id, name, visible_prefix, key_has
 pub(crate) const KEY_READ: &str = "id, account_id, name, visible_prefix, key_hash, scopes, rate_create, rate_read, rate_upload, created_at, expires_at, revoked_at, last_used_at, spend_limit, spend_window_ms, \
      (SELECT suspended FROM accounts WHERE accounts.id = api_keys.account_id) AS account_suspended";
 pub(crate) const ACCOUNT_COLS: &str =
-    "id, name, balance, created_at, sandbox, suspended, price_adjustment";
+    "id, name, balance, created_at, sandbox, suspended, price_adjustment, low_balance_threshold";
 
 /// The point reads: one text for sqlx and for SQLite's point reader
 /// (`sqlite_read.rs`), built once rather than on every status read. (SQLite
@@ -104,6 +104,7 @@ pub(crate) struct AccountColumns {
     pub sandbox: bool,
     pub suspended: bool,
     pub price_adjustment: i32,
+    pub low_balance_threshold: Option<i64>,
 }
 
 impl AccountColumns {
@@ -116,6 +117,7 @@ impl AccountColumns {
             sandbox: self.sandbox,
             suspended: self.suspended,
             price_adjustment: self.price_adjustment,
+            low_balance_threshold: self.low_balance_threshold,
         })
     }
 }
@@ -659,6 +661,109 @@ macro_rules! impl_store {
                 Ok(r.rows_affected() == 1)
             }
 
+            async fn set_low_balance_threshold(&self, id: &AccountId, threshold: Option<i64>) -> StoreResult<bool> {
+                let r = sqlx::query("UPDATE accounts SET low_balance_threshold = $2, low_balance_alerted = FALSE WHERE id = $1")
+                    .bind(id.as_str())
+                    .bind(threshold)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(r.rows_affected() == 1)
+            }
+
+            async fn low_balance_alert(
+                &self,
+                id: &AccountId,
+                event: &gengate_core::ids::EventId,
+                now: Timestamp,
+            ) -> StoreResult<Option<(i64, i64)>> {
+                let mut tx = self.writer.begin().await?;
+                let hit = sqlx::query(
+                    "UPDATE accounts SET low_balance_alerted = TRUE WHERE id = $1 AND low_balance_threshold IS NOT NULL \
+                     AND balance < low_balance_threshold AND low_balance_alerted = FALSE \
+                     RETURNING balance, low_balance_threshold",
+                )
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = hit else {
+                    sqlx::query(
+                        "UPDATE accounts SET low_balance_alerted = FALSE WHERE id = $1 AND low_balance_alerted = TRUE \
+                         AND (low_balance_threshold IS NULL OR balance >= low_balance_threshold)",
+                    )
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    return Ok(None);
+                };
+                let balance: i64 = row.try_get("balance")?;
+                let threshold: i64 = row.try_get("low_balance_threshold")?;
+                let data = serde_json::json!({
+                    "object": "credits_low", "account_id": id.as_str(),
+                    "balance": balance, "low_balance_threshold": threshold,
+                });
+                sqlx::query("INSERT INTO webhook_events (id, account_id, type, task_id, endpoint_id, created_at, data) VALUES ($1, $2, 'credits.low', NULL, NULL, $3, $4)")
+                    .bind(event.as_str())
+                    .bind(id.as_str())
+                    .bind(now.as_millis())
+                    .bind(data.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(Some((balance, threshold)))
+            }
+
+            async fn low_balance_due(&self, limit: u32) -> StoreResult<Vec<AccountId>> {
+                let rows: Vec<String> = sqlx::query_scalar(
+                    "SELECT id FROM accounts WHERE (low_balance_threshold IS NOT NULL \
+                       AND ((low_balance_alerted = FALSE AND balance < low_balance_threshold) \
+                         OR (low_balance_alerted = TRUE AND balance >= low_balance_threshold))) \
+                       OR (low_balance_threshold IS NULL AND low_balance_alerted = TRUE) \
+                     LIMIT $1",
+                )
+                .bind(i64::from(limit))
+                .fetch_all(&self.reader)
+                .await?;
+                Ok(rows.into_iter().map(AccountId::from_trusted).collect())
+            }
+
+            async fn spend_limit_alert(
+                &self,
+                key: &ApiKeyId,
+                event: &gengate_core::ids::EventId,
+                now: Timestamp,
+            ) -> StoreResult<bool> {
+                let mut tx = self.writer.begin().await?;
+                let hit = sqlx::query(
+                    "UPDATE api_keys SET spend_alerted_at = $2 WHERE id = $1 AND spend_limit IS NOT NULL \
+                     AND (spend_alerted_at IS NULL OR (spend_window_ms IS NOT NULL AND spend_alerted_at <= $2 - spend_window_ms)) \
+                     RETURNING account_id, spend_limit, spend_window_ms",
+                )
+                .bind(key.as_str())
+                .bind(now.as_millis())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = hit else {
+                    return Ok(false);
+                };
+                let account: String = row.try_get("account_id")?;
+                let window: Option<i64> = row.try_get("spend_window_ms")?;
+                let data = serde_json::json!({
+                    "object": "spend_limit", "key_id": key.as_str(),
+                    "spend_limit": row.try_get::<i64, _>("spend_limit")?,
+                    "window_seconds": window.map(|w| w / 1000),
+                });
+                sqlx::query("INSERT INTO webhook_events (id, account_id, type, task_id, endpoint_id, created_at, data) VALUES ($1, $2, 'key.spend_limit_reached', NULL, NULL, $3, $4)")
+                    .bind(event.as_str())
+                    .bind(&account)
+                    .bind(now.as_millis())
+                    .bind(data.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
             async fn set_price_adjustment(&self, id: &AccountId, percent: i32) -> StoreResult<bool> {
                 let r = sqlx::query("UPDATE accounts SET price_adjustment = $2 WHERE id = $1")
                     .bind(id.as_str())
@@ -669,7 +774,7 @@ macro_rules! impl_store {
             }
 
             async fn set_spend_limit(&self, id: &ApiKeyId, limit: Option<SpendLimit>) -> StoreResult<bool> {
-                let r = sqlx::query("UPDATE api_keys SET spend_limit = $2, spend_window_ms = $3 WHERE id = $1")
+                let r = sqlx::query("UPDATE api_keys SET spend_limit = $2, spend_window_ms = $3, spend_alerted_at = NULL WHERE id = $1")
                     .bind(id.as_str())
                     .bind(limit.map(|l| l.limit.get()))
                     .bind(limit.and_then(|l| l.window_ms()))

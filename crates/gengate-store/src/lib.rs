@@ -93,6 +93,8 @@ pub struct Account {
     pub suspended: bool,
     /// Its prices are the list prices scaled by this many percent (-99 .. 1000).
     pub price_adjustment: i32,
+    /// A `credits.low` event goes out when the balance falls below this (none: never).
+    pub low_balance_threshold: Option<i64>,
 }
 
 /// Per-key request budgets in requests per minute; `None` uses the server default.
@@ -337,6 +339,35 @@ pub trait Store: WebhookStore + OperatorStore + Send + Sync + 'static {
     async fn set_account_sandbox(&self, id: &AccountId, sandbox: bool) -> StoreResult<bool>;
     /// Sets the account's price adjustment (percent, -99 ..= 1000); false when no such account.
     async fn set_price_adjustment(&self, id: &AccountId, percent: i32) -> StoreResult<bool>;
+    /// Sets (or clears) the low-balance threshold and re-arms its alert; false when no
+    /// such account.
+    async fn set_low_balance_threshold(
+        &self,
+        id: &AccountId,
+        threshold: Option<i64>,
+    ) -> StoreResult<bool>;
+    /// One transaction: when the balance is below the threshold and no `credits.low`
+    /// has gone out for this dip, marks it sent and writes the event (`event`, with its
+    /// data: balance and threshold); when the balance is back at or above it, re-arms.
+    /// Answers the event written, if one was. Safe to race: one caller wins a dip.
+    async fn low_balance_alert(
+        &self,
+        id: &AccountId,
+        event: &gengate_core::ids::EventId,
+        now: Timestamp,
+    ) -> StoreResult<Option<(i64, i64)>>;
+    /// Accounts whose low-balance state is out of step with their balance (an alert
+    /// due, or a re-arm due): what the sweeper visits.
+    async fn low_balance_due(&self, limit: u32) -> StoreResult<Vec<AccountId>>;
+    /// One transaction: unless the key's `key.spend_limit_reached` already went out in
+    /// its current window (ever, for a limit without a window), records it and writes
+    /// the event (data: key, limit, window). True when this call wrote it.
+    async fn spend_limit_alert(
+        &self,
+        key: &ApiKeyId,
+        event: &gengate_core::ids::EventId,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
     /// Suspends or resumes; bumps the auth epoch in the same transaction. False when
     /// the account does not exist or already was so.
     async fn set_account_suspended(&self, id: &AccountId, suspended: bool) -> StoreResult<bool>;

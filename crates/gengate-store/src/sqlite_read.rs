@@ -141,6 +141,7 @@ impl PointReader {
                 sandbox: r.get(4)?,
                 suspended: r.get(5)?,
                 price_adjustment: r.get(6)?,
+                low_balance_threshold: r.get(7)?,
             })
         })?;
         Some(cols.map(AccountColumns::into_account).transpose())

@@ -2,7 +2,7 @@
 //! Only the delivery lease differs (PostgreSQL adds `FOR UPDATE SKIP LOCKED`).
 
 pub(crate) const ENDPOINT_COLS: &str = "id, account_id, name, url, event_types, status, secret, previous_secret, previous_secret_until, last_success_at, last_failure_at, failure_count, failing_since, created_at, updated_at, disabled_at, revoked_at";
-pub(crate) const EVENT_COLS: &str = "id, account_id, type, task_id, endpoint_id, created_at";
+pub(crate) const EVENT_COLS: &str = "id, account_id, type, task_id, endpoint_id, created_at, data";
 
 macro_rules! impl_webhook_store {
     ($store:ty, $db:ty, delivery_lease_sql = $lease_sql:expr) => {
@@ -60,6 +60,10 @@ macro_rules! impl_webhook_store {
                         .try_get::<Option<String>, _>("endpoint_id")?
                         .map(WebhookEndpointId::from_trusted),
                     created_at: ts(r.try_get("created_at")?),
+                    data: r
+                        .try_get::<Option<String>, _>("data")?
+                        .map(|d| serde_json::from_str(&d).map_err(|e| corrupt("event data", e)))
+                        .transpose()?,
                 })
             }
 
@@ -292,7 +296,7 @@ macro_rules! impl_webhook_store {
 
                 async fn insert_event(&self, e: &EventRecord) -> StoreResult<()> {
                     sqlx::query(
-                        "INSERT INTO webhook_events (id, account_id, type, task_id, endpoint_id, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                        "INSERT INTO webhook_events (id, account_id, type, task_id, endpoint_id, created_at, data) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                     )
                     .bind(e.id.as_str())
                     .bind(e.account_id.as_str())
@@ -300,6 +304,7 @@ macro_rules! impl_webhook_store {
                     .bind(e.task_id.as_ref().map(|t| t.as_str().to_owned()))
                     .bind(e.endpoint_id.as_ref().map(|t| t.as_str().to_owned()))
                     .bind(e.created_at.as_millis())
+                    .bind(e.data.as_ref().map(|d| d.to_string()))
                     .execute(&self.writer)
                     .await?;
                     Ok(())

@@ -51,6 +51,8 @@ pub struct EventRecord {
     /// Set for a test event: it goes to this endpoint only.
     pub endpoint_id: Option<WebhookEndpointId>,
     pub created_at: Timestamp,
+    /// What an event not about a task says (`credits.low`: balance and threshold).
+    pub data: Option<serde_json::Value>,
 }
 
 /// A delivery taken by one dispatcher until `lease_until`.

@@ -452,6 +452,7 @@ pub async fn update_account(
     suspended: Option<bool>,
     sandbox: Option<bool>,
     price_adjustment: Option<i32>,
+    low_balance_threshold: Option<Option<i64>>,
     now: Timestamp,
 ) -> Result<Account, AdminError> {
     actor.may_write()?;
@@ -485,6 +486,9 @@ pub async fn update_account(
     if let Some(p) = price_adjustment.filter(|p| *p != before.price_adjustment) {
         changed |= store.set_price_adjustment(account, p).await?;
     }
+    if let Some(t) = low_balance_threshold.filter(|t| *t != before.low_balance_threshold) {
+        changed |= store.set_low_balance_threshold(account, t).await?;
+    }
     let after = store
         .get_account(account)
         .await?
@@ -492,7 +496,7 @@ pub async fn update_account(
     if changed {
         let state = |a: &Account| {
             json!({"status": if a.suspended { "suspended" } else { "active" }, "sandbox": a.sandbox,
-                   "price_adjustment": a.price_adjustment})
+                   "price_adjustment": a.price_adjustment, "low_balance_threshold": a.low_balance_threshold})
         };
         record(
             store,

@@ -174,6 +174,10 @@ pub async fn create(
             // Informational, read after the refusal: the refusal itself was
             // decided in the debit's transaction.
             let held = st.store.key_spend(key, limit.counts_after(now)).await?;
+            // The owner hears of it once per window, not once per refused create.
+            if let Err(e) = crate::alerts::spend_limit_reached(st, key).await {
+                tracing::warn!(error = %e, key = %key, "key.spend_limit_reached not written; no retry");
+            }
             return Err(GenerationError::SpendLimit(SpendRefusal {
                 limit,
                 spent,
@@ -188,6 +192,14 @@ pub async fn create(
     metrics::counter!("gengate_credits_debited_total")
         .increment(u64::try_from(task.reserved_credits.get()).unwrap_or(0));
     st.runner_wakeup.notify_one();
+    // Only an account with a threshold that this debit may have crossed pays for the
+    // check (a write); the sweeper catches what a crash here would miss.
+    if let Some(threshold) = row.as_ref().and_then(|a| a.low_balance_threshold)
+        && row.as_ref().map_or(0, |a| a.balance.get()) - task.reserved_credits.get() < threshold
+        && let Err(e) = crate::alerts::check_low_balance(st, account).await
+    {
+        tracing::warn!(error = %e, account = %account, "low-balance check failed; the sweeper retries");
+    }
     Ok((task, view))
 }
 

@@ -32,6 +32,8 @@ pub fn spawn(st: &Engine, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
         tokio::spawn(housekeeping(st.clone(), stop.clone())),
         // The admin API's cluster view reads every node's report.
         tokio::spawn(crate::admin::cluster::reporter(st.clone(), stop.clone())),
+        // Alerts on money are due whichever node moved the balance.
+        tokio::spawn(crate::alerts::sweeper(st.clone(), stop.clone())),
     ];
     if cfg.role != Role::Worker {
         // Keys are checked here: a revocation or suspension made anywhere empties

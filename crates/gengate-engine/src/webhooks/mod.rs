@@ -380,6 +380,7 @@ impl Webhooks {
             task_id: None,
             endpoint_id: Some(id.clone()),
             created_at: self.clock.now(),
+            data: None,
         };
         self.store.insert_event(&ev).await?;
         self.wakeup.notify_one();
@@ -454,7 +455,11 @@ impl Webhooks {
                 serde_json::to_value(Generation::from_task(&task, self.links.as_ref()))
                     .map_err(|e| StoreError::Internal(e.to_string()))?
             }
-            None => self.sample_generation(e),
+            // Alerts (credits.low, key.spend_limit_reached) carry what they say.
+            None => match &e.data {
+                Some(d) => d.clone(),
+                None => self.sample_generation(e),
+            },
         };
         Ok(EventEnvelope::new(
             e.id.clone(),

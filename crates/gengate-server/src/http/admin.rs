@@ -203,6 +203,8 @@ pub struct AdminAccount {
     pub credits_30d: i64,
     /// Its prices are the list prices scaled by this many percent (-99 .. 1000; 0 = list).
     pub price_adjustment: i32,
+    /// A `credits.low` event goes to its endpoints when the balance falls below this.
+    pub low_balance_threshold: Option<i64>,
 }
 
 impl AdminAccount {
@@ -237,6 +239,7 @@ impl AdminAccount {
             tasks_30d: 0,
             credits_30d: 0,
             price_adjustment: a.price_adjustment,
+            low_balance_threshold: a.low_balance_threshold,
         }
     }
 }
@@ -407,14 +410,14 @@ fn text_field(
     }
 }
 
-fn object(body: &Value) -> Result<&serde_json::Map<String, Value>, ApiError> {
+pub(super) fn object(body: &Value) -> Result<&serde_json::Map<String, Value>, ApiError> {
     body.as_object().ok_or_else(|| {
         ValidationErrors::single("body", FieldIssue::InvalidType, "the body is a JSON object")
             .into()
     })
 }
 
-fn unknown_fields(
+pub(super) fn unknown_fields(
     obj: &serde_json::Map<String, Value>,
     known: &[&str],
     errs: &mut ValidationErrors,
@@ -555,7 +558,7 @@ pub async fn get_account(
 /// price adjustment (percent on every list price, -99 .. 1000; new tasks only).
 #[utoipa::path(patch, path = "/api/admin/v1/accounts/{id}", tag = "accounts", security(("operator" = [])),
     params(("id" = String, Path)),
-    request_body(content = Object, description = "{status?: active|suspended, sandbox?, price_adjustment?}"),
+    request_body(content = Object, description = "{status?: active|suspended, sandbox?, price_adjustment?, low_balance_threshold?: integer ≥ 0 | null}"),
     responses((status = 200, body = AdminAccount), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
               (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)))]
 pub async fn update_account(
@@ -567,7 +570,18 @@ pub async fn update_account(
     let account = account_of(&st, &id).await?;
     let obj = object(&body)?;
     let mut errs = ValidationErrors::new();
-    unknown_fields(obj, &["status", "sandbox", "price_adjustment"], &mut errs);
+    unknown_fields(
+        obj,
+        &[
+            "status",
+            "sandbox",
+            "price_adjustment",
+            "low_balance_threshold",
+        ],
+        &mut errs,
+    );
+    let low_balance_threshold =
+        gengate_engine::alerts::parse_threshold(obj.get("low_balance_threshold"), &mut errs);
     let suspended = match text_field(obj, "status", false, &mut errs).as_deref() {
         None => None,
         Some("active") => Some(false),
@@ -615,9 +629,14 @@ pub async fn update_account(
         suspended,
         sandbox,
         price_adjustment,
+        low_balance_threshold,
         st.engine.clock.now(),
     )
     .await?;
+    if low_balance_threshold.is_some() {
+        // Already below the new threshold: its credits.low goes out now.
+        gengate_engine::alerts::check_low_balance(&st.engine, &after.id).await?;
+    }
     // This node refuses the account's keys at once; the others when their auth feed
     // sees the epoch move (within --change-feed-ms).
     st.engine.keys.clear();

@@ -16,6 +16,11 @@ pub struct CreditBalance {
     /// A sandbox account: its tasks run on the sandbox provider (no upstream
     /// cost) with real credit accounting.
     pub sandbox: bool,
+    /// A `credits.low` webhook event goes out when the balance falls below this; null:
+    /// no alert. Set with `PATCH /api/v1/account`.
+    pub low_balance_threshold: Option<i64>,
+    /// The account's prices are the list prices scaled by this many percent (0: list).
+    pub price_adjustment: i32,
 }
 
 /// The account's credit balance.
@@ -33,6 +38,8 @@ pub async fn get_credits(
     Ok(Json(CreditBalance {
         current_credits: account.balance,
         sandbox: account.sandbox,
+        low_balance_threshold: account.low_balance_threshold,
+        price_adjustment: account.price_adjustment,
     }))
 }
 

@@ -1,6 +1,7 @@
 //! The HTTP face: routes grouped by the scope they need, each group behind
 //! its guard; the OpenAPI document is generated from the same route list.
 
+pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod body;
@@ -120,6 +121,7 @@ pub fn api(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         RequestClass::Read,
         OpenApiRouter::new()
             .routes(routes!(keys::list_keys, keys::create_key))
+            .routes(routes!(account::update_account))
             .routes(routes!(keys::revoke_key, keys::update_key)),
     );
     let upload = guarded(
