@@ -90,10 +90,11 @@ impl Operator {
             self.store.as_ref(),
             &crate::admin::Actor::cli(),
             &acc,
-            None,
-            sandbox,
-            price_adjustment,
-            None,
+            &crate::admin::AccountChange {
+                sandbox,
+                price_adjustment,
+                ..Default::default()
+            },
             Self::now(),
         )
         .await?)

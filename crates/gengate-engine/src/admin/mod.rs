@@ -445,16 +445,29 @@ pub async fn audit_key_created(
 /// Suspends or resumes an account and/or switches it between sandbox and live. A
 /// suspended account's keys are refused on every call (every node's key cache is told
 /// through the auth epoch); its running tasks finish and settle normally.
+/// What an operator changes on an account; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountChange {
+    pub suspended: Option<bool>,
+    pub sandbox: Option<bool>,
+    pub price_adjustment: Option<i32>,
+    /// `Some(None)` turns the low-balance alert off.
+    pub low_balance_threshold: Option<Option<i64>>,
+}
+
 pub async fn update_account(
     store: &dyn Store,
     actor: &Actor,
     account: &AccountId,
-    suspended: Option<bool>,
-    sandbox: Option<bool>,
-    price_adjustment: Option<i32>,
-    low_balance_threshold: Option<Option<i64>>,
+    change: &AccountChange,
     now: Timestamp,
 ) -> Result<Account, AdminError> {
+    let AccountChange {
+        suspended,
+        sandbox,
+        price_adjustment,
+        low_balance_threshold,
+    } = change.clone();
     actor.may_write()?;
     if let Some(p) = price_adjustment
         && !(gengate_core::pricing::MIN_ADJUSTMENT..=gengate_core::pricing::MAX_ADJUSTMENT)

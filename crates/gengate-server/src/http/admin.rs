@@ -626,10 +626,12 @@ pub async fn update_account(
         st.engine.store.as_ref(),
         &actor,
         &account.id,
-        suspended,
-        sandbox,
-        price_adjustment,
-        low_balance_threshold,
+        &admin::AccountChange {
+            suspended,
+            sandbox,
+            price_adjustment,
+            low_balance_threshold,
+        },
         st.engine.clock.now(),
     )
     .await?;
