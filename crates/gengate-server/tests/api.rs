@@ -60,7 +60,10 @@ async fn concurrent_creates_never_overdraw_the_balance(engine: Engine) {
         .json()
         .await
         .unwrap();
-    assert_eq!(v, json!({"current_credits": 0, "sandbox": false}));
+    assert_eq!(
+        v,
+        json!({"current_credits": 0, "sandbox": false, "low_balance_threshold": null, "price_adjustment": 0})
+    );
 }
 
 async fn one_idempotency_key_makes_one_task_under_a_race(engine: Engine) {

@@ -436,7 +436,10 @@ async fn sandbox_accounts_run_on_the_sandbox_even_with_kling_configured(engine: 
         .await;
     assert!(test_key.starts_with("gg_test_"), "{test_key}");
     let credits = app.get_json("/api/v1/credits", &test_key).await;
-    assert_eq!(credits, json!({"current_credits": 900, "sandbox": true}));
+    assert_eq!(
+        credits,
+        json!({"current_credits": 900, "sandbox": true, "low_balance_threshold": null, "price_adjustment": 0})
+    );
 
     // `[sandbox:fail]` is a sandbox control: only the sandbox fails it.
     let (status, v) = create(&app, &test_key, "integration test [sandbox:fail]").await;
@@ -461,7 +464,7 @@ async fn sandbox_accounts_run_on_the_sandbox_even_with_kling_configured(engine: 
     assert!(live_key.starts_with("gg_live_"), "{live_key}");
     assert_eq!(
         app.get_json("/api/v1/credits", &live_key).await,
-        json!({"current_credits": 900, "sandbox": false})
+        json!({"current_credits": 900, "sandbox": false, "low_balance_threshold": null, "price_adjustment": 0})
     );
     let (_, v) = create(&app, &live_key, "production [sandbox:fail]").await;
     let lid = v["id"].as_str().expect("id").to_owned();

@@ -75,7 +75,7 @@ pub struct EndpointBody {
     #[schema(example = "https://example.com/hooks/gengate")]
     url: String,
     /// Default: every subscribable type.
-    #[schema(example = json!(["generation.succeeded", "generation.failed"]))]
+    #[schema(example = json!(["generation.succeeded", "generation.failed", "credits.low", "key.spend_limit_reached"]))]
     event_types: Option<Vec<String>>,
     /// Update only: `active` or `disabled`.
     status: Option<String>,
@@ -318,7 +318,7 @@ pub async fn list_deliveries(
 /// The account's events, newest first, as they are delivered.
 #[utoipa::path(get, path = "/api/v1/webhook-events", tag = "webhooks", security(("bearer" = [])),
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1..=100, default 20"), ("starting_after" = Option<String>, Query),
-           ("type" = Option<String>, Query, description = "generation.succeeded | generation.failed | webhook.test")),
+           ("type" = Option<String>, Query, description = "generation.succeeded | generation.failed | credits.low | key.spend_limit_reached | webhook.test")),
     responses((status = 200, body = EventList), (status = 400, body = ErrorEnvelope)))]
 pub async fn list_events(
     State(st): State<AppState>,
@@ -345,7 +345,7 @@ pub async fn list_events(
                 errs.push(
                     "type",
                     FieldIssue::NotAllowed,
-                    "type must be generation.succeeded, generation.failed or webhook.test",
+                    "type must be generation.succeeded, generation.failed, credits.low, key.spend_limit_reached or webhook.test",
                 );
             }
             parsed
