@@ -116,8 +116,10 @@ with sync_playwright() as p:
     page.get_by_role("button", name="Set price adjustment").click()
     expect(page.locator(".field[data-field='price_adjustment'] .field-error")).to_contain_text("-99")
     page.get_by_label("Price adjustment, percent").fill("-20")
+    page.get_by_label("Low-balance alert below (credits)").fill("450")
     page.get_by_role("button", name="Set price adjustment").click()
     expect(page.locator(".price-adjustment")).to_have_text("list -20 %")
+    expect(page.locator(".low-balance")).to_have_text("below 450 credits")
 
     # A key on its behalf: the secret once.
     page.get_by_label("Key name").fill("globex prod")

@@ -190,6 +190,14 @@ with sync_playwright() as p:
     expect(page.locator("table.ledger tbody tr").first).to_be_visible()
     kinds = page.locator("table.ledger .kind").all_text_contents()
     assert "refund" in kinds and "debit" in kinds and "grant" in kinds, kinds
+    # The low-balance alert is the account's own setting.
+    page.get_by_label("Alert me below (credits)").fill("100")
+    page.get_by_role("button", name="Save alert").click()
+    expect(page.locator(".low-balance-form [role=status]")).to_contain_text("below 100 credits")
+    threshold = page.evaluate(
+        "async (k) => (await (await fetch('/api/v1/credits', {headers: {Authorization: 'Bearer ' + k}})).json()).low_balance_threshold",
+        KEY)
+    assert threshold == 100, threshold
     shot(page, "credits")
 
     # API keys: create (secret shown once), revoke with confirmation.

@@ -40,6 +40,7 @@ export async function accountPage(main, { isCurrent }, id) {
       h("dt", {}, "Status"), h("dd", {}, a.status === "suspended" ? "suspended: every call of its keys is refused (403 account_suspended); running tasks still finish" : "active"),
       h("dt", {}, "Kind"), h("dd", {}, a.sandbox ? "sandbox (tasks run on the sandbox provider)" : "live"),
       h("dt", {}, "Prices"), h("dd", { class: "price-adjustment" }, a.price_adjustment ? `list ${a.price_adjustment > 0 ? "+" : ""}${a.price_adjustment} %` : "list prices"),
+      h("dt", {}, "Low-balance alert"), h("dd", { class: "low-balance" }, a.low_balance_threshold === null || a.low_balance_threshold === undefined ? "off" : `below ${fmtCredits(a.low_balance_threshold)}`),
       h("dt", {}, "Tasks, 30 days"), h("dd", {}, num(a.tasks_30d)),
       h("dt", {}, "Credits consumed, 30 days"), h("dd", {}, num(a.credits_30d)),
       h("dt", {}, "Last activity"), h("dd", {}, fmtTime(a.last_activity)),
@@ -92,9 +93,12 @@ export async function accountPage(main, { isCurrent }, id) {
       }
     };
     const pct = h("input", { type: "number", name: "price_adjustment", min: -99, max: 1000, step: 1, value: String(account.price_adjustment), inputmode: "numeric" });
+    const low = h("input", { type: "number", name: "low_balance_threshold", min: 0, step: 1, inputmode: "numeric",
+      value: account.low_balance_threshold === null || account.low_balance_threshold === undefined ? "" : String(account.low_balance_threshold) });
     const pctError = h("div", {});
     const pctForm = h("form", { novalidate: true, "aria-label": "Price adjustment" },
       field("Price adjustment, percent", pct, { field: "price_adjustment", hint: "On every list price for this account: −20 for a wholesale customer, 15 for a reseller's margin, 0 for list. New tasks only; prices round up to whole credits." }),
+      field("Low-balance alert below (credits)", low, { field: "low_balance_threshold", hint: "One credits.low webhook event to the account's endpoints when the balance falls below this. Empty: off." }),
       pctError,
       h("button", { type: "submit", class: "secondary" }, "Set price adjustment"));
     pctForm.addEventListener("submit", async (e) => {
@@ -102,9 +106,12 @@ export async function accountPage(main, { isCurrent }, id) {
       pctError.replaceChildren();
       for (const f of pctForm.querySelectorAll(".field")) f.clearError && f.clearError();
       try {
-        const body = { price_adjustment: pct.value === "" ? null : Number(pct.value) };
+        const body = {
+          price_adjustment: pct.value === "" ? null : Number(pct.value),
+          low_balance_threshold: low.value === "" ? null : Number(low.value),
+        };
         show(await patch(path, body));
-        mount(notice, h("p", { class: "ok", role: "status" }, `Price adjustment set to ${body.price_adjustment} %.`));
+        mount(notice, h("p", { class: "ok", role: "status" }, `Price adjustment set to ${body.price_adjustment} %; low-balance alert ${body.low_balance_threshold === null ? "off" : `below ${body.low_balance_threshold} credits`}.`));
       } catch (err) {
         showApiError(err, pctForm, pctError);
       }
