@@ -100,8 +100,9 @@ pub struct ParamSpec {
     /// The value used when it is not given.
     #[serde(default)]
     pub default: Option<Value>,
-    /// Allowed values of a select (canonically strings).
-    #[serde(default)]
+    /// Allowed values of a select (canonically strings); empty for other types (the
+    /// server sends `null` for them).
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub options: Vec<Value>,
     /// Smallest number.
     #[serde(default)]
@@ -115,6 +116,10 @@ pub struct ParamSpec {
     /// A sentence about the parameter.
     #[serde(default)]
     pub description: String,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Value>, D::Error> {
+    Ok(Option::<Vec<Value>>::deserialize(d)?.unwrap_or_default())
 }
 
 impl ParamSpec {

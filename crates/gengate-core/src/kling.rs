@@ -61,20 +61,27 @@ pub struct KlingParams {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("params.{0} is missing or invalid for kling-3-0")]
+#[error("params.{0} is missing or invalid for a Kling model")]
 pub struct KlingParamsError(pub &'static str);
 
 impl KlingParams {
     pub fn from_params(p: &NormalizedParams) -> Result<Self, KlingParamsError> {
-        let flag = |k: &'static str| match p.get_str(k) {
-            Some("true") => Ok(true),
-            Some("false") => Ok(false),
-            _ => Err(KlingParamsError(k)),
+        // A Kling model without a param (2.1 Master has no mode, only v3 has
+        // multi-shot, 2.x before 2.6 have no sound) runs as it would without it: pro,
+        // one shot, silent. A param that is there must be valid.
+        let flag = |k: &'static str| match p.get(k) {
+            None => Ok(false),
+            Some(_) => match p.get_str(k) {
+                Some("true") => Ok(true),
+                Some("false") => Ok(false),
+                _ => Err(KlingParamsError(k)),
+            },
         };
-        let mode = match p.get_str("mode") {
-            Some("std") => KlingMode::Std,
-            Some("pro") => KlingMode::Pro,
-            _ => return Err(KlingParamsError("mode")),
+        let mode = match p.get("mode").map(|_| p.get_str("mode")) {
+            None => KlingMode::Pro,
+            Some(Some("std")) => KlingMode::Std,
+            Some(Some("pro")) => KlingMode::Pro,
+            Some(_) => return Err(KlingParamsError("mode")),
         };
         let duration = p
             .get_str("duration")

@@ -17,6 +17,7 @@ mod auth;
 mod client;
 mod error;
 mod types;
+pub mod versions;
 
 #[cfg(feature = "fake")]
 pub mod fake;
@@ -30,3 +31,4 @@ pub use error::{ErrorClass, KlingError, class_for_code, documented_http_status};
 pub use types::{
     CreateVideo, Family, KlingTask, KlingVideo, MODEL_NAME, TaskStatus, parse_callback,
 };
+pub use versions::Version;

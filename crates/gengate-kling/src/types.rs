@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use crate::error::KlingError;
 
-/// The model every create names: Kling's default would be an old model.
-pub const MODEL_NAME: &str = "kling-v3";
+/// Kling 3.0's model name (`versions::V3`); each create names its version's.
+pub const MODEL_NAME: &str = crate::versions::V3.model_name;
 
 /// Which endpoint family a task lives under. A task can only be queried under the family
 /// that created it, so callers must store it next to the task id.
@@ -54,8 +54,12 @@ impl FromStr for Family {
 /// is the adapter's job; this is already in Kling's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateVideo {
+    /// The Kling model version: its `model_name`, and which fields it takes.
+    pub version: &'static crate::versions::Version,
     pub family: Family,
     pub prompt: String,
+    /// Sent when set and non-empty.
+    pub negative_prompt: Option<String>,
     /// `std` (720p) or `pro` (1080p). Always sent: Kling defaults to std, our contract to pro.
     pub mode: String,
     pub duration_seconds: u32,
@@ -79,12 +83,16 @@ pub(crate) struct CreateBody<'a> {
     model_name: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     prompt: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    negative_prompt: Option<&'a str>,
     mode: &'a str,
     duration: String,
-    sound: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sound: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     aspect_ratio: Option<&'a str>,
-    multi_shot: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    multi_shot: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     shot_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -102,17 +110,21 @@ impl CreateVideo {
             Family::Text2Video => self.aspect_ratio.as_deref(),
             Family::Image2Video => None,
         };
+        let v = self.version;
         CreateBody {
-            model_name: MODEL_NAME,
+            model_name: v.model_name,
             // An empty prompt is legal for image2video; omitting it avoids Kling judging an
             // empty string.
             prompt: Some(self.prompt.as_str()).filter(|p| !p.is_empty()),
+            negative_prompt: self.negative_prompt.as_deref().filter(|p| !p.is_empty()),
             mode: &self.mode,
             duration: self.duration_seconds.to_string(),
-            sound: if self.sound { "on" } else { "off" },
+            // Only what the version takes: 2.5 Turbo and 2.1 Master have no audio, and
+            // only v3 has multi-shot.
+            sound: v.sound.then_some(if self.sound { "on" } else { "off" }),
             aspect_ratio,
-            multi_shot: self.multi_shot,
-            shot_type: self.multi_shot.then_some("intelligence"),
+            multi_shot: v.multi_shot.then_some(self.multi_shot),
+            shot_type: (v.multi_shot && self.multi_shot).then_some("intelligence"),
             image: self.image.as_deref().map(strip_data_url),
             image_tail: self.image_tail.as_deref().map(strip_data_url),
             callback_url: self.callback_url.as_deref(),
@@ -331,8 +343,10 @@ mod tests {
 
     fn sample(family: Family) -> CreateVideo {
         CreateVideo {
+            version: &crate::versions::V3,
             family,
             prompt: "a cat".into(),
+            negative_prompt: None,
             mode: "pro".into(),
             duration_seconds: 5,
             sound: true,
@@ -343,6 +357,28 @@ mod tests {
             callback_url: None,
             external_task_id: "task_1".into(),
         }
+    }
+
+    #[test]
+    fn a_2x_body_names_its_version_and_leaves_out_what_it_does_not_take() {
+        let mut v = sample(Family::Text2Video);
+        v.version = &crate::versions::V2_5_TURBO;
+        v.negative_prompt = Some("blur".into());
+        v.multi_shot = true;
+        let body = serde_json::to_value(v.body()).expect("json");
+        assert_eq!(
+            body,
+            json!({
+                "model_name": "kling-v2-5-turbo", "prompt": "a cat", "negative_prompt": "blur",
+                "mode": "pro", "duration": "5", "aspect_ratio": "16:9", "external_task_id": "task_1"
+            })
+        );
+        let mut v = sample(Family::Text2Video);
+        v.version = &crate::versions::V2_6;
+        let body = serde_json::to_value(v.body()).expect("json");
+        assert_eq!(body["model_name"], "kling-v2-6");
+        assert_eq!(body["sound"], "on");
+        assert!(body.get("multi_shot").is_none());
     }
 
     #[test]

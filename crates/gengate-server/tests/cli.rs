@@ -424,3 +424,49 @@ on_both_engines!(
     auth_and_network_exit_codes,
     no_wait_models_and_files,
 );
+
+/// Another Kling model of the catalog from the command line (issue 23): its own params
+/// (`--negative-prompt`, `--param cfg_scale=…`), its own price, a real MP4 of the
+/// asked duration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn generate_runs_another_kling_model_of_the_catalog() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let (acc, key) = app.account("family", 1000).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let r = gengate(
+        &app.base,
+        Some(&key),
+        dir.path(),
+        &[
+            "generate",
+            "A paper boat on a pond",
+            "--model",
+            "kling-v2-1-master",
+            "--duration",
+            "5",
+            "--aspect-ratio",
+            "1:1",
+            "--negative-prompt",
+            "no people",
+            "--param",
+            "cfg_scale=0.3",
+            "--out",
+            "boat.mp4",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    let task = r.json();
+    assert_eq!(
+        (task["model"].as_str(), task["reserved_credits"].as_i64()),
+        (Some("kling-v2-1-master"), Some(160))
+    );
+    let bytes = std::fs::read(dir.path().join("boat.mp4")).expect("boat.mp4 written");
+    let info = gengate_media::inspect_mp4(&bytes).expect("an MP4");
+    assert!(
+        (info.video_duration_seconds - 5.0).abs() <= 0.05,
+        "{info:?}"
+    );
+    assert_eq!(info.width, info.height, "1:1");
+    assert_eq!(app.balance(&acc).await, 840);
+}

@@ -896,3 +896,145 @@ async fn rate_limited_and_failing_creates_leave_the_task_queued() {
     assert_eq!(v["status"], "succeeded");
     assert_eq!(env.fake.tasks_by_external_id(&id), 1);
 }
+
+/// The Kling family (issue 23): each catalog model goes to Kling under its own version's
+/// `model_name` with only the fields that version takes (the strict fake refuses anything
+/// else with 1201), is priced as its page says, and runs on the sandbox for a sandbox
+/// account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_kling_family_runs_under_each_versions_name_and_fields() {
+    let env = start(Engine::Sqlite, fast_fake(), &[]).await;
+    let (acct, key) = env.app.account("family", 10_000).await;
+    let (png, jpeg) = (
+        gengate_media::corpus::png(640, 360),
+        gengate_media::corpus::jpeg(640, 360),
+    );
+    let first = upload(&env.app, &key, "a.png", "image/png", png).await;
+    let last = upload(&env.app, &key, "b.jpg", "image/jpeg", jpeg).await;
+    let cases = [
+        (
+            "kling-2-6",
+            json!({"duration": "10", "sound": "true"}),
+            55,
+            "kling-v2-6",
+        ),
+        (
+            "kling-v2-5-turbo-pro",
+            json!({"duration": "5", "negative_prompt": "no text", "cfg_scale": 0.7, "referenceMediaItems": [first, last]}),
+            42,
+            "kling-v2-5-turbo",
+        ),
+        (
+            "kling-v2-1-master",
+            json!({"duration": "5", "aspect_ratio": "9:16", "referenceMediaItems": [first]}),
+            160,
+            "kling-v2-1-master",
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (model, params, price, _) in &cases {
+        let body = json!({"model": model, "prompt": "a red kite", "params": params});
+        let q = env
+            .app
+            .post_json("/api/v1/generations/quote", &key, &body)
+            .await;
+        assert_eq!(q["credits"], *price, "{model}: {q}");
+        let r = env
+            .app
+            .post("/api/v1/generations", &key, &body)
+            .send()
+            .await
+            .expect("post");
+        let v: Value = r.json().await.expect("json");
+        assert_eq!(v["reserved_credits"], *price, "{model}: {v}");
+        ids.push(v["id"].as_str().expect("id").to_owned());
+    }
+    for (id, (model, _, _, name)) in ids.iter().zip(&cases) {
+        let v = env.app.wait_terminal(&key, id, 30).await;
+        assert_eq!(v["status"], "succeeded", "{model}: {v}");
+        let b = fake_task(&env.fake, id).create_body;
+        assert_eq!(b["model_name"], *name, "{model}");
+        assert!(
+            b.get("cfg_scale").is_none(),
+            "{model}: v2.x takes no cfg_scale"
+        );
+        assert!(
+            b.get("multi_shot").is_none(),
+            "{model}: only v3 has multi-shot"
+        );
+        assert_eq!(b["mode"], "pro", "{model}");
+    }
+    let six = fake_task(&env.fake, &ids[0]).create_body;
+    assert_eq!(
+        (&six["sound"], &six["duration"], &six["aspect_ratio"]),
+        (&json!("on"), &json!("10"), &json!("1:1"))
+    );
+    let turbo = fake_task(&env.fake, &ids[1]).create_body;
+    assert!(turbo.get("sound").is_none(), "2.5 Turbo has no audio");
+    assert_eq!(turbo["negative_prompt"], "no text");
+    assert!(turbo["image_tail"].is_string(), "a last frame in pro");
+    let master = fake_task(&env.fake, &ids[2]).create_body;
+    assert!(master.get("image_tail").is_none() && master.get("sound").is_none());
+    // Each model's params are its own: 2.1 Master has no sound, 2.6 only 5 or 10 s.
+    for (model, params, field) in [
+        (
+            "kling-v2-1-master",
+            json!({"sound": "true"}),
+            "params.sound",
+        ),
+        ("kling-2-6", json!({"duration": "7"}), "params.duration"),
+        (
+            "kling-2-6",
+            json!({"referenceMediaItems": [first, last]}),
+            "params.referenceMediaItems",
+        ),
+    ] {
+        let r = env
+            .app
+            .post(
+                "/api/v1/generations",
+                &key,
+                &json!({"model": model, "prompt": "x", "params": params}),
+            )
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 400, "{model} {field}");
+        let e: Value = r.json().await.expect("json");
+        assert!(e.to_string().contains(field), "{model}: {e}");
+    }
+    // A sandbox account runs the same models on the sandbox: real MP4s, no Kling call.
+    gengate_engine::accounts::set_sandbox(env.app.running.engine.store.as_ref(), &acct, true)
+        .await
+        .expect("sandbox");
+    let before = env.fake.tasks().len();
+    for (model, params, _, _) in &cases {
+        let mut params = params.clone();
+        params
+            .as_object_mut()
+            .expect("object")
+            .remove("referenceMediaItems");
+        let body = json!({"model": model, "prompt": "a sandbox kite", "params": params});
+        let v = env.app.post_json("/api/v1/generations", &key, &body).await;
+        let done = env
+            .app
+            .wait_terminal(&key, v["id"].as_str().expect("id"), 60)
+            .await;
+        assert_eq!(done["status"], "succeeded", "{model}: {done}");
+        let want = params["duration"]
+            .as_str()
+            .and_then(|d| d.parse::<f64>().ok())
+            .expect("duration");
+        assert_eq!(
+            done["result"]["media"][0]["duration_seconds"],
+            json!(want),
+            "{model}"
+        );
+    }
+    assert_eq!(
+        env.fake.tasks().len(),
+        before,
+        "the sandbox never calls Kling"
+    );
+    env.app.assert_ledger_balances().await;
+}

@@ -2,7 +2,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::types::{Family, MODEL_NAME};
+use crate::types::Family;
+use crate::versions::{self, Version};
 
 /// What the rest of the fake needs from an accepted body.
 #[derive(Debug, Clone)]
@@ -44,46 +45,67 @@ pub(crate) fn validate_create(
         return Err((1200, "request body must be a JSON object".into()));
     };
 
-    if body.contains_key("cfg_scale") {
-        return Err(invalid("cfg_scale is not supported by kling-v3"));
-    }
-
-    match opt_str(body, "model_name")? {
-        Some(MODEL_NAME) => {}
-        Some(other) if strict => {
-            return Err(invalid(format!("model_name {other:?} is not served here")));
-        }
-        Some(_) => {}
+    // The version decides which fields exist (versions.rs, with Kling's sources).
+    let version: &Version = match opt_str(body, "model_name")? {
+        Some(name) => match versions::by_model_name(name) {
+            Some(v) => v,
+            None if strict => {
+                return Err(invalid(format!("model_name {name:?} is not served here")));
+            }
+            None => &versions::V3,
+        },
         None if strict => return Err(invalid("model_name is required")),
-        None => {}
+        None => &versions::V3,
+    };
+    let name = version.model_name;
+
+    if body.contains_key("cfg_scale") {
+        return Err(invalid(format!("cfg_scale is not supported by {name}")));
     }
 
-    match opt_str(body, "mode")? {
-        Some("std" | "pro") => {}
+    let mode = match opt_str(body, "mode")? {
+        Some(m @ ("std" | "pro")) => m,
         Some(other) => return Err(invalid(format!("mode {other:?} must be std or pro"))),
         None if strict => return Err(invalid("mode is required")),
-        None => {}
+        None => "std",
+    };
+    if mode == "std" && !version.std_mode {
+        return Err(invalid(format!("mode std is not supported by {name}")));
     }
 
     let duration_seconds = match opt_str(body, "duration")? {
         Some(d) => match d.parse::<u32>() {
-            Ok(n) if (3..=15).contains(&n) && d == n.to_string() => n,
-            _ => return Err(invalid(format!("duration {d:?} must be \"3\"..\"15\""))),
+            Ok(n) if version.durations.contains(&n) && d == n.to_string() => n,
+            _ => {
+                return Err(invalid(format!(
+                    "duration {d:?} is not supported by {name} (it takes {:?})",
+                    version.durations
+                )));
+            }
         },
         None if strict => return Err(invalid("duration is required")),
         None => 5,
     };
 
-    match opt_str(body, "sound")? {
-        Some("on" | "off") => {}
+    let sound_on = match opt_str(body, "sound")? {
+        Some(_) if !version.sound => {
+            return Err(invalid(format!("sound is not supported by {name}")));
+        }
+        Some(s @ ("on" | "off")) => s == "on",
         Some(other) => return Err(invalid(format!("sound {other:?} must be on or off"))),
-        None if strict => return Err(invalid("sound is required")),
-        None => {}
+        None if strict && version.sound => return Err(invalid("sound is required")),
+        None => false,
+    };
+    if sound_on && mode == "std" && version.sound_needs_pro {
+        return Err(invalid(format!("sound on needs mode pro for {name}")));
     }
 
     let prompt = opt_str(body, "prompt")?.unwrap_or_default().to_owned();
     if prompt.chars().count() > MAX_PROMPT_CHARS {
         return Err(invalid("prompt is longer than 2500 characters"));
+    }
+    if opt_str(body, "negative_prompt")?.is_some_and(|n| n.chars().count() > MAX_PROMPT_CHARS) {
+        return Err(invalid("negative_prompt is longer than 2500 characters"));
     }
 
     let aspect_ratio = opt_str(body, "aspect_ratio")?;
@@ -114,6 +136,18 @@ pub(crate) fn validate_create(
                 _ => return Err(invalid("image is required for image2video")),
             }
             if let Some(tail) = image_tail {
+                if !version.image_tail {
+                    return Err(invalid(format!("image_tail is not supported by {name}")));
+                }
+                if mode == "std" && version.image_tail_pro_only {
+                    // Kling's own wording for this refusal.
+                    return Err(invalid(format!(
+                        "model/mode/duration({name}/std/{duration_seconds}) is not supported with image_tail"
+                    )));
+                }
+                if version.image_tail_needs_silence && sound_on {
+                    return Err(invalid(format!("image_tail needs sound off for {name}")));
+                }
                 check_image("image_tail", tail)?;
             }
         }
@@ -121,9 +155,15 @@ pub(crate) fn validate_create(
 
     let multi_shot = match body.get("multi_shot") {
         None | Some(Value::Null) => false,
+        Some(_) if !version.multi_shot && strict => {
+            return Err(invalid(format!("multi_shot is not supported by {name}")));
+        }
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(invalid("multi_shot must be a boolean")),
     };
+    if multi_shot && !version.multi_shot {
+        return Err(invalid(format!("multi_shot is not supported by {name}")));
+    }
     let shot_type = opt_str(body, "shot_type")?;
     if multi_shot {
         match shot_type {
@@ -201,6 +241,148 @@ mod tests {
             Ok(_) => 0,
             Err((code, _)) => code,
         }
+    }
+
+    /// A text2video body for the 2.x versions: no sound, no multi_shot unless asked.
+    fn v2(model: &str) -> Value {
+        json!({"model_name": model, "prompt": "a cat", "mode": "pro", "duration": "5",
+               "aspect_ratio": "1:1", "external_task_id": "t1"})
+    }
+
+    fn i2v(model: &str, extra: Value) -> Value {
+        let mut b = json!({"model_name": model, "prompt": "", "mode": "pro", "duration": "10",
+                           "image": "https://img.test/a.png", "external_task_id": "t2"});
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            b[k] = v.clone();
+        }
+        b
+    }
+
+    #[test]
+    fn each_version_takes_only_its_fields() {
+        let with = |mut b: Value, k: &str, v: Value| {
+            b[k] = v;
+            b
+        };
+        // Accepted as documented.
+        // v2.6 has sound, so (strictly) always sends it; the others never do.
+        let base = |m: &str| {
+            if m == "kling-v2-6" {
+                with(v2(m), "sound", json!("off"))
+            } else {
+                v2(m)
+            }
+        };
+        for m in ["kling-v2-6", "kling-v2-5-turbo", "kling-v2-1-master"] {
+            assert_eq!(refused(Family::Text2Video, base(m), true), 0, "{m}");
+            assert_eq!(
+                refused(
+                    Family::Text2Video,
+                    with(base(m), "negative_prompt", json!("blur")),
+                    true
+                ),
+                0,
+                "{m}"
+            );
+            assert_eq!(
+                refused(
+                    Family::Text2Video,
+                    with(base(m), "duration", json!("7")),
+                    true
+                ),
+                1201,
+                "{m}: 5 or 10 only"
+            );
+            assert_eq!(
+                refused(
+                    Family::Text2Video,
+                    with(base(m), "cfg_scale", json!(0.5)),
+                    true
+                ),
+                1201,
+                "{m}"
+            );
+            assert_eq!(
+                refused(
+                    Family::Text2Video,
+                    with(base(m), "multi_shot", json!(true)),
+                    true
+                ),
+                1201,
+                "{m}"
+            );
+        }
+        assert_eq!(
+            refused(
+                Family::Text2Video,
+                with(v2("kling-v2-6"), "sound", json!("on")),
+                true
+            ),
+            0
+        );
+        assert_eq!(
+            refused(Family::Text2Video, v2("kling-v2-6"), true),
+            1201,
+            "v2.6 has sound: required like v3"
+        );
+        for m in ["kling-v2-5-turbo", "kling-v2-1-master"] {
+            assert_eq!(
+                refused(Family::Text2Video, with(v2(m), "sound", json!("off")), true),
+                1201,
+                "{m} has no sound"
+            );
+        }
+        let std_sound = with(
+            with(v2("kling-v2-6"), "sound", json!("on")),
+            "mode",
+            json!("std"),
+        );
+        assert_eq!(
+            refused(Family::Text2Video, std_sound, true),
+            1201,
+            "v2.6 audio needs pro"
+        );
+        assert_eq!(
+            refused(
+                Family::Text2Video,
+                with(v2("kling-v2-1-master"), "mode", json!("std")),
+                true
+            ),
+            1201
+        );
+        // Last frames: pro only on 2.5 Turbo, never on 2.1 Master, silent on 2.6.
+        let tail = json!({"image_tail": "https://img.test/b.png"});
+        assert_eq!(
+            refused(
+                Family::Image2Video,
+                i2v("kling-v2-5-turbo", tail.clone()),
+                true
+            ),
+            0
+        );
+        let mut std_tail = i2v("kling-v2-5-turbo", tail.clone());
+        std_tail["mode"] = json!("std");
+        let (code, msg) = validate_create(Family::Image2Video, &std_tail, true).unwrap_err();
+        assert_eq!(
+            (code, msg.as_str()),
+            (
+                1201,
+                "model/mode/duration(kling-v2-5-turbo/std/10) is not supported with image_tail"
+            )
+        );
+        assert_eq!(
+            refused(
+                Family::Image2Video,
+                i2v("kling-v2-1-master", tail.clone()),
+                true
+            ),
+            1201
+        );
+        let mut loud = i2v("kling-v2-6", tail);
+        loud["sound"] = json!("on");
+        assert_eq!(refused(Family::Image2Video, loud.clone(), true), 1201);
+        loud["sound"] = json!("off");
+        assert_eq!(refused(Family::Image2Video, loud, true), 0);
     }
 
     #[test]

@@ -48,8 +48,10 @@ pub fn client(fake: &FakeHandle) -> KlingClient {
 
 pub fn t2v(external_task_id: &str) -> CreateVideo {
     CreateVideo {
+        version: &gengate_kling::versions::V3,
         family: Family::Text2Video,
         prompt: "a lighthouse at dusk, slow dolly in".into(),
+        negative_prompt: None,
         mode: "pro".into(),
         duration_seconds: 5,
         sound: true,
@@ -64,8 +66,10 @@ pub fn t2v(external_task_id: &str) -> CreateVideo {
 
 pub fn i2v(external_task_id: &str) -> CreateVideo {
     CreateVideo {
+        version: &gengate_kling::versions::V3,
         family: Family::Image2Video,
         prompt: "the cat turns its head".into(),
+        negative_prompt: None,
         mode: "std".into(),
         duration_seconds: 10,
         sound: false,

@@ -108,6 +108,15 @@ with sync_playwright() as p:
     expect(page.get_by_text("Sandbox account")).to_be_hidden()
     before = balance(page)
 
+    # The form is built from the catalog: another Kling model brings its own params and
+    # its own price (the live quote), with no console change.
+    page.get_by_label("Model").select_option("kling-v2-1-master")
+    expect(page.locator(".pg-price")).to_have_text("160 credits")
+    expect(page.get_by_label("Prompt adherence (0-1)")).to_have_value("0.5")
+    expect(page.get_by_label("What the video should not show")).to_be_visible()
+    page.get_by_label("Model").select_option("kling-3-0")
+    expect(page.locator(".pg-price")).to_have_text("90 credits")
+
     # Prompt counter counts like the server: one per Unicode scalar value.
     prompt = page.get_by_label("Prompt")
     prompt.fill("ک" * 1999 + "🎬")

@@ -157,6 +157,7 @@ impl KlingProvider {
             ));
         }
         let req = match request::build(
+            &ctx.task.model,
             &task_id,
             ctx.task.prompt.as_str(),
             &ctx.task.params,

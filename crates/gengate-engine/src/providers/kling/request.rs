@@ -3,7 +3,23 @@
 use base64::Engine as _;
 use bytes::Bytes;
 use gengate_core::kling::KlingParams;
-use gengate_kling::{CreateVideo, Family};
+use gengate_kling::{CreateVideo, Family, Version, versions};
+
+/// Our catalog's Kling models and the Kling version each runs on. A new Kling model is
+/// catalog data plus one row here (docs/KLING.md).
+pub const MODELS: [(&str, &Version); 4] = [
+    ("kling-3-0", &versions::V3),
+    ("kling-2-6", &versions::V2_6),
+    ("kling-v2-5-turbo-pro", &versions::V2_5_TURBO),
+    ("kling-v2-1-master", &versions::V2_1_MASTER),
+];
+
+/// Kling's limit on `prompt` and `negative_prompt`, in characters (every version).
+pub const MAX_PROMPT_CHARS: usize = 2500;
+
+pub fn version_for(model: &str) -> Option<&'static Version> {
+    MODELS.iter().find(|(id, _)| *id == model).map(|(_, v)| *v)
+}
 
 /// Kling's documented ceiling for one image.
 pub const MAX_IMAGE_BYTES: usize = 10 * 1024 * 1024;
@@ -23,6 +39,14 @@ pub struct RefImage<'a> {
 pub enum MappingError {
     #[error("{0}")]
     Params(String),
+    #[error(
+        "the model {0} has no Kling version (add it to the table in providers/kling/request.rs)"
+    )]
+    UnknownModel(String),
+    #[error("Kling takes at most {MAX_PROMPT_CHARS} characters of {field}; this one has {chars}")]
+    PromptTooLong { field: &'static str, chars: usize },
+    #[error("{0} takes no last frame: one reference image at most")]
+    NoLastFrame(&'static str),
     #[error("Kling takes at most two reference images, the task has {0}")]
     TooManyImages(usize),
     #[error("Kling cannot combine two reference images with multi_shots")]
@@ -44,15 +68,32 @@ pub fn family_for(reference_count: usize) -> Family {
 }
 
 pub fn build(
+    model: &str,
     task_id: &str,
     prompt: &str,
     params: &gengate_core::params::NormalizedParams,
     refs: &[RefImage<'_>],
     callback_url: Option<String>,
 ) -> Result<CreateVideo, MappingError> {
+    let version = version_for(model).ok_or_else(|| MappingError::UnknownModel(model.to_owned()))?;
     let p = KlingParams::from_params(params).map_err(|e| MappingError::Params(e.to_string()))?;
     if refs.len() > 2 {
         return Err(MappingError::TooManyImages(refs.len()));
+    }
+    if refs.len() == 2 && !version.image_tail {
+        return Err(MappingError::NoLastFrame(version.model_name));
+    }
+    // Our catalog may allow longer prompts than Kling (kling-v2-1-master: 5000): refuse
+    // here, before anything is sent, rather than let Kling refuse it.
+    let negative_prompt = params.get_str("negative_prompt").map(str::to_owned);
+    for (field, text) in [
+        ("prompt", Some(prompt)),
+        ("negative_prompt", negative_prompt.as_deref()),
+    ] {
+        let chars = text.map_or(0, |t| t.chars().count());
+        if chars > MAX_PROMPT_CHARS {
+            return Err(MappingError::PromptTooLong { field, chars });
+        }
     }
     if refs.len() == 2 && p.multi_shots {
         return Err(MappingError::MultiShotWithTwoImages);
@@ -64,9 +105,13 @@ pub fn build(
         .collect::<Result<Vec<_>, _>>()?
         .into_iter();
     let family = family_for(refs.len());
+    // `cfg_scale` is accepted by our API for 2.5 Turbo and 2.1 Master (Rivya's catalog has
+    // it) but Kling's v2.x take none: it is not sent (docs/KLING.md).
     Ok(CreateVideo {
+        version,
         family,
         prompt: prompt.to_owned(),
+        negative_prompt,
         mode: p.mode.as_str().to_owned(),
         duration_seconds: p.duration.seconds(),
         sound: p.sound,
@@ -119,8 +164,57 @@ mod tests {
     }
 
     #[test]
+    fn each_catalog_kling_model_maps_to_its_version() {
+        let turbo = NormalizedParams::from_stored(json!({
+            "duration": "10", "aspect_ratio": "16:9", "negative_prompt": "blur", "cfg_scale": 0.5
+        }));
+        let req = build("kling-v2-5-turbo-pro", "t1", "a cat", &turbo, &[], None).unwrap();
+        assert_eq!(req.version.model_name, "kling-v2-5-turbo");
+        assert_eq!(req.mode, "pro", "no mode param: pro");
+        assert_eq!(req.negative_prompt.as_deref(), Some("blur"));
+        assert!(!req.sound && !req.multi_shot);
+        let master = NormalizedParams::from_stored(json!({"duration": "5", "aspect_ratio": "1:1"}));
+        assert_eq!(
+            build("kling-v2-1-master", "t2", "a cat", &master, &[], None)
+                .unwrap()
+                .version
+                .model_name,
+            "kling-v2-1-master"
+        );
+        let six = NormalizedParams::from_stored(
+            json!({"duration": "5", "sound": "true", "aspect_ratio": "1:1"}),
+        );
+        let req = build("kling-2-6", "t3", "a cat", &six, &[], None).unwrap();
+        assert_eq!((req.version.model_name, req.sound), ("kling-v2-6", true));
+        // What Kling would refuse is refused here, before anything is sent.
+        let long = "x".repeat(MAX_PROMPT_CHARS + 1);
+        assert_eq!(
+            build("kling-v2-1-master", "t4", &long, &master, &[], None),
+            Err(MappingError::PromptTooLong {
+                field: "prompt",
+                chars: MAX_PROMPT_CHARS + 1
+            })
+        );
+        assert_eq!(
+            build("kling-9", "t5", "a cat", &master, &[], None),
+            Err(MappingError::UnknownModel("kling-9".into()))
+        );
+        for (id, _) in MODELS {
+            assert!(version_for(id).is_some(), "{id}");
+        }
+    }
+
+    #[test]
     fn text_only_is_text2video_with_everything_sent() {
-        let req = build("t1", "a cat", &params(true), &[], Some("http://cb".into())).unwrap();
+        let req = build(
+            "kling-3-0",
+            "t1",
+            "a cat",
+            &params(true),
+            &[],
+            Some("http://cb".into()),
+        )
+        .unwrap();
         assert_eq!(req.family, Family::Text2Video);
         assert_eq!(req.mode, "pro");
         assert_eq!(req.duration_seconds, 7);
@@ -147,7 +241,7 @@ mod tests {
                 bytes: &webp,
             },
         ];
-        let req = build("t2", "", &params(false), &refs, None).unwrap();
+        let req = build("kling-3-0", "t2", "", &params(false), &refs, None).unwrap();
         assert_eq!(req.family, Family::Image2Video);
         assert_eq!(req.aspect_ratio, None);
         assert_eq!(req.image.as_deref(), Some("http://g/a"));
@@ -159,7 +253,7 @@ mod tests {
             "webp was sent as PNG"
         );
         assert_eq!(
-            build("t3", "", &params(true), &refs, None),
+            build("kling-3-0", "t3", "", &params(true), &refs, None),
             Err(MappingError::MultiShotWithTwoImages)
         );
     }
