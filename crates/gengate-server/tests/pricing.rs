@@ -275,7 +275,8 @@ async fn a_catalog_edit_and_sighup_change_the_next_price_only() {
     assert_eq!(price, 86, "the next quote has the new price");
     // A broken file is refused whole: the price stays.
     let mut broken: Value = serde_json::from_str(&catalog_with_rules(50)).expect("json");
-    broken["models"][1]["pricing"]["surcharges"][0]["credits"] = json!(-1);
+    let metered = broken["models"].as_array().map_or(0, Vec::len) - 1;
+    broken["models"][metered]["pricing"]["surcharges"][0]["credits"] = json!(-1);
     std::fs::write(&path, broken.to_string()).expect("catalog");
     hup();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
