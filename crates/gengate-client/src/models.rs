@@ -469,4 +469,16 @@ mod tests {
         let out = m.check("ok", p.as_object().unwrap(), 0).unwrap();
         assert_eq!(out["future"], json!([1, 2]));
     }
+
+    #[test]
+    fn a_number_or_text_param_with_null_options_reads() {
+        // As the server sends them: `options: null` for every param that is not a select.
+        let spec: ParamSpec = serde_json::from_value(json!({
+            "key": "cfg_scale", "type": "number", "required": false, "default": 0.5,
+            "options": null, "min": 0.0, "max": 1.0, "step": null, "description": "x"
+        }))
+        .expect("reads");
+        assert!(spec.options.is_empty());
+        assert_eq!(spec.max, Some(1.0));
+    }
 }
