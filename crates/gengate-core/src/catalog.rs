@@ -150,6 +150,11 @@ pub struct Model {
     #[serde(skip_serializing)]
     #[cfg_attr(feature = "openapi", schema(ignore))]
     pub internal: ModelInternal,
+    /// `pricing::price_version` of this model, worked out once when the catalog loads
+    /// (every create records it).
+    #[serde(skip)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub price_version: String,
 }
 
 impl Model {
@@ -188,7 +193,10 @@ impl Catalog {
     /// Parses and checks the catalog, so a bad file stops the server at
     /// start rather than producing odd validation at request time.
     pub fn from_json(text: &str) -> Result<Self, CatalogError> {
-        let file: CatalogFile = serde_json::from_str(text)?;
+        let mut file: CatalogFile = serde_json::from_str(text)?;
+        for m in &mut file.models {
+            m.price_version = crate::pricing::price_version(m);
+        }
         for m in &file.models {
             check_model(m).map_err(|problem| CatalogError::Invalid {
                 model: m.id.clone(),

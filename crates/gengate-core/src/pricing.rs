@@ -116,8 +116,12 @@ fn text(v: Option<&serde_json::Value>) -> Option<String> {
 }
 
 /// A short, stable name for the model's price as it is now: a price change makes a new
-/// version; tasks keep the version they were priced with.
+/// version; tasks keep the version they were priced with. Worked out once per catalog
+/// load (`Model::price_version`); a model built another way is hashed here.
 pub fn price_version(model: &Model) -> String {
+    if !model.price_version.is_empty() {
+        return model.price_version.clone();
+    }
     let doc = serde_json::json!({
         "billing_type": model.billing_type,
         "base_credits": model.base_credits,

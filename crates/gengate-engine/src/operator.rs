@@ -100,27 +100,6 @@ impl Operator {
         .await?)
     }
 
-    pub async fn set_sandbox(&self, name: &str, sandbox: bool) -> anyhow::Result<()> {
-        let acc = self.account_id(name).await?;
-        let was = self
-            .store
-            .get_account(&acc)
-            .await?
-            .is_some_and(|a| a.sandbox);
-        accounts::set_sandbox(self.store.as_ref(), &acc, sandbox).await?;
-        if was == sandbox {
-            return Ok(());
-        }
-        self.audit_change(
-            "account.update",
-            acc.as_str(),
-            Some(&acc),
-            json!({"sandbox": was}),
-            json!({"sandbox": sandbox}),
-        )
-        .await
-    }
-
     pub async fn list_accounts(&self) -> anyhow::Result<Vec<Account>> {
         Ok(self.store.list_accounts().await?)
     }

@@ -156,12 +156,28 @@ macro_rules! impl_store {
             event_type: &str,
             now: Timestamp,
         ) -> StoreResult<()> {
-            sqlx::query("INSERT INTO webhook_events (id, account_id, type, task_id, created_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(gengate_core::ids::EventId::generate().as_str())
+            let id = gengate_core::ids::EventId::generate();
+            write_event(tx, &id, account, event_type, Some(task_id.as_str()), None, now).await
+        }
+
+        /// One row of the webhook outbox, in the caller's transaction: a task's event
+        /// (`task_id`) or an alert that carries its own `data`.
+        async fn write_event(
+            tx: &mut sqlx::Transaction<'_, $db>,
+            id: &gengate_core::ids::EventId,
+            account: &str,
+            event_type: &str,
+            task_id: Option<&str>,
+            data: Option<&serde_json::Value>,
+            now: Timestamp,
+        ) -> StoreResult<()> {
+            sqlx::query("INSERT INTO webhook_events (id, account_id, type, task_id, created_at, data) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(id.as_str())
                 .bind(account)
                 .bind(event_type)
-                .bind(task_id.as_str())
+                .bind(task_id)
                 .bind(now.as_millis())
+                .bind(data.map(|d| d.to_string()))
                 .execute(&mut **tx)
                 .await?;
             Ok(())
@@ -702,13 +718,7 @@ macro_rules! impl_store {
                     "object": "credits_low", "account_id": id.as_str(),
                     "balance": balance, "low_balance_threshold": threshold,
                 });
-                sqlx::query("INSERT INTO webhook_events (id, account_id, type, task_id, endpoint_id, created_at, data) VALUES ($1, $2, 'credits.low', NULL, NULL, $3, $4)")
-                    .bind(event.as_str())
-                    .bind(id.as_str())
-                    .bind(now.as_millis())
-                    .bind(data.to_string())
-                    .execute(&mut *tx)
-                    .await?;
+                write_event(&mut tx, event, id.as_str(), "credits.low", None, Some(&data), now).await?;
                 tx.commit().await?;
                 Ok(Some((balance, threshold)))
             }
@@ -733,12 +743,23 @@ macro_rules! impl_store {
                 event: &gengate_core::ids::EventId,
                 now: Timestamp,
             ) -> StoreResult<bool> {
+                // Called on every create the limit refuses: a key hammering past its
+                // limit must not take the writer each time, so a reader answers first.
+                const DUE: &str = "spend_limit IS NOT NULL \
+                     AND (spend_alerted_at IS NULL OR (spend_window_ms IS NOT NULL AND spend_alerted_at <= $2 - spend_window_ms))";
+                let due: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!("SELECT id FROM api_keys WHERE id = $1 AND {DUE}")))
+                    .bind(key.as_str())
+                    .bind(now.as_millis())
+                    .fetch_optional(&self.reader)
+                    .await?;
+                if due.is_none() {
+                    return Ok(false);
+                }
                 let mut tx = self.writer.begin().await?;
-                let hit = sqlx::query(
-                    "UPDATE api_keys SET spend_alerted_at = $2 WHERE id = $1 AND spend_limit IS NOT NULL \
-                     AND (spend_alerted_at IS NULL OR (spend_window_ms IS NOT NULL AND spend_alerted_at <= $2 - spend_window_ms)) \
-                     RETURNING account_id, spend_limit, spend_window_ms",
-                )
+                // The same condition again, as a compare-and-set: of two racing nodes one writes.
+                let hit = sqlx::query(AssertSqlSafe(format!(
+                    "UPDATE api_keys SET spend_alerted_at = $2 WHERE id = $1 AND {DUE} RETURNING account_id, spend_limit, spend_window_ms"
+                )))
                 .bind(key.as_str())
                 .bind(now.as_millis())
                 .fetch_optional(&mut *tx)
@@ -753,13 +774,7 @@ macro_rules! impl_store {
                     "spend_limit": row.try_get::<i64, _>("spend_limit")?,
                     "window_seconds": window.map(|w| w / 1000),
                 });
-                sqlx::query("INSERT INTO webhook_events (id, account_id, type, task_id, endpoint_id, created_at, data) VALUES ($1, $2, 'key.spend_limit_reached', NULL, NULL, $3, $4)")
-                    .bind(event.as_str())
-                    .bind(&account)
-                    .bind(now.as_millis())
-                    .bind(data.to_string())
-                    .execute(&mut *tx)
-                    .await?;
+                write_event(&mut tx, event, &account, "key.spend_limit_reached", None, Some(&data), now).await?;
                 tx.commit().await?;
                 Ok(true)
             }
